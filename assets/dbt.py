@@ -1,0 +1,76 @@
+"""The dbt project as Dagster assets: every model is an asset in group ``warehouse``, every dbt test an
+asset check (dagster-dbt's default), and the raw files are the project's sources."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from fashionrec.settings import DBT_PROJECT_DIR, paths
+from warehouse.raw_files import dbt_env
+
+WAREHOUSE_GROUP = "warehouse"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _project_sources(project_dir: Path) -> Iterator[Path]:
+    yield project_dir / "dbt_project.yml"
+    for folder in ("models", "macros", "tests", "analyses", "seeds", "snapshots"):
+        yield from (p for p in (project_dir / folder).rglob("*") if p.is_file())
+
+
+def ensure_manifest(project: DbtProject = dbt_project) -> Path:
+    """Parse the dbt project when its manifest is missing or older than any of its files.
+
+    dagster-dbt reads the manifest at import time; ``prepare_if_dev`` only refreshes it under
+    ``dagster dev``, while ``fashionrec run`` and the tests load the same definitions outside it.
+    """
+    manifest = Path(project.manifest_path)
+    newest = max(p.stat().st_mtime for p in _project_sources(Path(project.project_dir)) if p.exists())
+    if manifest.exists() and manifest.stat().st_mtime >= newest:
+        return manifest
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_env(paths().home, paths().raw_dir))
+    result = dbtRunner().invoke(
+        ["parse", "--quiet", "--project-dir", str(project.project_dir),
+         "--profiles-dir", str(project.profiles_dir), "--target-path", str(project.target_path)]
+    )
+    if not result.success:
+        raise RuntimeError(f"dbt parse failed for {project.project_dir}: {result.exception}")
+    return manifest
+
+
+class WarehouseTranslator(DagsterDbtTranslator):
+    """All dbt models live in the ``warehouse`` asset group; keys stay the model names."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return WAREHOUSE_GROUP
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=WarehouseTranslator(),
+)
+def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    """dbt build: staging, quarantine, intermediate and marts, with their tests as asset checks."""
+    # dbt reads the raw-file locations and the DuckDB path from the environment (profiles.yml,
+    # sources); resolve them now so a run sees the FASHIONREC_* values of this process.
+    home, raw_dir = paths().home, paths().raw_dir
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(dbt_env(home, raw_dir))
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+def dbt_resource() -> DbtCliResource:
+    # The dbt next to this interpreter, so a run works whether or not the venv is on PATH.
+    beside = Path(sys.executable).with_name("dbt")
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=str(beside) if beside.exists() else "dbt")
