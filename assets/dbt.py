@@ -1,7 +1,6 @@
 """The dbt project as Dagster assets: every model is an asset in group ``warehouse``, every dbt test an
 asset check (dagster-dbt's default), and the raw files are the project's sources."""
 
-from __future__ import annotations
 
 import os
 import sys
@@ -38,7 +37,8 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
         return manifest
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(paths().home, paths().raw_dir))
+    # Parsing needs no raw data: a fresh clone has none yet.
+    os.environ.update(dbt_env(paths().home, paths().raw_dir, require_files=False))
     result = dbtRunner().invoke(
         ["parse", "--quiet", "--project-dir", str(project.project_dir),
          "--profiles-dir", str(project.profiles_dir), "--target-path", str(project.target_path)]
@@ -48,26 +48,51 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     return manifest
 
 
-class WarehouseTranslator(DagsterDbtTranslator):
-    """All dbt models live in the ``warehouse`` asset group; keys stay the model names."""
+class GroupTranslator(DagsterDbtTranslator):
+    """Puts every selected dbt model in one asset group; keys stay the model names."""
+
+    def __init__(self, group: str):
+        super().__init__()
+        self.group = group
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return WAREHOUSE_GROUP
+        return self.group
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    dagster_dbt_translator=WarehouseTranslator(),
-)
-def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource):
-    """dbt build: staging, quarantine, intermediate and marts, with their tests as asset checks."""
+def _build(context: AssetExecutionContext, dbt: DbtCliResource):
     # dbt reads the raw-file locations and the DuckDB path from the environment (profiles.yml,
     # sources); resolve them now so a run sees the FASHIONREC_* values of this process.
     home, raw_dir = paths().home, paths().raw_dir
     home.mkdir(parents=True, exist_ok=True)
     os.environ.update(dbt_env(home, raw_dir))
     yield from dbt.cli(["build"], context=context).stream()
+
+
+# The evaluation marts read tables that the Python evaluation assets write, so they are a separate
+# dbt asset definition downstream of those, in the `evaluation` group.
+EVALUATION_MODELS = "tag:evaluation"
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    exclude=EVALUATION_MODELS,
+    dagster_dbt_translator=GroupTranslator(WAREHOUSE_GROUP),
+)
+def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    """dbt build: staging, quarantine, intermediate and marts, with their tests as asset checks."""
+    yield from _build(context, dbt)
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    select=EVALUATION_MODELS,
+    dagster_dbt_translator=GroupTranslator("evaluation"),
+)
+def evaluation_marts(context: AssetExecutionContext, dbt: DbtCliResource):
+    """dbt build of the analyst marts over the evaluation tables (leaderboard, slices, run history)."""
+    yield from _build(context, dbt)
 
 
 def dbt_resource() -> DbtCliResource:

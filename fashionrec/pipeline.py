@@ -65,7 +65,7 @@ def materialize_selection(
 def summarize(result: ExecuteInProcessResult) -> RunSummary:
     summary = RunSummary(run_id=result.run_id, success=result.success)
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.materialization
         name = mat.asset_key.to_user_string()
         summary.materialized.append(name)
         count = mat.metadata.get("dagster/row_count")

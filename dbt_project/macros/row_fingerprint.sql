@@ -1,0 +1,13 @@
+{#-
+    A 64-bit hash that is equal for two rows when the listed expressions are all equal (NULLs
+    compare equal), for finding duplicate rows with aggregates instead of a self-join. Callers
+    group by the row's id as well, so a false match would need two rows with the same id to
+    collide (about 1 in 2^64).
+-#}
+{% macro row_fingerprint(expressions) -%}
+    {{ return(adapter.dispatch('row_fingerprint', 'fashionrec')(expressions)) }}
+{%- endmacro %}
+
+{% macro duckdb__row_fingerprint(expressions) -%}
+    hash({{ expressions | join(', ') }})
+{%- endmacro %}

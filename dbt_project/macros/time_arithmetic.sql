@@ -1,0 +1,8 @@
+{#- Elapsed seconds from one timestamp to a later one (fractional, not a count of boundaries). -#}
+{% macro seconds_between(start_ts, end_ts) -%}
+    {{ return(adapter.dispatch('seconds_between', 'fashionrec')(start_ts, end_ts)) }}
+{%- endmacro %}
+
+{% macro duckdb__seconds_between(start_ts, end_ts) -%}
+    (date_diff('microsecond', {{ start_ts }}, {{ end_ts }}) / 1000000.0)
+{%- endmacro %}
