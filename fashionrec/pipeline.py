@@ -39,6 +39,8 @@ def resolve_selection(selection: str | None) -> list[AssetKey]:
 
     graph = defs.resolve_asset_graph()
     chosen = AssetSelection.from_string(selection) if selection else AssetSelection.all()
+    # Assets computed in one step (the evaluation tables) are materialized together.
+    chosen = chosen.required_multi_asset_neighbors()
     keys = sorted(chosen.resolve(graph), key=lambda k: k.to_user_string())
     if not keys:
         raise ValueError(f"selection {selection!r} matches no asset; see `fashionrec assets` for the list")
