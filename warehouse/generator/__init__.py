@@ -1,0 +1,15 @@
+"""Deterministic synthetic fashion shopping logs in the raw-data contract (see DESIGN.md).
+
+Usage::
+
+    from warehouse.generator import PRESETS, compute_stats, format_stats, generate
+
+    result = generate("tiny", Path("/tmp/raw"), seed=0)  # events.parquet, items.parquet, manifest
+    print(format_stats(compute_stats(Path("/tmp/raw"))))  # the paper's four properties, in numbers
+"""
+
+from warehouse.generator.generation import GenerationResult, generate
+from warehouse.generator.presets import PRESETS, GeneratorPreset
+from warehouse.generator.stats import compute_stats, format_stats
+
+__all__ = ["PRESETS", "GenerationResult", "GeneratorPreset", "compute_stats", "format_stats", "generate"]
