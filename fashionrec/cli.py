@@ -102,6 +102,18 @@ def tables() -> None:
 
 
 @app.command()
+def report(
+    run_id: Annotated[str | None, typer.Option(help="Evaluation run (default: the latest).")] = None,
+    split: Annotated[str, typer.Option(help="test or valid")] = "test",
+    slice_name: Annotated[str, typer.Option("--slice", help="all, cold_start or warm")] = "all",
+) -> None:
+    """Print the leaderboard of an evaluation run, per category and overall."""
+    from training.leaderboard import print_leaderboard
+
+    print_leaderboard(paths().duckdb_path, run_id=run_id, split=split, slice_name=slice_name, echo=typer.echo)
+
+
+@app.command()
 def sql(query: Annotated[str, typer.Argument(help="A SQL query; the warehouse is opened read-only.")]) -> None:
     """Run a read-only SQL query against the DuckDB warehouse and print the result."""
     import duckdb

@@ -1,0 +1,261 @@
+"""Evaluation assets (group ``evaluation``): one run scores every method on the same targets.
+
+``recommendations``, ``eval_ranks`` and ``eval_metrics`` come out of one step, because they describe the
+same run: the top-K lists the methods produced, the rank of each target under each method, and the
+metrics aggregated from those ranks (DESIGN.md "Evaluation protocol"). Each run appends its rows under
+its Dagster run id and records its configuration in ``eval_runs``; earlier runs stay queryable. The work
+itself lives in ``training.evaluation`` (protocol, tables), ``serving.mixup`` (retrieval, the same code
+the service runs) and ``training.leaderboard`` (tables, plots, report).
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from assets.features import CORE_DIR, TITLE_ENCODER_DIR
+from assets.resources import LanceDBResource
+from fashionrec.settings import paths, preset
+from serving.encoders import TextEncoder, build_encoder
+from serving.mixup import MixupConfig
+from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog
+from training.core import CoreScorer
+from training.evaluation import (
+    DEFAULT_METHODS,
+    EvaluationConfig,
+    catalog_by_category,
+    core_scorer,
+    evaluate_methods,
+    generated_target_ids,
+    llm_list_methods,
+    popular_top_k,
+    popularity_counts,
+    popularity_scorer,
+    write_evaluation_run,
+)
+from training.leaderboard import EvaluationRun, format_leaderboard, png_markdown, write_report
+from training.title_encoder import load_title_encoder_spec
+
+EVALUATION_GROUP = "evaluation"
+LLM_METHODS = ("llm_mixup", "llm_only")
+
+
+class EvaluationRunConfig(dg.Config):
+    """Settings of one evaluation run; they are stored with its results in ``eval_runs.config``."""
+
+    k: int = Field(default=10, description="List length and metric cut-off (paper §5.1: N = 10).")
+    n: int = Field(
+        default=1, description="Mixup: items taken from the ID list before the title list (paper: 1)."
+    )
+    label: str = Field(
+        default="", description="Free text to find this run again in eval_runs / eval_run_history."
+    )
+    split: str = Field(default="test", description="Which splits rows are the targets: 'test' or 'valid'.")
+    methods: list[str] = Field(
+        default=list(DEFAULT_METHODS),
+        description="Methods to score: llm_mixup, llm_only, core, popularity (ablations follow generations).",
+    )
+    prefer_constrained: bool = Field(
+        default=True,
+        description="When generations hold both decodings, the constrained one is the headline llm_* method.",
+    )
+    title_encoder: str = Field(
+        default="",
+        description="Encoder spec for generated titles; empty = the trained one (artifacts/title_encoder).",
+    )
+    core_dir: str = Field(default="", description="Trained CORE model directory; empty = artifacts/core.")
+    all_targets: bool = Field(
+        default=False,
+        description="Score every target of the split. Default: only the targets the LLM answered "
+        "(generations holds a sample at small presets), so every method is scored on the same targets.",
+    )
+
+
+def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    needed = {"splits", "items"}
+    if set(config.methods) & set(LLM_METHODS):
+        needed.add("generations")
+    if "core" in config.methods:
+        needed.add("user_sequences")
+    missing = sorted(needed - tables)
+    if missing:
+        raise dg.Failure(
+            f"the evaluation needs table(s) {missing} in {paths().duckdb_path}; materialize them first, "
+            "e.g. `fashionrec run '+key:recommendations'`"
+        )
+    frames = {
+        "splits": con.execute(
+            "select target_id, user_id, category, target_item_id, is_cold_item, split, seq_no from splits"
+        ).df(),
+        "items": con.execute("select item_id, category from items").df(),
+    }
+    if "generations" in needed:
+        frames["generations"] = con.execute("select * from generations where split = ?", [config.split]).df()
+    if "user_sequences" in needed:
+        frames["user_sequences"] = con.execute(
+            "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
+        ).df()
+    return frames
+
+
+def _title_encoder(config: EvaluationRunConfig) -> TextEncoder:
+    spec = config.title_encoder or load_title_encoder_spec(paths().artifacts_dir / TITLE_ENCODER_DIR)
+    return build_encoder(spec, show_progress=False)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "recommendations",
+            group_name=EVALUATION_GROUP,
+            deps=["generations", "splits", "items", "user_sequences", ITEM_ID_VECTORS, ITEM_TITLE_VECTORS],
+            description="Top-K lists per method and target: llm_mixup (LLM + mixup retrieval, paper §4.4), "
+            "llm_only (the generated id), and the top-K of the scoring baselines; source 'id' | 'title' | "
+            "'list'. Appended per run; eval_runs records each run's configuration.",
+        ),
+        dg.AssetSpec(
+            "eval_ranks",
+            group_name=EVALUATION_GROUP,
+            deps=["recommendations"],
+            description="Rank of each target under each method (NULL when a list method's list misses it).",
+        ),
+        dg.AssetSpec(
+            "eval_metrics",
+            group_name=EVALUATION_GROUP,
+            deps=["eval_ranks"],
+            description="Recall@10, NDCG@10, MRR, MRR@10, coverage@10, serendipity@10 per method, category "
+            "('all' too) and slice (all, cold_start, warm).",
+        ),
+    ],
+    can_subset=False,
+)
+def evaluation(
+    context: dg.AssetExecutionContext,
+    config: EvaluationRunConfig,
+    duckdb: DuckDBResource,
+    lancedb: LanceDBResource,
+):
+    """Score llm_mixup, llm_only, core and popularity on the test targets and append the results."""
+    unknown = sorted(set(config.methods) - set(DEFAULT_METHODS))
+    if unknown:
+        raise dg.Failure(f"unknown method(s) {unknown}; choose from {list(DEFAULT_METHODS)}")
+    if config.split not in ("test", "valid"):
+        raise dg.Failure(f"split {config.split!r} cannot be evaluated; use 'test' or 'valid'")
+    with duckdb.get_connection() as con:
+        inputs = _read_inputs(con, config)
+    splits = inputs["splits"]
+    targets = splits[splits["split"] == config.split].reset_index(drop=True)
+    if set(config.methods) & set(LLM_METHODS):
+        if inputs["generations"].empty:
+            raise dg.Failure(
+                f"generations has no {config.split!r} rows; materialize generations with "
+                f"{config.split!r} in its splits, or leave llm_mixup and llm_only out of methods"
+            )
+        if not config.all_targets:
+            answered = generated_target_ids(inputs["generations"], config.prefer_constrained)
+            targets = targets[targets["target_id"].isin(answered)].reset_index(drop=True)
+    context.log.info(f"evaluating {len(targets)} {config.split} targets with {', '.join(config.methods)}")
+    catalog = catalog_by_category(inputs["items"])
+    counts = popularity_counts(splits[splits["split"] == "train"])
+    expected = popular_top_k(counts, catalog, config.k)
+
+    list_methods, list_seconds = {}, {}
+    if set(config.methods) & set(LLM_METHODS):
+        db = lancedb.connect()
+        list_methods, list_seconds = llm_list_methods(
+            inputs["generations"],
+            catalog,
+            VectorCatalog.from_table(db.open_table(ITEM_ID_VECTORS)),
+            VectorCatalog.from_table(db.open_table(ITEM_TITLE_VECTORS)),
+            _title_encoder(config).encode,
+            MixupConfig(k=config.k, n=config.n),
+            tuple(config.methods),
+            config.prefer_constrained,
+        )
+    score_methods = {}
+    if "core" in config.methods:
+        scorer = CoreScorer.load(
+            Path(config.core_dir) if config.core_dir else paths().artifacts_dir / CORE_DIR
+        )
+        score_methods["core"] = core_scorer(scorer, inputs["user_sequences"], splits, config.split)
+    if "popularity" in config.methods:
+        score_methods["popularity"] = popularity_scorer(counts)
+
+    result = evaluate_methods(
+        targets, catalog, expected, list_methods, score_methods, EvaluationConfig(k=config.k), list_seconds
+    )
+    run = EvaluationRun(
+        run_id=context.run_id,
+        created_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
+        label=config.label,
+        preset=preset(),
+        split=config.split,
+        config=json.dumps(config.model_dump(), sort_keys=True),
+    )
+    with duckdb.get_connection() as con:
+        written = write_evaluation_run(
+            con,
+            run.run_id,
+            run.created_at,
+            run.split,
+            result,
+            targets,
+            label=run.label,
+            preset=run.preset,
+            config_json=run.config,
+        )
+    report, plots = write_report(
+        run, result.metrics, paths().reports_dir / "evaluation" / run.run_id, config.k
+    )
+    context.log.info("\n" + format_leaderboard(result.metrics, ["all"], title=run.title()))
+
+    speed = {m: round(v, 1) for m, v in result.users_per_second().items()}
+    common = {"run_id": run.run_id, "split": run.split, "targets": len(targets)}
+    yield dg.MaterializeResult(
+        asset_key="recommendations",
+        metadata={
+            **common,
+            "dagster/row_count": written["recommendations"],
+            "methods": sorted(result.lists["method"].unique().tolist()),
+            "rows_per_source": dg.MetadataValue.json(
+                result.lists.groupby(["method", "source"])
+                .size()
+                .rename("rows")
+                .reset_index()
+                .to_dict("records")
+            ),
+        },
+    )
+    ranked = result.ranks.assign(ranked=result.ranks["rank"].notna()).groupby("method")["ranked"].mean()
+    yield dg.MaterializeResult(
+        asset_key="eval_ranks",
+        metadata={
+            **common,
+            "dagster/row_count": written["eval_ranks"],
+            "ranked_share": dg.MetadataValue.json({m: round(float(v), 4) for m, v in ranked.items()}),
+            "users_per_second": dg.MetadataValue.json(speed),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="eval_metrics",
+        metadata={
+            **common,
+            "dagster/row_count": written["eval_metrics"],
+            "leaderboard": dg.MetadataValue.md(format_leaderboard(result.metrics, markdown=True)),
+            "cold_start": dg.MetadataValue.md(
+                format_leaderboard(result.metrics, ["all"], "cold_start", markdown=True)
+            ),
+            "leaderboard_plot": dg.MetadataValue.md(png_markdown(plots["leaderboard"], "leaderboard")),
+            "cold_start_plot": dg.MetadataValue.md(png_markdown(plots["cold_start"], "cold start")),
+            "leaderboard_plot_path": dg.MetadataValue.path(str(plots["leaderboard"])),
+            "cold_start_plot_path": dg.MetadataValue.path(str(plots["cold_start"])),
+            "report": dg.MetadataValue.path(str(report)),
+        },
+    )
+
+
+evaluation_assets = [evaluation]

@@ -1,0 +1,387 @@
+"""The evaluation assets on a hand-made warehouse: runs append, SQL agrees with Python, marts build.
+
+Upstream tables (splits, items, user_sequences, generations) and the vector tables are written by hand
+into a temporary FASHIONREC_HOME; small randomly initialised CORE and LSTM title encoder models stand in
+for the trained ones (the numbers are arbitrary; how they are computed and stored is what is tested).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import lancedb
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from dagster_duckdb import DuckDBResource
+
+from assets.evaluation import evaluation_assets
+from assets.resources import LanceDBResource
+from fashionrec.settings import DBT_PROJECT_DIR
+from serving.vector_store import frame_to_arrow, write_vectors
+from training.core import CoreConfig, CoreModel, CoreScorer, CoreTrainResult, save_core
+from training.leaderboard import print_leaderboard
+from training.lstm_title_encoder import LstmTextEncoder, LstmTitleConfig
+from training.sequence_data import ItemVocabulary
+
+COLORS = ["red", "blue", "black", "white", "green", "brown", "grey", "pink"]
+
+# Recomputes eval_metrics' ranking metrics from eval_ranks (the README shows the same query).
+RECOMPUTE_SQL = """
+with ranks as (
+    select
+        method,
+        category,
+        case when is_cold_item then 'cold_start' else 'warm' end as slice,
+        rank
+    from eval_ranks
+    where run_id = $run_id
+),
+in_groups as (
+    select method, category, slice, rank from ranks
+    union all select method, category, 'all', rank from ranks
+    union all select method, 'all', slice, rank from ranks
+    union all select method, 'all', 'all', rank from ranks
+)
+select
+    method,
+    category,
+    slice,
+    count(*) as n_users,
+    avg(case when rank <= 10 then 1.0 else 0.0 end) as "recall@10",
+    avg(case when rank <= 10 then 1.0 / log2(rank + 1) else 0.0 end) as "ndcg@10",
+    avg(coalesce(1.0 / rank, 0.0)) as "mrr",
+    avg(case when rank <= 10 then 1.0 / rank else 0.0 end) as "mrr@10"
+from in_groups
+group by method, category, slice
+order by method, category, slice
+"""
+
+# The evaluation examples of the README, run here against the marts (tests/test_readme.py runs the README).
+README_SQL = [
+    """
+select category, leaderboard_rank, method, n_users, recall_at_10, ndcg_at_10, mrr, mrr_at_10,
+       coverage_at_10, serendipity_at_10
+from eval_leaderboard
+order by category = 'all' desc, category, leaderboard_rank;
+""",
+    """
+select method, slice, n_users, round(share_of_users, 3) as share_of_users,
+       recall_at_10, ndcg_at_10, ranked_share, median_rank
+from eval_by_slice
+where is_latest_run and split = 'test' and category = 'all'
+order by method, slice;
+""",
+    """
+select created_at, run_label, preset, method, ndcg_at_10, ndcg_at_10_change
+from eval_run_history
+where split = 'test'
+order by created_at desc, ndcg_at_10 desc
+limit 20;
+""",
+    """
+with latest as (
+    select run_id from eval_runs where split = 'test' order by created_at desc limit 1
+)
+select
+    method,
+    count(*) as n_users,
+    avg(case when rank <= 10 then 1.0 else 0.0 end) as recall_at_10,
+    avg(case when rank <= 10 then 1.0 / log2(rank + 1) else 0.0 end) as ndcg_at_10,
+    avg(coalesce(1.0 / rank, 0.0)) as mrr
+from eval_ranks
+where run_id = (select run_id from latest)
+group by method
+order by ndcg_at_10 desc;
+""",
+    """
+with latest as (
+    select run_id from eval_runs where split = 'test' order by created_at desc limit 1
+)
+select r.user_id, r.rank, r.item_id, r.source, round(r.score, 3) as score, i.title,
+       r.item_id = s.target_item_id as is_purchased
+from recommendations as r
+join items as i on i.item_id = r.item_id
+join splits as s on s.target_id = r.target_id
+where r.method = 'llm_mixup' and r.run_id = (select run_id from latest)
+order by r.user_id, r.rank
+limit 20;
+""",
+]
+
+
+def hand_made_world(home):
+    """Two categories, 8 users with a train, valid and test purchase each, generations for the test."""
+    items = pd.DataFrame(
+        [(f"f{i:02d}", f"{c} leather boot size {i}", "Footwear") for i, c in enumerate(COLORS)]
+        + [(f"l{i:02d}", f"{c} travel backpack", "Luggage & Bags") for i, c in enumerate(COLORS[:6])],
+        columns=["item_id", "title", "category"],
+    )
+    rows, splits, generations = [], [], []
+    footwear, luggage = items["item_id"][:8].tolist(), items["item_id"][8:].tolist()
+    for u in range(8):
+        pool = footwear if u % 2 == 0 else luggage
+        # the test item of the last two users is never seen before it: a cold-start target
+        history = [pool[(u + j) % 5] for j in range(5)] + [
+            pool[5 + u % (len(pool) - 5)] if u >= 6 else pool[u % 5]
+        ]
+        for seq_no, item in enumerate(history, start=1):
+            action = "purchase" if seq_no in (2, 4, 6) else "click"
+            rows.append((f"u{u}", seq_no, f"e{u}_{seq_no}", action, item))
+        for seq_no, split in ((2, "train"), (4, "valid"), (6, "test")):
+            splits.append((f"e{u}_{seq_no}", f"u{u}", history[seq_no - 1], seq_no, split))
+    events = pd.DataFrame(rows, columns=["user_id", "seq_no", "event_id", "action", "item_id"])
+    splits = pd.DataFrame(splits, columns=["target_id", "user_id", "target_item_id", "seq_no", "split"])
+    splits["category"] = splits["target_item_id"].map(items.set_index("item_id")["category"])
+    train_vocabulary = set(events.loc[events["seq_no"] <= 2, "item_id"])
+    splits["is_cold_item"] = ~splits["target_item_id"].isin(train_vocabulary)
+    title_of = items.set_index("item_id")["title"]
+    for row in splits[splits["split"] == "test"].itertuples():
+        u = int(row.user_id[1:])
+        item = row.target_item_id if u < 4 else None if u == 7 else "no-such-item"
+        title = title_of[row.target_item_id] if u % 3 else None
+        raw = (
+            "{<id>" + str(item) + "</id>,<title>" + str(title) + "</title>}" if u != 7 else "red travel thing"
+        )
+        # the LLM answered a sample: u5's full-prompt answer is missing, so u5 is not evaluated
+        for variant in ("full", "no_attributes") if u != 5 else ("no_attributes",):
+            generations.append((row.target_id, "test", row.category, variant, True, raw, item, title))
+    generations = pd.DataFrame(
+        generations,
+        columns=["target_id", "split", "category", "variant", "constrained", "raw_text", "item_id", "title"],
+    )
+    generations["format_ok"] = generations["item_id"].notna()
+    generations["id_in_catalog"] = generations["item_id"].isin(items["item_id"])
+
+    with duckdb.connect(str(home / "fashionrec.duckdb")) as con:
+        for name, frame in (
+            ("items", items),
+            ("user_sequences", events),
+            ("splits", splits),
+            ("generations", generations),
+        ):
+            con.register("frame", frame)
+            con.execute(f"create table {name} as select * from frame")
+            con.unregister("frame")
+
+    torch.manual_seed(0)
+    vocabulary = ItemVocabulary(np.array(sorted(train_vocabulary), dtype=object))
+    model = CoreModel(len(vocabulary), CoreConfig(embedding_size=16, n_layers=1, max_seq_length=10))
+    save_core(CoreTrainResult(model, vocabulary, best_epoch=0, best_valid={}), home / "artifacts" / "core")
+    scorer = CoreScorer.load(home / "artifacts" / "core", device="cpu")
+    small = LstmTitleConfig(token_dim=16, hidden_size=16, output_dim=16)
+    encoder = LstmTextEncoder.create(small, device="cpu", show_progress=False)
+    title_encoder_spec = encoder.save(home / "artifacts" / "small_title_encoder")
+    db = lancedb.connect(str(home / "lancedb"))
+    keys = items[["item_id", "category"]]
+    write_vectors(db, "item_id_vectors", frame_to_arrow(keys, scorer.item_vectors(items["item_id"])))
+    write_vectors(db, "item_title_vectors", frame_to_arrow(items, encoder.encode(items["title"].tolist())))
+    return items, splits, title_encoder_spec
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """Two evaluation runs of the assets on the hand-made world."""
+    home = tmp_path_factory.mktemp("eval_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASHIONREC_HOME", str(home))
+        mp.setenv("FASHIONREC_PRESET", "tiny")
+        items, splits, title_encoder_spec = hand_made_world(home)
+        resources = {
+            "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
+            "lancedb": LanceDBResource(uri=str(home / "lancedb")),
+        }
+        results = []
+        for label in ("first", "second"):
+            run_config = {
+                "ops": {"evaluation": {"config": {"label": label, "title_encoder": title_encoder_spec}}}
+            }
+            result = dg.materialize(
+                evaluation_assets,
+                resources=resources,
+                run_config=run_config,
+                instance=dg.DagsterInstance.ephemeral(),
+            )
+            assert result.success
+            results.append(result)
+    return home, items, splits, results
+
+
+def test_runs_are_appended_with_their_configuration(evaluated):
+    home, _, splits, results = evaluated
+    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        runs = con.execute(
+            "select run_id, label, preset, split, config, n_targets from eval_runs order by created_at"
+        ).df()
+        assert runs["run_id"].tolist() == [r.run_id for r in results]
+        assert runs["label"].tolist() == ["first", "second"]
+        assert runs["preset"].eq("tiny").all() and runs["n_targets"].eq(7).all()
+        config = json.loads(runs["config"].iloc[0])
+        assert config["k"] == 10 and config["n"] == 1 and config["split"] == "test"
+        for table in ("eval_ranks", "eval_metrics", "recommendations"):
+            per_run = con.execute(f"select run_id, count(*) from {table} group by run_id").fetchall()
+            assert len(per_run) == 2 and per_run[0][1] == per_run[1][1], table
+        methods = {r[0] for r in con.execute("select distinct method from eval_metrics").fetchall()}
+        assert methods == {
+            "llm_mixup",
+            "llm_only",
+            "core",
+            "popularity",
+            "llm_mixup-no_attributes",
+            "llm_only-no_attributes",
+        }
+        ranks = con.execute(
+            "select method, count(*), count(rank) from eval_ranks where run_id = ? group by method",
+            [results[0].run_id],
+        ).fetchall()
+        assert all(n == 7 for _, n, _ in ranks)  # every answered target under every method
+        sources = dict(
+            con.execute(
+                "select method, list(distinct source order by source) from recommendations group by method"
+            ).fetchall()
+        )
+        assert sources["llm_mixup"] == ["id", "title"] and sources["core"] == ["list"]
+        assert sources["llm_only"] == ["id"]
+        mixup_first = con.execute(
+            "select source from recommendations where method = 'llm_mixup' and rank = 1 and target_id in "
+            "(select target_id from generations where item_id in (select item_id from items))"
+        ).fetchall()
+        assert mixup_first and all(s == "id" for (s,) in mixup_first)  # N = 1 from the ID list
+
+
+def test_eval_metrics_recomputed_from_eval_ranks_in_sql_match_python(evaluated):
+    home, _, _, results = evaluated
+    run_id = results[-1].run_id
+    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        recomputed = con.execute(RECOMPUTE_SQL, {"run_id": run_id}).df()
+        python = con.execute(
+            "select method, category, slice, metric, value, n_users from eval_metrics where run_id = ?",
+            [run_id],
+        ).df()
+    long = recomputed.melt(
+        id_vars=["method", "category", "slice", "n_users"], var_name="metric", value_name="sql"
+    )
+    merged = long.merge(python, on=["method", "category", "slice", "metric"], how="outer", indicator=True)
+    ranking = merged[merged["metric"].isin(["recall@10", "ndcg@10", "mrr", "mrr@10"])]
+    assert (ranking["_merge"] == "both").all(), ranking[ranking["_merge"] != "both"]
+    np.testing.assert_allclose(ranking["sql"], ranking["value"], atol=1e-12)
+    assert (ranking["n_users_x"] == ranking["n_users_y"]).all()
+    assert len(ranking) == 4 * len(recomputed) and len(recomputed) >= 6 * 3
+
+
+def test_coverage_recomputed_from_recommendations_matches(evaluated):
+    home, items, _, results = evaluated
+    run_id = results[-1].run_id
+    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        sql = (
+            con.execute(
+                """
+            select method, count(distinct item_id) / (select count(*) from items) as coverage
+            from recommendations where run_id = ? and rank <= 10 group by method
+            """,
+                [run_id],
+            )
+            .df()
+            .set_index("method")["coverage"]
+        )
+        python = (
+            con.execute(
+                "select method, value from eval_metrics where run_id = ? and metric = 'coverage@10' "
+                "and category = 'all' and slice = 'all'",
+                [run_id],
+            )
+            .df()
+            .set_index("method")["value"]
+        )
+    pd.testing.assert_series_equal(sql.sort_index(), python.sort_index(), check_names=False)
+
+
+def test_metadata_report_and_printed_leaderboard(evaluated, capsys):
+    home, _, _, results = evaluated
+    result = results[-1]
+    metadata = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in (e.materialization for e in result.get_asset_materialization_events())
+    }
+    assert set(metadata) == {"recommendations", "eval_ranks", "eval_metrics"}
+    board = metadata["eval_metrics"]["leaderboard"].value
+    assert "| method |" in board and "llm_mixup" in board and "### category Footwear" in board
+    assert metadata["eval_metrics"]["leaderboard_plot"].value.startswith(
+        "![leaderboard](data:image/png;base64,"
+    )
+    report = home / "reports" / "evaluation" / result.run_id / "report.md"
+    assert str(report) == metadata["eval_metrics"]["report"].value
+    text = report.read_text()
+    assert "Cold-start targets" in text and "(leaderboard.png)" in text
+    assert (report.parent / "leaderboard.png").stat().st_size > 1000
+    assert (report.parent / "cold_start.png").stat().st_size > 1000
+    assert metadata["eval_ranks"]["users_per_second"].value["core"] > 0
+    run = print_leaderboard(home / "fashionrec.duckdb")
+    printed = capsys.readouterr().out
+    assert run.run_id == result.run_id and "'second'" in printed
+    assert "popularity" in printed and "serendipity@10" in printed
+
+
+def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
+    home, _, _, results = evaluated
+    # a separate process, as Dagster runs dbt: dbt-duckdb keeps its database connection open
+    dbt = Path(sys.executable).with_name("dbt")
+    outcome = subprocess.run(
+        [
+            str(dbt),
+            "build",
+            "--select",
+            "tag:evaluation",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        env={**os.environ, "FASHIONREC_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    assert outcome.returncode == 0, outcome.stdout[-3000:]
+    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        board = con.execute("select * from eval_leaderboard").df()
+        assert board["run_id"].eq(results[-1].run_id).all()
+        assert set(board["category"]) == {"all", "Footwear", "Luggage & Bags"}
+        overall = board[board["category"] == "all"].sort_values("leaderboard_rank")
+        assert overall["leaderboard_rank"].tolist() == list(range(1, 7))
+        assert overall["ndcg_at_10"].is_monotonic_decreasing
+        python = (
+            con.execute(
+                "select method, value from eval_metrics where run_id = ? and metric = 'ndcg@10' "
+                "and category = 'all' and slice = 'all'",
+                [results[-1].run_id],
+            )
+            .df()
+            .set_index("method")["value"]
+        )
+        np.testing.assert_allclose(
+            overall.set_index("method")["ndcg_at_10"].sort_index(), python.sort_index()
+        )
+        history = con.execute("select run_id, method, run_number, previous_run_id from eval_run_history").df()
+        assert len(history) == 2 * 6 and set(history["run_number"]) == {1, 2}
+        second = history[history["run_number"] == 2]
+        assert second["previous_run_id"].eq(results[0].run_id).all()
+        slices = con.execute(
+            "select slice, n_users, share_of_users, ranked_share from eval_by_slice "
+            "where is_latest_run and method = 'popularity' and category = 'all' order by slice"
+        ).fetchall()
+        assert [s[0] for s in slices] == ["all", "cold_start", "warm"]
+        assert slices[0][1] == 7 and slices[0][2] == 1.0 and slices[0][3] == 1.0
+        assert slices[1][1] + slices[2][1] == 7
+        for sql in README_SQL:
+            assert con.execute(sql).fetchall(), sql

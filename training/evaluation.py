@@ -1,0 +1,573 @@
+"""The evaluation protocol (DESIGN.md "Evaluation protocol"): per-target ranks, then metrics per slice.
+
+Every method is scored on the same targets (``splits`` rows of one split) and in the same way:
+
+- A scoring method (``core``, ``popularity``) scores every item of the target's category; the target's
+  rank is the number of items scoring at least as high as it, itself included (ties count against the
+  target; history items are not masked). :func:`rank_by_scores` does this in batches: one
+  ``[batch, n_items]`` score matrix per call of the method's scoring function.
+- A list method (``llm_mixup``, ``llm_only``) is ranked only by what its list holds:
+  :func:`rank_in_lists` gives the target's 1-based position, or "not ranked" when it is absent.
+- A target whose item is not in the catalog of its category cannot be ranked by anyone and counts as
+  not ranked (0 on every metric).
+
+Ranks are floats with ``NaN`` for "not ranked" (the convention of ``training.metrics``) and become
+``NULL`` in ``eval_ranks``. :func:`aggregate_metrics` turns them into the ``eval_metrics`` rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from serving.mixup import MixupConfig, mixup_batch
+from serving.retrieval import VectorCatalog, top_k_indices
+from training.core import CoreScorer, score_indices
+from training.metrics import rank_of_target, ranking_metrics
+from training.sequence_data import build_examples
+
+ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure (DESIGN.md)
+SLICES = ("all", "cold_start", "warm")
+
+TARGET_COLUMNS = ["target_id", "user_id", "category", "target_item_id", "is_cold_item"]
+
+# score_batch(targets of one category [batch rows], item_ids of the category [n_items]) -> [batch, n_items],
+# or [1, n_items] when every target gets the same scores (popularity): then ranks come from one sort.
+ScoreBatch = Callable[[pd.DataFrame, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Cut-offs and batch sizes of the protocol."""
+
+    k: int = 10  # paper §5.1: "Recall@N, NDCG@N, and MRR, where N is set to 10"
+    # Score rows per matrix product are capped so that one [batch, n_items] float32 block stays
+    # near 128 MiB whatever the catalog size; below that, bigger batches only cost memory.
+    max_batch: int = 4096
+    max_scores_per_batch: int = 32 * 1024 * 1024
+
+
+def _check_targets(targets: pd.DataFrame) -> None:
+    missing = set(TARGET_COLUMNS) - set(targets.columns)
+    if missing:
+        raise KeyError(
+            f"targets lack column(s) {sorted(missing)}; expected the splits columns {TARGET_COLUMNS}"
+        )
+    if targets["target_id"].duplicated().any():
+        dup = targets.loc[targets["target_id"].duplicated(), "target_id"].iloc[0]
+        raise ValueError(f"target_id {dup!r} appears twice in the targets; expected one row per target")
+
+
+def catalog_by_category(items: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``{category: item_ids sorted ascending}`` from the ``items`` mart (the candidates of each target)."""
+    return {
+        str(category): np.sort(group["item_id"].astype(str).to_numpy())
+        for category, group in items.groupby("category", sort=True)
+    }
+
+
+def rank_in_lists(targets: pd.DataFrame, lists: pd.DataFrame) -> pd.Series:
+    """The target's position in each target's list (``lists``: target_id, rank, item_id); NaN when absent.
+
+    Returned in the order of ``targets``, indexed like it. A target without any list row is not ranked.
+    """
+    _check_targets(targets)
+    hits = lists.merge(
+        targets[["target_id", "target_item_id"]],
+        left_on=["target_id", "item_id"],
+        right_on=["target_id", "target_item_id"],
+    )
+    best = hits.groupby("target_id")["rank"].min()
+    return targets["target_id"].map(best).astype("float64").rename("rank")
+
+
+def rank_by_scores(
+    targets: pd.DataFrame,
+    catalog: Mapping[str, np.ndarray],
+    score_batch: ScoreBatch,
+    config: EvaluationConfig = EvaluationConfig(),
+    desc: str = "rank",
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Full-catalog ranks of every target and each target's top-``k`` list, one matrix per batch.
+
+    ``catalog`` maps a category to its item ids (sorted; :func:`catalog_by_category`). Returns the ranks
+    (float, NaN when the target item is not in its category's catalog) indexed like ``targets``, and the
+    top-``k`` lists as rows ``target_id, rank, item_id, score`` (equal scores ordered by item_id).
+    """
+    _check_targets(targets)
+    ranks = pd.Series(np.nan, index=targets.index, name="rank", dtype="float64")
+    tops: list[pd.DataFrame] = []
+    for category, group in targets.groupby("category", sort=True):
+        item_ids = catalog.get(category)
+        if item_ids is None or len(item_ids) == 0:
+            continue
+        position = pd.Series(np.arange(len(item_ids)), index=item_ids)
+        target_index = group["target_item_id"].map(position).fillna(-1).to_numpy(np.int64)
+        batch = int(max(1, min(config.max_batch, config.max_scores_per_batch // len(item_ids))))
+        starts = range(0, len(group), batch)
+        for start in tqdm(starts, desc=f"{desc} {category}", unit="batch", disable=len(starts) < 2):
+            chunk = group.iloc[start : start + batch]
+            scores = np.asarray(score_batch(chunk, item_ids), dtype=np.float32)
+            shared = scores.shape == (1, len(item_ids))
+            if not shared and scores.shape != (len(chunk), len(item_ids)):
+                raise ValueError(
+                    f"{desc}: score_batch returned shape {scores.shape} for {len(chunk)} targets and "
+                    f"{len(item_ids)} items of {category!r}; expected [targets, items] or [1, items]"
+                )
+            index = target_index[start : start + batch]
+            known = index >= 0
+            if known.any() and shared:
+                # rank = items scoring >= the target = n_items - (items scoring strictly below it)
+                ascending = np.sort(scores[0])
+                below = np.searchsorted(ascending, scores[0, index[known]], side="left")
+                ranks.loc[chunk.index[known]] = len(item_ids) - below
+            elif known.any():
+                ranks.loc[chunk.index[known]] = rank_of_target(scores[known], index[known])
+            top = top_k_indices(scores, config.k)
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            if shared:
+                top, top_scores = (np.repeat(a, len(chunk), axis=0) for a in (top, top_scores))
+            tops.append(
+                pd.DataFrame(
+                    {
+                        "target_id": np.repeat(chunk["target_id"].to_numpy(), top.shape[1]),
+                        "rank": np.tile(np.arange(1, top.shape[1] + 1), len(chunk)),
+                        "item_id": item_ids[top.ravel()],
+                        "score": top_scores.ravel().astype(np.float64),
+                    }
+                )
+            )
+    lists = (
+        pd.concat(tops, ignore_index=True)
+        if tops
+        else pd.DataFrame(
+            {
+                "target_id": pd.Series(dtype=object),
+                "rank": pd.Series(dtype="int64"),
+                "item_id": pd.Series(dtype=object),
+                "score": pd.Series(dtype="float64"),
+            }
+        )
+    )
+    return ranks, lists
+
+
+def popularity_counts(train_targets: pd.DataFrame) -> pd.Series:
+    """Purchases per item among the train-split targets (``splits`` rows with split 'train')."""
+    return train_targets.groupby("target_item_id").size().rename("purchases")
+
+
+def popularity_scorer(counts: pd.Series) -> ScoreBatch:
+    """Score every item by its train purchases, the same for every user (the ``popularity`` baseline)."""
+
+    def score_batch(chunk: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
+        return counts.reindex(item_ids).fillna(0).to_numpy(np.float32)[None, :]  # one row for every user
+
+    return score_batch
+
+
+def popular_top_k(counts: pd.Series, catalog: Mapping[str, np.ndarray], k: int) -> dict[str, set[str]]:
+    """The popularity baseline's top-``k`` per category (ties by item_id): serendipity's "expected" items."""
+    out = {}
+    for category, item_ids in catalog.items():
+        scores = counts.reindex(item_ids).fillna(0).to_numpy(np.float32)[None, :]
+        out[category] = set(item_ids[top_k_indices(scores, k)[0]].tolist())
+    return out
+
+
+def catalog_coverage(lists: pd.DataFrame, catalog_size: int, k: int) -> float:
+    """Share of the catalog that appears in at least one top-``k`` list (see :func:`aggregate_metrics`)."""
+    if catalog_size <= 0:
+        return float("nan")
+    return float(lists.loc[lists["rank"] <= k, "item_id"].nunique() / catalog_size)
+
+
+def serendipity(
+    ranks: pd.Series, target_items: pd.Series, categories: pd.Series, expected: Mapping[str, set[str]], k: int
+) -> float:
+    """Share of targets hit in the top ``k`` that the popularity top-``k`` of their category misses."""
+    if len(ranks) == 0:
+        return float("nan")
+    hit = ranks.fillna(np.inf).to_numpy() <= k
+    unexpected = np.array(
+        [item not in expected.get(cat, set()) for item, cat in zip(target_items, categories, strict=True)],
+        dtype=bool,
+    )
+    return float(np.mean(hit & unexpected))
+
+
+def aggregate_metrics(
+    ranks: pd.DataFrame,
+    lists: pd.DataFrame,
+    catalog: Mapping[str, np.ndarray],
+    expected: Mapping[str, set[str]],
+    k: int = 10,
+) -> pd.DataFrame:
+    """``eval_metrics`` rows per (method, category incl. 'all', slice incl. 'all', 'cold_start', 'warm').
+
+    ``ranks`` has one row per (method, target): method, target_id, user_id, category, target_item_id,
+    is_cold_item, rank (NaN = not ranked). ``lists`` has the methods' top-``k`` lists: method, target_id,
+    rank, item_id. Metrics (one value per target, averaged over the targets of the group; with one test
+    purchase per user that is the average over users):
+
+    - ``recall@k``, ``ndcg@k``, ``mrr``, ``mrr@k``: ``training.metrics`` on the ranks;
+    - ``coverage@k`` (catalog coverage, Harte et al. 2024, arXiv 2402.01339, after Ge et al. 2010):
+      ``|union of the group's top-k lists| / |items of the category|``; for category 'all' the union over
+      every category divided by the whole catalog. A list method counts the items its list holds;
+    - ``serendipity@k`` (same papers): the average number of correct recommendations per user that the
+      primitive popularity recommender would not make. With one target per user this is the share of
+      targets ranked in the top ``k`` whose item is not in the popularity top-``k`` of its category
+      (``expected``), so the popularity baseline scores 0 by construction.
+
+    ``n_users`` is the number of targets in the group. Slices with no targets are left out.
+    """
+    catalog_sizes = {category: len(ids) for category, ids in catalog.items()}
+    total_items = sum(catalog_sizes.values())
+    rows: list[tuple[str, str, str, str, float, int]] = []
+    for method, of_method in ranks.groupby("method", sort=True):
+        method_lists = lists[lists["method"] == method]
+        for category in [ALL, *sorted(of_method["category"].unique())]:
+            in_category = of_method if category == ALL else of_method[of_method["category"] == category]
+            size = total_items if category == ALL else catalog_sizes.get(category, 0)
+            for slice_name in SLICES:
+                if slice_name == "all":
+                    group = in_category
+                else:
+                    group = in_category[
+                        in_category["is_cold_item"].astype(bool) == (slice_name == "cold_start")
+                    ]
+                if group.empty:
+                    continue
+                values = ranking_metrics(group["rank"].to_numpy(np.float64), k)
+                group_lists = method_lists[method_lists["target_id"].isin(group["target_id"])]
+                values[f"coverage@{k}"] = catalog_coverage(group_lists, size, k)
+                values[f"serendipity@{k}"] = serendipity(
+                    group["rank"], group["target_item_id"], group["category"], expected, k
+                )
+                rows.extend(
+                    (method, category, slice_name, name, value, len(group)) for name, value in values.items()
+                )
+    return pd.DataFrame(rows, columns=["method", "category", "slice", "metric", "value", "n_users"])
+
+
+# --- methods that output a list -------------------------------------------------------------------
+
+LIST_COLUMNS = ["target_id", "rank", "item_id", "source", "score"]
+
+
+def generated_id_lists(generations: pd.DataFrame, catalog: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """``llm_only``: the generated item id as a one-item list, when it is an item of the target category.
+
+    ``generations`` has target_id, category (of the target) and item_id (nullable). No retrieval, no
+    mixup: the LLM alone, so a hallucinated or out-of-category id recommends nothing.
+    """
+    members = {category: set(ids.tolist()) for category, ids in catalog.items()}
+    keep = [
+        isinstance(item, str) and item in members.get(category, ())
+        for item, category in zip(generations["item_id"], generations["category"], strict=True)
+    ]
+    chosen = generations.loc[keep, ["target_id", "item_id"]]
+    return chosen.assign(rank=1, source="id", score=np.nan)[LIST_COLUMNS].reset_index(drop=True)
+
+
+# --- one evaluation run ---------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationResult:
+    """Everything one run measured: per-target ranks, the top-k lists, the metrics, and its timing."""
+
+    ranks: pd.DataFrame  # method, target_id, user_id, category, target_item_id, is_cold_item, rank
+    lists: pd.DataFrame  # method, target_id, rank, item_id, source, score
+    metrics: pd.DataFrame  # method, category, slice, metric, value, n_users
+    seconds: dict[str, float]  # wall time of ranking each method
+
+    def users_per_second(self) -> dict[str, float]:
+        n = self.ranks.groupby("method").size()
+        return {m: float(n.get(m, 0) / s) if s > 0 else float("nan") for m, s in self.seconds.items()}
+
+
+def evaluate_methods(
+    targets: pd.DataFrame,
+    catalog: Mapping[str, np.ndarray],
+    expected: Mapping[str, set[str]],
+    list_methods: Mapping[str, pd.DataFrame],
+    score_methods: Mapping[str, ScoreBatch],
+    config: EvaluationConfig = EvaluationConfig(),
+    list_seconds: Mapping[str, float] | None = None,
+) -> EvaluationResult:
+    """Rank every target under every method and aggregate the metrics.
+
+    ``list_methods`` maps a method name to its lists (``LIST_COLUMNS``; the top-``k`` of them are kept);
+    ``score_methods`` maps a name to a full-catalog scoring function (:data:`ScoreBatch`), whose top-``k``
+    per target is recorded with source 'list'. ``expected`` is :func:`popular_top_k` (serendipity).
+    ``list_seconds`` (time spent building each list method's lists) is added to its timing.
+    """
+    _check_targets(targets)
+    targets = targets.reset_index(drop=True)
+    rank_frames, list_frames, seconds = [], [], {}
+    for method, lists in list_methods.items():
+        start = time.perf_counter() - (list_seconds or {}).get(method, 0.0)
+        lists = lists.loc[
+            lists["target_id"].isin(targets["target_id"]) & (lists["rank"] <= config.k), LIST_COLUMNS
+        ]
+        ranks = rank_in_lists(targets, lists)
+        seconds[method] = time.perf_counter() - start
+        rank_frames.append(targets[TARGET_COLUMNS].assign(method=method, rank=ranks))
+        list_frames.append(lists.assign(method=method))
+    for method, score_batch in score_methods.items():
+        start = time.perf_counter()
+        ranks, lists = rank_by_scores(targets, catalog, score_batch, config, desc=method)
+        seconds[method] = time.perf_counter() - start
+        rank_frames.append(targets[TARGET_COLUMNS].assign(method=method, rank=ranks))
+        list_frames.append(lists.assign(method=method, source="list"))
+    ranks = pd.concat(rank_frames, ignore_index=True)[["method", *TARGET_COLUMNS, "rank"]]
+    lists = pd.concat(list_frames, ignore_index=True)[["method", *LIST_COLUMNS]]
+    metrics = aggregate_metrics(ranks, lists, catalog, expected, config.k)
+    return EvaluationResult(ranks=ranks, lists=lists, metrics=metrics, seconds=seconds)
+
+
+# --- the evaluation tables in DuckDB --------------------------------------------------------------
+
+# DESIGN.md "Interfaces" fixes the first columns of eval_metrics and eval_ranks; the rest are additions.
+EVAL_TABLE_COLUMNS: dict[str, dict[str, str]] = {
+    "eval_runs": {
+        "run_id": "varchar",
+        "created_at": "timestamp",
+        "label": "varchar",
+        "preset": "varchar",
+        "split": "varchar",
+        "config": "json",
+        "methods": "varchar[]",
+        "n_targets": "integer",
+    },
+    "recommendations": {
+        "run_id": "varchar",
+        "method": "varchar",
+        "target_id": "varchar",
+        "user_id": "varchar",
+        "category": "varchar",
+        "rank": "integer",
+        "item_id": "varchar",
+        "source": "varchar",
+        "score": "double",
+        "split": "varchar",
+    },
+    "eval_ranks": {
+        "run_id": "varchar",
+        "method": "varchar",
+        "user_id": "varchar",
+        "category": "varchar",
+        "target_item_id": "varchar",
+        "rank": "integer",
+        "target_id": "varchar",
+        "split": "varchar",
+        "is_cold_item": "boolean",
+    },
+    "eval_metrics": {
+        "run_id": "varchar",
+        "created_at": "timestamp",
+        "method": "varchar",
+        "category": "varchar",
+        "slice": "varchar",
+        "metric": "varchar",
+        "value": "double",
+        "n_users": "integer",
+        "split": "varchar",
+    },
+}
+
+
+def ensure_eval_tables(con) -> None:
+    """Create the evaluation tables when missing; existing tables and their runs are left as they are."""
+    for table, columns in EVAL_TABLE_COLUMNS.items():
+        body = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns.items())
+        con.execute(f"create table if not exists main.{table} ({body})")
+
+
+def _insert(con, table: str, frame: pd.DataFrame) -> None:
+    columns = EVAL_TABLE_COLUMNS[table]
+    frame = frame[list(columns)]
+    con.register("_eval_rows", frame)
+    try:
+        casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items())
+        con.execute(f"insert into main.{table} by name select {casts} from _eval_rows")
+    finally:
+        con.unregister("_eval_rows")
+
+
+def write_evaluation_run(
+    con,
+    run_id: str,
+    created_at: pd.Timestamp,
+    split: str,
+    result: EvaluationResult,
+    targets: pd.DataFrame,
+    *,
+    label: str = "",
+    preset: str = "",
+    config_json: str = "{}",
+) -> dict[str, int]:
+    """Append one run to ``eval_runs``, ``recommendations``, ``eval_ranks`` and ``eval_metrics``.
+
+    Earlier runs are never touched; rows of the same ``run_id`` (a retried run) are replaced, all in one
+    transaction. Returns the rows written per table.
+    """
+    created_at = pd.Timestamp(created_at)
+    if created_at.tzinfo is not None:
+        created_at = created_at.tz_convert("UTC").tz_localize(None)  # stored as a UTC timestamp
+    of_target = targets.set_index("target_id")[["user_id", "category"]]
+    lists = result.lists.join(of_target, on="target_id")
+    frames = {
+        "eval_runs": pd.DataFrame(
+            {
+                "run_id": [run_id],
+                "created_at": [created_at],
+                "label": [label],
+                "preset": [preset],
+                "split": [split],
+                "config": [config_json],
+                "methods": [sorted(result.ranks["method"].unique().tolist())],
+                "n_targets": [len(targets)],
+            }
+        ),
+        "recommendations": lists.assign(run_id=run_id, split=split),
+        "eval_ranks": result.ranks.assign(run_id=run_id, split=split),
+        "eval_metrics": result.metrics.assign(run_id=run_id, created_at=created_at, split=split),
+    }
+    ensure_eval_tables(con)
+    con.execute("begin transaction")
+    try:
+        for table, frame in frames.items():
+            con.execute(f"delete from main.{table} where run_id = ?", [run_id])
+            _insert(con, table, frame)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return {table: len(frame) for table, frame in frames.items()}
+
+
+# --- the methods of the default run ---------------------------------------------------------------
+
+DEFAULT_METHODS = ("llm_mixup", "llm_only", "core", "popularity")
+FULL_VARIANT = "full"  # serving.prompts: the prompt with every part; other variants are ablations
+
+
+def llm_method_names(
+    generations: pd.DataFrame, prefer_constrained: bool = True
+) -> dict[tuple[str, bool], str]:
+    """The method suffix of each (prompt variant, constrained decoding) group of generations.
+
+    ``llm_mixup`` / ``llm_only`` are the full prompt; an ablation variant appends ``-<variant>``
+    (DESIGN.md: ``llm_mixup-no_attributes``). When a variant was generated both with and without
+    constrained decoding, the non-preferred one appends ``-constrained`` or ``-unconstrained``.
+    Returns ``{(variant, constrained): suffix}`` with suffix '' for the headline.
+    """
+    groups = generations[["variant", "constrained"]].drop_duplicates()
+    both = groups.groupby("variant")["constrained"].nunique() > 1
+    names = {}
+    for variant, constrained in groups.itertuples(index=False):
+        suffix = "" if variant == FULL_VARIANT else f"-{variant}"
+        if both[variant] and bool(constrained) != prefer_constrained:
+            suffix += "-constrained" if constrained else "-unconstrained"
+        names[(variant, bool(constrained))] = suffix
+    return names
+
+
+def with_generation_columns(generations: pd.DataFrame) -> pd.DataFrame:
+    """Generations with ``variant`` and ``constrained`` filled in when a table predates them."""
+    return generations.assign(
+        variant=generations["variant"] if "variant" in generations else FULL_VARIANT,
+        constrained=generations["constrained"].astype(bool) if "constrained" in generations else True,
+    )
+
+
+def generated_target_ids(generations: pd.DataFrame, prefer_constrained: bool = True) -> set[str]:
+    """Targets the headline LLM group answered (full prompt, preferred decoding; else any group).
+
+    The LLM answers a sample of the prompts at small presets; scoring every method on exactly these
+    targets keeps the comparison fair (a target without an answer would count against the LLM only).
+    """
+    generations = with_generation_columns(generations)
+    names = llm_method_names(generations, prefer_constrained)
+    headline = [group for group, suffix in names.items() if suffix == ""]
+    if not headline:
+        return set(generations["target_id"])
+    variant, constrained = headline[0]
+    chosen = (generations["variant"] == variant) & (generations["constrained"].astype(bool) == constrained)
+    return set(generations.loc[chosen, "target_id"])
+
+
+def llm_list_methods(
+    generations: pd.DataFrame,
+    catalog: Mapping[str, np.ndarray],
+    id_vectors: VectorCatalog,
+    title_vectors: VectorCatalog,
+    encode_titles: Callable[[list[str]], np.ndarray],
+    mixup_config: MixupConfig,
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    prefer_constrained: bool = True,
+) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
+    """``llm_mixup`` (mixup retrieval over the vector catalogs) and ``llm_only`` lists per generation group.
+
+    ``generations`` holds the rows of the evaluated split (target_id, category, item_id, title, raw_text,
+    and optionally variant and constrained); ``id_vectors`` / ``title_vectors`` are the loaded ID and
+    title tables. Returns the lists per method and the seconds each took to build (retrieval and title
+    encoding included).
+    """
+    generations = with_generation_columns(generations)
+    out: dict[str, pd.DataFrame] = {}
+    seconds: dict[str, float] = {}
+    for (variant, constrained), suffix in llm_method_names(generations, prefer_constrained).items():
+        group = generations[(generations["variant"] == variant) & (generations["constrained"] == constrained)]
+        repeated = group.loc[group["target_id"].duplicated(), "target_id"]
+        if len(repeated):
+            raise ValueError(
+                f"generations hold several rows for target {repeated.iloc[0]!r} with variant {variant!r}, "
+                f"constrained={constrained}; expected one answer per target"
+            )
+        for base in ("llm_mixup", "llm_only"):
+            if base not in methods:
+                continue
+            start = time.perf_counter()
+            if base == "llm_mixup":
+                lists = mixup_batch(group, id_vectors, title_vectors, encode_titles, mixup_config)
+            else:
+                lists = generated_id_lists(group, catalog)
+            out[base + suffix] = lists
+            seconds[base + suffix] = time.perf_counter() - start
+    return out, seconds
+
+
+def core_scorer(
+    scorer: CoreScorer, user_sequences: pd.DataFrame, splits: pd.DataFrame, split: str
+) -> ScoreBatch:
+    """The ``core`` method: a trained ``training.core.CoreScorer`` scoring every item of the category.
+
+    Each target's input is its user's item events before it (``training.sequence_data.build_examples``,
+    the windows CORE was validated on); items outside CORE's vocabulary share the cold vector and tie.
+    """
+    examples = build_examples(
+        user_sequences, splits, scorer.vocabulary, split=split, max_len=scorer.model.config.max_seq_length
+    )
+    row_of = pd.Series(np.arange(len(examples)), index=pd.Index(examples.target_ids, dtype=object))
+    candidates: dict[str, np.ndarray] = {}
+
+    def score_batch(chunk: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
+        rows = row_of.reindex(chunk["target_id"].astype(object)).to_numpy()
+        if np.isnan(rows.astype(np.float64)).any():
+            raise KeyError(
+                f"core: targets {chunk['target_id'].tolist()[:3]} are not {split!r} rows of splits"
+            )
+        category = chunk["category"].iloc[0]  # rank_by_scores batches one category at a time
+        if category not in candidates:  # one vocabulary lookup per category, not per batch
+            candidates[category] = scorer.vocabulary.index_of(item_ids)
+        return score_indices(scorer.model, examples.inputs[rows.astype(np.int64)], candidates[category])
+
+    return score_batch
