@@ -2,11 +2,15 @@
 
 from dagster import Definitions
 
-from assets.dbt import dbt_resource, warehouse_models
+from assets.dbt import dbt_resource, evaluation_marts, warehouse_models
+from assets.evaluation import evaluation_assets
+from assets.features import feature_assets, feature_checks
+from assets.llm import llm_assets
 from assets.resources import default_duckdb, default_lancedb
 
 defs = Definitions(
-    assets=[warehouse_models],
+    assets=[warehouse_models, *feature_assets, *llm_assets, *evaluation_assets, evaluation_marts],
+    asset_checks=feature_checks,
     resources={
         "dbt": dbt_resource(),
         "duckdb": default_duckdb(),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from fashionrec.pipeline import RunSummary
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -21,9 +24,16 @@ def point_at(mp: pytest.MonkeyPatch, home: Path, raw_dir: Path | None = None) ->
     mp.setenv("FASHIONREC_PRESET", "tiny")
 
 
+@dataclass(frozen=True)
+class TinyRun:
+    home: Path
+    summary: RunSummary
+
+
 @pytest.fixture(scope="session")
-def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A FASHIONREC_HOME with the tiny synthetic logs and every dbt model built (`group:warehouse`)."""
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """Fresh tiny logs, then every asset of the code location materialized once, as `fashionrec run` does:
+    warehouse -> features -> llm -> evaluation, with every asset check."""
     from dagster import DagsterInstance
 
     from fashionrec.pipeline import materialize_selection
@@ -33,14 +43,13 @@ def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         point_at(mp, home)
         generate("tiny", home / "raw", seed=0)
-        summary = materialize_selection("group:warehouse", instance=DagsterInstance.ephemeral())
+        summary = materialize_selection(None, instance=DagsterInstance.ephemeral(), log_level="WARNING")
     assert summary.success, summary
-    assert not summary.checks_failed, summary.checks_failed
-    return home
+    return TinyRun(home=home, summary=summary)
 
 
 @pytest.fixture
-def tiny_home(tiny_warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The session's tiny warehouse, with FASHIONREC_* pointing at it for this test."""
-    point_at(monkeypatch, tiny_warehouse)
-    return tiny_warehouse
+def tiny_home(tiny_pipeline: TinyRun, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The session's tiny pipeline home, with FASHIONREC_* pointing at it for this test."""
+    point_at(monkeypatch, tiny_pipeline.home)
+    return tiny_pipeline.home

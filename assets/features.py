@@ -1,0 +1,555 @@
+"""Feature assets (group ``features``): the three vector stores the paper's retrieval needs.
+
+- ``query_memory`` (+ ``prompt_candidates``): query-product memory in LanceDB and the candidate ids it
+  gives every prompt target (arXiv 2410.11327 §4.2), computed with ``serving.query_memory``;
+- ``title_encoder`` -> ``item_title_vectors``: the triplet-fine-tuned title encoder
+  (``training.title_encoder``) and every catalog title embedded with it, refreshed incrementally;
+- ``item_id_vectors``: CORE trained on the train split (``training.core``); its item table in LanceDB and
+  the model itself (the evaluation's CORE baseline) under ``artifacts/core``.
+
+Each asset records the LanceDB table version it wrote, so a run can be traced to the vectors it used,
+and every vector table has an asset check: one row per catalog item (or stored query), the expected
+dimension, unit norm and no NaN.
+"""
+
+import json
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from assets.resources import LanceDBResource
+from fashionrec.settings import paths, preset
+from serving.encoders import DEFAULT_ENCODER_SPEC, build_encoder, save_encoder_manifest
+from serving.query_memory import (
+    MANIFEST_FILE as QUERY_MEMORY_MANIFEST,
+)
+from serving.query_memory import (
+    MEMORY_TABLE,
+    MemoryManifest,
+    MemorySettings,
+    QueryMemory,
+    build_memory,
+    hit_rate,
+    prompt_candidates,
+)
+from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS
+from serving.vector_store import (
+    DEFAULT_INDEX_THRESHOLD,
+    frame_to_arrow,
+    refresh_vectors,
+    table_exists,
+    vector_table_stats,
+    write_vectors,
+)
+from training.core import CONFIG_FILE as CORE_CONFIG_FILE
+
+FEATURES_GROUP = "features"
+QUERY_MEMORY_DIR = "query_memory"  # under artifacts/: the manifest naming the query encoder
+TITLE_ENCODER_DIR = "title_encoder"  # under artifacts/: fine-tuned encoder + its manifest
+CORE_DIR = "core"  # under artifacts/: CORE weights (safetensors), config and vocabulary
+# under artifacts/: the encoder that made item_title_vectors (generated titles must use the same one)
+TITLE_VECTORS_MANIFEST = "item_title_vectors.json"
+NORM_TOLERANCE = 1e-3
+
+
+def _is_tiny() -> bool:
+    return preset() == "tiny"
+
+
+def _rounded(value: float) -> float:
+    """Four decimals; NaN (nothing to measure, e.g. logs without searches) stays NaN."""
+    return round(float(value), 4) if np.isfinite(value) else float("nan")
+
+
+class QueryMemoryConfig(dg.Config):
+    """Query-product memory settings (paper §4.2)."""
+
+    encoder: str = Field(
+        default=DEFAULT_ENCODER_SPEC,
+        description="Query encoder spec: 'sentence_transformers[:PATH]' (default: bundled MiniLM) or "
+        "'open_clip:ARCH@PRETRAINED' (the paper's CLIP).",
+    )
+    neighbours: int = Field(default=MemorySettings.neighbours, description="Q: nearest stored queries.")
+    items_per_query: int = Field(
+        default=MemorySettings.items_per_query, description="V: top organic products per neighbour."
+    )
+    max_stored_items: int = Field(
+        default=MemorySettings.max_stored_items, description="Listings kept per query for time filtering."
+    )
+    cutoff: str = Field(
+        default="target_ts",
+        description="prompt_inputs column giving the prediction time: listings first shown at or after it "
+        "are invisible ('target_ts' or the stricter 'latest_query_ts').",
+    )
+    index_threshold: int = Field(
+        default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "query_memory",
+            group_name=FEATURES_GROUP,
+            deps=["query_listings"],
+            kinds={"lancedb"},
+            description="LanceDB table query_memory: one row per normalised query with its vector and its "
+            "best organic listings (item_ids, item_first_shown_at).",
+        ),
+        dg.AssetSpec(
+            "prompt_candidates",
+            group_name=FEATURES_GROUP,
+            deps=["query_memory", "prompt_inputs"],
+            kinds={"duckdb"},
+            description="One row per prompt_inputs target: candidate_item_ids from the query memory (only "
+            "listings first shown before the prediction time), n_candidates, target_in_candidates.",
+        ),
+    ],
+    can_subset=False,
+)
+def query_memory(
+    context: dg.AssetExecutionContext,
+    config: QueryMemoryConfig,
+    duckdb: DuckDBResource,
+    lancedb: LanceDBResource,
+):
+    """Embed every normalised query, store its top products, and compute each prompt's candidates."""
+    if config.cutoff not in ("target_ts", "latest_query_ts"):
+        raise dg.Failure(f"cutoff must be 'target_ts' or 'latest_query_ts', got {config.cutoff!r}")
+    settings = MemorySettings(config.neighbours, config.items_per_query, config.max_stored_items)
+    with duckdb.get_connection() as con:
+        listings = con.execute(
+            "select query_norm, item_id, organic_rank, first_shown_at from query_listings"
+        ).df()
+        prompts = con.execute(
+            "select target_id, split, target_item_id, latest_query, latest_query_ts, target_ts "
+            "from prompt_inputs"
+        ).df()
+    encoder = build_encoder(config.encoder)
+    db = lancedb.connect()
+    written = build_memory(db, listings, encoder, settings, index_threshold=config.index_threshold)
+    MemoryManifest(
+        encoder.spec,
+        encoder.fingerprint,
+        encoder.dim,
+        settings.neighbours,
+        settings.items_per_query,
+        settings.max_stored_items,
+    ).save(paths().artifacts_dir / QUERY_MEMORY_DIR)
+
+    start = time.perf_counter()
+    table = db.open_table(MEMORY_TABLE)
+    table.checkout(written.version)  # read exactly the version recorded in the metadata
+    memory = QueryMemory.from_table(table)
+    candidates = prompt_candidates(prompts, memory, encoder, settings, cutoff_column=config.cutoff)
+    lookup_seconds = time.perf_counter() - start
+    _write_candidates(duckdb, candidates)
+    quality = hit_rate(candidates, prompts, "valid")
+    context.log.info(f"query memory: {written.rows} queries, valid hit rate {quality['valid_hit_rate']:.3f}")
+    yield dg.MaterializeResult(
+        asset_key="query_memory",
+        metadata={
+            **written.metadata(),
+            "dagster/row_count": written.rows,
+            "encoder": encoder.spec,
+            "dim": encoder.dim,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="prompt_candidates",
+        metadata={
+            "dagster/row_count": len(candidates),
+            "Q_neighbours": settings.neighbours,
+            "V_items_per_query": settings.items_per_query,
+            "cutoff": config.cutoff,
+            "memory_lancedb_version": written.version,
+            "lookup_seconds": round(lookup_seconds, 3),
+            "lookups_per_second": round(len(candidates) / lookup_seconds, 1) if lookup_seconds > 0 else 0.0,
+            "share_with_candidates": float((candidates["n_candidates"] > 0).mean())
+            if len(candidates)
+            else 0.0,
+            **{k: _rounded(v) for k, v in quality.items()},
+        },
+    )
+
+
+def _write_candidates(duckdb: DuckDBResource, candidates: pd.DataFrame) -> None:
+    table = pa.table(
+        {
+            "target_id": pa.array(candidates["target_id"].astype(str).tolist(), pa.string()),
+            "candidate_item_ids": pa.array(candidates["candidate_item_ids"].tolist(), pa.list_(pa.string())),
+            "n_candidates": pa.array(candidates["n_candidates"].tolist(), pa.int32()),
+            "target_in_candidates": pa.array(candidates["target_in_candidates"].tolist(), pa.bool_()),
+        }
+    )
+    with duckdb.get_connection() as con:
+        con.register("prompt_candidates_arrow", table)
+        con.execute("create or replace table prompt_candidates as select * from prompt_candidates_arrow")
+        con.unregister("prompt_candidates_arrow")
+
+
+class TitleEncoderAssetConfig(dg.Config):
+    """Title encoder fine-tuning (paper §4.4 "Title Embedding Model")."""
+
+    kind: str = Field(
+        default="sentence_transformers",
+        description="'sentence_transformers' (fine-tune base_model) or 'lstm' (the paper's token "
+        "embedding + LSTM encoder, trained from scratch).",
+    )
+    base_model: str = Field(
+        default="", description="sentence-transformers directory; empty = bundled MiniLM."
+    )
+    epochs: int | None = Field(
+        default=None,
+        description="Epochs, each re-mining hard negatives; default 2 on tiny, 3 otherwise (LSTM: 10).",
+    )
+    batch_size: int | None = Field(
+        default=None, description="Pairs per step; default 16 on tiny, 32 otherwise."
+    )
+    learning_rate: float | None = Field(default=None, description="Default 2e-5 (MiniLM) / 1e-3 (LSTM).")
+    margin: float = Field(default=0.2, description="Triplet margin in cosine distance.")
+    max_pairs: int | None = Field(default=None, description="Cap on train pairs per epoch (sampled).")
+
+
+@dg.asset(
+    group_name=FEATURES_GROUP,
+    deps=["user_sequences", "splits", "items"],
+    kinds={"pytorch"},
+)
+def title_encoder(context: dg.AssetExecutionContext, config: TitleEncoderAssetConfig, duckdb: DuckDBResource):
+    """Fine-tune the title encoder on train (query, purchased title) pairs with two hard negatives per
+    pair, re-mined every epoch; reports valid query->title Recall@10 before and after."""
+    from training.lstm_title_encoder import LstmTitleConfig
+    from training.title_encoder import TitleEncoderConfig, purchase_query_pairs, train_title_encoder
+
+    with duckdb.get_connection() as con:
+        sequences = con.execute(
+            "select user_id, seq_no, event_id, session_key, action, query, query_norm, search_id, item_id "
+            "from user_sequences where action in ('search', 'purchase')"
+        ).df()
+        splits = con.execute("select target_id, split from splits").df()
+        items = con.execute("select item_id, title, category from items").df()
+    train_pairs = purchase_query_pairs(sequences, splits, items, "train")
+    valid_pairs = purchase_query_pairs(sequences, splits, items, "valid")
+    lstm = LstmTitleConfig()
+    if config.kind == "lstm":
+        lstm = LstmTitleConfig(
+            epochs=config.epochs or lstm.epochs,
+            batch_size=config.batch_size or lstm.batch_size,
+            learning_rate=config.learning_rate or lstm.learning_rate,
+        )
+    settings = TitleEncoderConfig(
+        kind=config.kind,  # type: ignore[arg-type]
+        base_model=config.base_model or None,
+        epochs=config.epochs or (2 if _is_tiny() else 3),
+        batch_size=config.batch_size or (16 if _is_tiny() else 32),
+        learning_rate=config.learning_rate or TitleEncoderConfig.learning_rate,
+        margin=config.margin,
+        max_pairs=config.max_pairs,
+        lstm=lstm,
+    )
+    result = train_title_encoder(
+        train_pairs,
+        valid_pairs,
+        items,
+        paths().artifacts_dir / TITLE_ENCODER_DIR,
+        settings,
+        log=context.log.info,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "encoder": result.spec,
+            "kind": config.kind,
+            "dim": result.dim,
+            "train_pairs": result.train_pairs,
+            "valid_pairs": result.valid_pairs,
+            "epochs": result.epochs,
+            "seconds": round(result.seconds, 2),
+            "valid_recall@10_before": _rounded(result.recall_before),
+            "valid_recall@10_after": _rounded(result.recall_after),
+            "train_loss_by_epoch": dg.MetadataValue.json(result.history),
+        }
+    )
+
+
+class TitleVectorsConfig(dg.Config):
+    """Which encoder embeds the catalog titles and how the table is indexed."""
+
+    encoder: str = Field(
+        default="",
+        description="Encoder spec; empty = the fine-tuned title encoder (artifacts/title_encoder). Any "
+        "other spec (e.g. 'open_clip:ARCH@PRETRAINED', the paper's CLIP ablation) embeds titles with it.",
+    )
+    index_threshold: int = Field(
+        default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
+    )
+    batch_size: int = Field(default=256, description="Strings per encoder batch.")
+
+
+@dg.asset(
+    group_name=FEATURES_GROUP,
+    deps=["title_encoder", "items"],
+    kinds={"lancedb"},
+)
+def item_title_vectors(
+    context: dg.AssetExecutionContext,
+    config: TitleVectorsConfig,
+    duckdb: DuckDBResource,
+    lancedb: LanceDBResource,
+):
+    """Every catalog title embedded with the fine-tuned title encoder (item_id, category, title, vector);
+    only new items and changed titles are re-encoded (content hash of encoder weights + title)."""
+    from training.title_encoder import load_title_encoder_spec
+
+    spec = config.encoder or load_title_encoder_spec(paths().artifacts_dir / TITLE_ENCODER_DIR)
+    encoder = build_encoder(spec, batch_size=config.batch_size)
+    with duckdb.get_connection() as con:
+        items = con.execute(
+            "select item_id, category, coalesce(title, '') as title from items order by item_id"
+        ).df()
+    written = refresh_vectors(
+        lancedb.connect(),
+        ITEM_TITLE_VECTORS,
+        items,
+        key="item_id",
+        text_column="title",
+        encode=encoder.encode,
+        fingerprint=encoder.fingerprint,
+        index_threshold=config.index_threshold,
+    )
+    context.log.info(
+        f"item_title_vectors: {written.encoded} of {written.rows} titles encoded, the rest unchanged"
+    )
+    save_encoder_manifest(
+        paths().artifacts_dir / TITLE_VECTORS_MANIFEST, encoder, lancedb_version=written.version
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **written.metadata(),
+            "dagster/row_count": written.rows,
+            "encoder": encoder.spec,
+            "dim": encoder.dim,
+        }
+    )
+
+
+class CoreAssetConfig(dg.Config):
+    """CORE training; unset fields take RecBole's defaults (``training.core.CoreConfig``), or quick
+    settings on the tiny preset."""
+
+    epochs: int | None = Field(default=None, description="Max epochs; default 300 (RecBole), 3 on tiny.")
+    train_batch_size: int | None = Field(default=None, description="Default 2048 (RecBole), 256 on tiny.")
+    embedding_size: int = Field(default=64, description="RecBole CORE.yaml: 64.")
+    learning_rate: float = Field(default=1e-3, description="RecBole overall.yaml: 1e-3.")
+    stopping_step: int = Field(default=10, description="Epochs without valid NDCG@10 gain before stopping.")
+    train_targets: str = Field(
+        default="all_items",
+        description="'all_items': every item event of the train portion is a target (RecBole's prefix "
+        "augmentation); 'purchases': train-split purchases only.",
+    )
+    index_threshold: int = Field(
+        default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
+    )
+
+
+@dg.asset(
+    group_name=FEATURES_GROUP,
+    deps=["user_sequences", "splits", "items"],
+    kinds={"pytorch", "lancedb"},
+)
+def item_id_vectors(
+    context: dg.AssetExecutionContext,
+    config: CoreAssetConfig,
+    duckdb: DuckDBResource,
+    lancedb: LanceDBResource,
+):
+    """Train CORE-trm on train-split sequences (early stopping on valid NDCG@10), save it as the CORE
+    baseline, and write its L2-normalised item table (item_id, category, vector) for every catalog item;
+    items never seen in training share the learned cold vector."""
+    from training.core import CoreConfig, CoreScorer, save_core, train_core
+    from training.sequence_data import CategoryCatalog, build_examples, build_vocabulary
+
+    with duckdb.get_connection() as con:
+        sequences = con.execute(
+            "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
+        ).df()
+        splits = con.execute(
+            "select target_id, user_id, target_item_id, category, seq_no, split from splits"
+        ).df()
+        items = con.execute("select item_id, category from items order by item_id").df()
+    core_config = CoreConfig(
+        embedding_size=config.embedding_size,
+        learning_rate=config.learning_rate,
+        stopping_step=config.stopping_step,
+        epochs=config.epochs or (3 if _is_tiny() else CoreConfig.epochs),
+        train_batch_size=config.train_batch_size or (256 if _is_tiny() else CoreConfig.train_batch_size),
+    )
+    vocabulary = build_vocabulary(sequences, splits)
+    categories = items.set_index("item_id")["category"]
+    train = build_examples(
+        sequences,
+        splits,
+        vocabulary,
+        split="train",
+        max_len=core_config.max_seq_length,
+        targets=config.train_targets,  # type: ignore[arg-type]
+        item_categories=categories,
+    )
+    valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=core_config.max_seq_length)
+    catalog = CategoryCatalog.from_items(items, vocabulary)
+    start = time.perf_counter()
+    result = train_core(train, valid, vocabulary, catalog, core_config, log=context.log.info)
+    train_seconds = time.perf_counter() - start
+    save_core(result, paths().artifacts_dir / CORE_DIR)
+
+    scorer = CoreScorer(result.model, vocabulary)
+    vectors = scorer.item_vectors(items["item_id"].tolist())
+    written = write_vectors(
+        lancedb.connect(),
+        ITEM_ID_VECTORS,
+        frame_to_arrow(items, vectors),
+        index_threshold=config.index_threshold,
+    )
+    n_cold = int((~items["item_id"].isin(set(vocabulary.item_ids))).sum())
+    # nothing is encoded here: the rows are the trained table itself
+    write_metadata = {
+        k: v for k, v in written.metadata().items() if k not in ("rows_encoded", "encoded_per_second")
+    }
+    return dg.MaterializeResult(
+        metadata={
+            **write_metadata,
+            "dagster/row_count": written.rows,
+            "dim": core_config.embedding_size,
+            "vocabulary_items": len(vocabulary.item_ids),
+            "cold_catalog_items": n_cold,
+            "train_examples": len(train),
+            "valid_targets": len(valid),
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "train_seconds": round(train_seconds, 2),
+            "seconds_per_epoch": round(result.seconds_per_epoch, 3),
+            "train_examples_per_second": round(len(train) / result.seconds_per_epoch, 1),
+            **{f"valid_{k}": _rounded(v) for k, v in result.best_valid.items()},
+            "history": dg.MetadataValue.json(result.history),
+        }
+    )
+
+
+def _expected_dim(manifest: str, field: str) -> int | None:
+    path = paths().artifacts_dir / manifest
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    for part in field.split("."):
+        record = record[part]
+    return int(record)
+
+
+def _check_vectors(
+    lancedb: LanceDBResource, table_name: str, key: str, expected_keys: set[str], expected_dim: int | None
+) -> dg.AssetCheckResult:
+    db = lancedb.connect()
+    if not table_exists(db, table_name):
+        return dg.AssetCheckResult(
+            passed=False, metadata={"problem": f"LanceDB table {table_name} is missing"}
+        )
+    table = db.open_table(table_name)
+    stats = vector_table_stats(table, key)
+    stored = set(table.search().select([key]).limit(None).to_arrow()[key].to_pylist())
+    missing, extra = expected_keys - stored, stored - expected_keys
+    problems = []
+    if stats.rows != len(expected_keys) or stats.distinct_keys != stats.rows or missing or extra:
+        problems.append(
+            f"{stats.rows} rows / {stats.distinct_keys} distinct {key}s for {len(expected_keys)} expected; "
+            f"missing e.g. {sorted(missing)[:3]}, unexpected e.g. {sorted(extra)[:3]}"
+        )
+    if expected_dim is not None and stats.dim != expected_dim:
+        problems.append(f"dimension {stats.dim}, expected {expected_dim}")
+    if stats.nan_rows:
+        problems.append(f"{stats.nan_rows} vectors contain NaN")
+    if stats.max_norm_error > NORM_TOLERANCE:
+        problems.append(f"a vector's norm is off by {stats.max_norm_error:.2e} (tolerance {NORM_TOLERANCE})")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={
+            "rows": stats.rows,
+            "expected_rows": len(expected_keys),
+            "dim": stats.dim,
+            "expected_dim": expected_dim if expected_dim is not None else -1,
+            "max_norm_error": float(stats.max_norm_error),
+            "nan_rows": stats.nan_rows,
+            "problems": "; ".join(problems) or "none",
+        },
+    )
+
+
+def _catalog_ids(duckdb: DuckDBResource) -> set[str]:
+    with duckdb.get_connection() as con:
+        return {r[0] for r in con.execute("select item_id from items").fetchall()}
+
+
+@dg.asset_check(
+    asset="query_memory",
+    description="One row per normalised query in query_listings; encoder dimension; unit norm; no NaN.",
+)
+def query_memory_vectors_check(duckdb: DuckDBResource, lancedb: LanceDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        queries = {
+            r[0]
+            for r in con.execute(
+                "select distinct query_norm from query_listings where query_norm is not null"
+            ).fetchall()
+        }
+    dim = _expected_dim(f"{QUERY_MEMORY_DIR}/{QUERY_MEMORY_MANIFEST}", "dim")
+    return _check_vectors(lancedb, MEMORY_TABLE, "query_norm", queries, dim)
+
+
+@dg.asset_check(asset="prompt_candidates", description="One row per prompt_inputs target.")
+def prompt_candidates_check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        rows, distinct, prompts, orphans = con.execute(
+            "select (select count(*) from prompt_candidates), "
+            "(select count(distinct target_id) from prompt_candidates), "
+            "(select count(*) from prompt_inputs), "
+            "(select count(*) from prompt_candidates anti join prompt_inputs using (target_id))"
+        ).fetchone()
+    return dg.AssetCheckResult(
+        passed=rows == distinct == prompts and orphans == 0,
+        metadata={
+            "rows": rows,
+            "distinct_targets": distinct,
+            "prompt_inputs_rows": prompts,
+            "orphans": orphans,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=ITEM_TITLE_VECTORS,
+    description="One row per catalog item; title encoder dimension; unit norm; no NaN.",
+)
+def item_title_vectors_check(duckdb: DuckDBResource, lancedb: LanceDBResource) -> dg.AssetCheckResult:
+    dim = _expected_dim(TITLE_VECTORS_MANIFEST, "dim")
+    return _check_vectors(lancedb, ITEM_TITLE_VECTORS, "item_id", _catalog_ids(duckdb), dim)
+
+
+@dg.asset_check(
+    asset=ITEM_ID_VECTORS, description="One row per catalog item; CORE embedding size; unit norm; no NaN."
+)
+def item_id_vectors_check(duckdb: DuckDBResource, lancedb: LanceDBResource) -> dg.AssetCheckResult:
+    dim = _expected_dim(f"{CORE_DIR}/{CORE_CONFIG_FILE}", "config.embedding_size")
+    return _check_vectors(lancedb, ITEM_ID_VECTORS, "item_id", _catalog_ids(duckdb), dim)
+
+
+feature_assets = [query_memory, title_encoder, item_title_vectors, item_id_vectors]
+feature_checks = [
+    query_memory_vectors_check,
+    prompt_candidates_check,
+    item_title_vectors_check,
+    item_id_vectors_check,
+]

@@ -1,0 +1,143 @@
+"""LLM-stage benchmark: QLoRA training tokens/s and generation prompts/s, constrained vs free decoding.
+
+Runs on a FASHIONREC_HOME where the LLM group has been materialized (``fashionrec run 'group:llm'``):
+it reads the ``prompts`` table, the base model recorded by ``base_lm`` and the adapter of
+``lora_adapter``, then measures
+
+- training: QLoRA (4-bit NF4 base + LoRA, the paper's high-perplexity schedule) on a sample of train
+  prompts, into a scratch folder: optimizer steps/s and tokens/s (prompt + response tokens);
+- generation: the same sample of valid prompts answered with the paper's settings (64 new tokens,
+  temperature 0.05, top-p 0.95) with and without constrained decoding: prompts/s, format-valid rate,
+  valid-id rate and exact-id hit rate (the generated id is the target).
+
+    uv run python bench/llm.py [--home DIR] [--variant full] [--train-prompts 64] [--prompts 64]
+        [--batch-size 16]
+
+Numbers depend on the machine: the device, torch thread count and CPU count are printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import torch
+
+from fashionrec.settings import paths
+from serving.generation import GenerationSettings, Recommender, load_recommender_model, preferred_device
+from training.base_lm import read_base_model_pointer
+from training.qlora import QLoRAConfig, train_qlora
+
+BASE_LM_DIR, LORA_ADAPTER_DIR = "base_lm", "lora_adapter"  # artifacts/ folders of the llm assets
+
+
+def sample(rows: list, n: int, seed: int = 0) -> list:
+    return (
+        rows if len(rows) <= n else [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--home", type=Path, default=None, help="FASHIONREC_HOME (default: the environment's)"
+    )
+    parser.add_argument("--variant", default="full")
+    parser.add_argument(
+        "--train-prompts", type=int, default=64, help="train prompts for the QLoRA timing (0: skip)"
+    )
+    parser.add_argument("--prompts", type=int, default=64, help="valid prompts to generate for")
+    parser.add_argument("--batch-size", type=int, default=GenerationSettings.batch_size)
+    args = parser.parse_args()
+    if args.home:
+        os.environ["FASHIONREC_HOME"] = str(args.home)
+    home = paths()
+    base_model = read_base_model_pointer(home.artifacts_dir / BASE_LM_DIR)
+    adapter = home.artifacts_dir / LORA_ADAPTER_DIR / args.variant
+    print(f"device {preferred_device()}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    print(f"base model {base_model}, adapter {adapter}")
+
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as con:
+        train = con.execute(
+            "select prompt_text, response_text from prompts "
+            "where variant = ? and split = 'train' order by target_id",
+            [args.variant],
+        ).fetchall()
+        valid = con.execute(
+            "select prompt_text, category, target_item_id from prompts "
+            "where variant = ? and split = 'valid' order by target_id",
+            [args.variant],
+        ).fetchall()
+        catalog = con.execute("select item_id, category from items order by item_id").fetchall()
+
+    report: dict[str, object] = {"device": str(preferred_device()), "torch_threads": torch.get_num_threads()}
+    if args.train_prompts > 0:
+        chosen = sample(train, args.train_prompts)
+        with tempfile.TemporaryDirectory() as scratch:
+            result = train_qlora(
+                base_model,
+                [r[0] for r in chosen],
+                [r[1] for r in chosen],
+                Path(scratch) / "adapter",
+                QLoRAConfig(),
+            )
+        report["train"] = {
+            "prompts": result.n_examples,
+            "steps": result.n_steps,
+            "tokens": result.train_tokens,
+            "seconds": round(result.train_seconds, 2),
+            "tokens_per_second": round(result.tokens_per_second, 1),
+        }
+        print(
+            f"QLoRA: {result.train_tokens:,} tokens in {result.train_seconds:.1f} s = "
+            f"{result.tokens_per_second:,.0f} tokens/s ({result.n_steps} steps)"
+        )
+
+    chosen = sample(valid, args.prompts)
+    model, tokenizer = load_recommender_model(base_model, adapter)
+    recommender = Recommender(
+        model,
+        tokenizer,
+        [c[0] for c in catalog],
+        [c[1] for c in catalog],
+        GenerationSettings(batch_size=args.batch_size),
+    )
+    prompts, categories = [r[0] for r in chosen], [r[1] for r in chosen]
+    recommender.generate(prompts[: args.batch_size], categories[: args.batch_size], progress=False)  # warm-up
+    report["generation"] = {}
+    print(
+        "\n| decoding | prompts | prompts/s | format-valid | valid id | exact-id hit |\n"
+        "|---|---|---|---|---|---|"
+    )
+    for constrained in (True, False):
+        started = time.perf_counter()
+        run = recommender.generate(prompts, categories, constrained=constrained, progress=False)
+        seconds = time.perf_counter() - started
+        hit = sum(row.item_id == r[2] for row, r in zip(run.rows, chosen, strict=True)) / len(chosen)
+        label = "constrained" if constrained else "free"
+        report["generation"][label] = {
+            "prompts": len(chosen),
+            "prompts_per_second": round(len(chosen) / seconds, 3),
+            "format_ok_rate": round(run.format_ok_rate, 4),
+            "valid_id_rate": round(run.id_in_catalog_rate, 4),
+            "exact_id_hit_rate": round(hit, 4),
+        }
+        print(
+            f"| {label} | {len(chosen)} | {len(chosen) / seconds:.2f} | {run.format_ok_rate:.1%} | "
+            f"{run.id_in_catalog_rate:.1%} | {hit:.1%} |"
+        )
+
+    home.reports_dir.mkdir(parents=True, exist_ok=True)
+    out = home.reports_dir / "bench_llm.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()

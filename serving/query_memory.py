@@ -1,0 +1,360 @@
+"""Query-product memory (arXiv 2410.11327 §4.2): similar past searches -> their top organic products.
+
+Keys are search queries embedded by a text encoder (the paper uses CLIP; the offline default is MiniLM);
+values are the products those searches listed, best organic rank first. A session's latest query is
+embedded, its ``Q`` nearest stored queries are found by cosine similarity, and the union of their top
+``V`` products becomes the prompt's candidate ids.
+
+Time-awareness: a listing may feed a prediction only if it was first shown before the prediction time,
+and a stored query only if one of its listings was. The memory stores, per query, its best
+``max_stored_items`` listings with their ``first_shown_at`` so that both the online lookup and the
+batch computation over every prompt can pick the top ``V`` among those already visible at that time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from tqdm.auto import tqdm
+
+from serving.encoders import TextEncoder, build_encoder
+from serving.vector_store import (
+    DEFAULT_INDEX_THRESHOLD,
+    VECTOR_COLUMN,
+    WriteResult,
+    arrow_to_vectors,
+    refresh_vectors,
+)
+
+MEMORY_TABLE = "query_memory"
+MANIFEST_FILE = "query_memory.json"
+_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+_NEVER = np.iinfo(np.int64).max
+
+
+def normalize_query(query: str | None) -> str | None:
+    """The dbt macro ``normalize_query`` in Python: lower-case, ASCII punctuation to spaces, whitespace
+    collapsed, trimmed; None when nothing is left."""
+    if query is None or (isinstance(query, float) and np.isnan(query)):
+        return None
+    return " ".join(_PUNCTUATION.sub(" ", str(query).lower()).split()) or None
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """Lookup sizes. The paper leaves Q and V open; its Figure 3 prompt shows 6 candidates, and Q=2
+    neighbours x V=4 products give 5-8 distinct candidates once the neighbours' lists overlap."""
+
+    neighbours: int = 2  # Q: nearest stored queries
+    items_per_query: int = 4  # V: top organic products taken from each
+    # listings kept per query, so that the top V among those visible at an earlier time still exist
+    max_stored_items: int = 50
+
+
+MEMORY_SCHEMA = pa.schema(
+    [
+        ("query_norm", pa.string()),
+        ("first_shown_at", pa.timestamp("us", tz="UTC")),
+        ("n_listings", pa.int32()),
+        ("item_ids", pa.list_(pa.string())),
+        ("item_first_shown_at", pa.list_(pa.timestamp("us", tz="UTC"))),
+    ]
+)
+
+
+def to_utc_ns(values) -> np.ndarray:
+    """Timestamps (naive = UTC) as int64 nanoseconds since the epoch; missing -> int64 max ("never")."""
+    stamps = pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.as_unit("ns")
+    out = np.full(len(stamps), _NEVER, dtype=np.int64)
+    present = stamps.notna().to_numpy()
+    out[present] = stamps[present].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return out
+
+
+def memory_rows(query_listings: pd.DataFrame, max_stored_items: int) -> pd.DataFrame:
+    """One row per normalised query: its best listings by ``organic_rank`` with their first-shown times."""
+    required = {"query_norm", "item_id", "organic_rank", "first_shown_at"}
+    missing = required - set(query_listings.columns)
+    if missing:
+        raise ValueError(f"query_listings lacks columns {sorted(missing)}; expected the query_listings mart")
+    listings = query_listings.loc[query_listings["query_norm"].notna(), list(required)].copy()
+    listings["first_shown_at"] = pd.to_datetime(listings["first_shown_at"], utc=True)
+    top = listings.sort_values(["query_norm", "organic_rank", "item_id"], kind="stable")
+    top = top.groupby("query_norm", sort=True).head(max_stored_items)
+    by_query = listings.groupby("query_norm", sort=True)
+    grouped = top.groupby("query_norm", sort=True)
+    rows = pd.DataFrame(
+        {
+            "query_norm": pd.Series(list(by_query.groups), dtype=object),
+            "first_shown_at": by_query["first_shown_at"].min().to_numpy(),
+            "n_listings": by_query.size().to_numpy(np.int32),
+            "item_ids": pd.Series(grouped["item_id"].agg(list).to_list(), dtype=object),
+            "item_first_shown_at": pd.Series(grouped["first_shown_at"].agg(list).to_list(), dtype=object),
+        }
+    )
+    return rows[MEMORY_SCHEMA.names]
+
+
+@dataclass(frozen=True)
+class MemoryManifest:
+    """Which encoder built the memory: lookups must embed queries with the same one."""
+
+    encoder_spec: str
+    encoder_fingerprint: str
+    dim: int
+    neighbours: int
+    items_per_query: int
+    max_stored_items: int
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / MANIFEST_FILE
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> MemoryManifest:
+        path = directory / MANIFEST_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no query memory manifest at {path}; materialize the query_memory asset")
+        return cls(**json.loads(path.read_text()))
+
+
+def build_memory(
+    db: lancedb.DBConnection,
+    query_listings: pd.DataFrame,
+    encoder: TextEncoder,
+    settings: MemorySettings = MemorySettings(),
+    *,
+    index_threshold: int = DEFAULT_INDEX_THRESHOLD,
+) -> WriteResult:
+    """Write the ``query_memory`` table; queries whose text and encoder are unchanged keep their vectors."""
+    rows = memory_rows(query_listings, settings.max_stored_items)
+    return refresh_vectors(
+        db,
+        MEMORY_TABLE,
+        rows,
+        key="query_norm",
+        text_column="query_norm",
+        encode=encoder.encode,
+        fingerprint=encoder.fingerprint,
+        schema=MEMORY_SCHEMA,
+        index_threshold=index_threshold,
+    )
+
+
+@dataclass
+class QueryMemory:
+    """The whole memory in RAM, for computing candidates of many prompts with matrix products."""
+
+    queries: np.ndarray  # [n] object
+    vectors: np.ndarray  # [n, d] float32, unit length
+    first_shown_ns: np.ndarray  # [n] int64
+    item_ids: list[np.ndarray]  # per query, object arrays, best organic rank first
+    item_first_shown_ns: list[np.ndarray]  # aligned int64 arrays
+
+    @classmethod
+    def from_table(cls, table: lancedb.table.Table) -> QueryMemory:
+        data = table.to_arrow()
+        # list columns are split at their offsets instead of being converted row by row
+        ids, times = data["item_ids"].combine_chunks(), data["item_first_shown_at"].combine_chunks()
+        flat_ids = np.array(ids.flatten().to_pylist(), dtype=object)
+        flat_times = times.flatten().cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+        id_cuts = ids.offsets.to_numpy()[1:-1] - ids.offsets[0].as_py()
+        time_cuts = times.offsets.to_numpy()[1:-1] - times.offsets[0].as_py()
+        return cls(
+            queries=np.array(data["query_norm"].to_pylist(), dtype=object),
+            vectors=arrow_to_vectors(data[VECTOR_COLUMN]),
+            first_shown_ns=to_utc_ns(data["first_shown_at"].to_pandas()),
+            item_ids=np.split(flat_ids, id_cuts) if len(data) else [],
+            item_first_shown_ns=np.split(flat_times, time_cuts) if len(data) else [],
+        )
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def nearest(
+        self,
+        query_vectors: np.ndarray,
+        cutoffs_ns: np.ndarray,
+        k: int,
+        row_chunk: int = 512,
+        memory_chunk: int = 65_536,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per query vector, the ``k`` most similar stored queries first shown before its cutoff.
+
+        Returns memory indices ``[m, k]`` (-1 where fewer are visible) and similarities. Rows and memory
+        are processed in chunks with a running top-k, so memory use stays bounded for large memories.
+        """
+        m = len(query_vectors)
+        best_idx = np.full((m, k), -1, dtype=np.int64)
+        best_sim = np.full((m, k), -np.inf, dtype=np.float32)
+        if m == 0 or len(self) == 0 or k == 0:
+            return best_idx, best_sim
+        memory = torch.from_numpy(np.array(self.vectors, dtype=np.float32))
+        memory_first = torch.from_numpy(np.array(self.first_shown_ns, dtype=np.int64))
+        for r0 in tqdm(range(0, m, row_chunk), desc="memory lookup", unit="chunk", disable=m <= row_chunk):
+            rows = torch.as_tensor(np.ascontiguousarray(query_vectors[r0 : r0 + row_chunk], dtype=np.float32))
+            cut = torch.as_tensor(cutoffs_ns[r0 : r0 + row_chunk])[:, None]
+            top_sim = torch.full((len(rows), k), -torch.inf)
+            top_idx = torch.full((len(rows), k), -1, dtype=torch.int64)
+            for c0 in range(0, len(self), memory_chunk):
+                sims = rows @ memory[c0 : c0 + memory_chunk].T  # [r, c]
+                sims = sims.masked_fill(memory_first[c0 : c0 + memory_chunk][None, :] >= cut, -torch.inf)
+                kk = min(k, sims.shape[1])
+                chunk_sim, chunk_idx = sims.topk(kk, dim=1)
+                merged_sim = torch.cat([top_sim, chunk_sim], dim=1)
+                merged_idx = torch.cat([top_idx, chunk_idx + c0], dim=1)
+                top_sim, order = merged_sim.topk(k, dim=1)
+                top_idx = merged_idx.gather(1, order)
+            top_idx = torch.where(torch.isfinite(top_sim), top_idx, -1)
+            best_idx[r0 : r0 + len(rows)] = top_idx.numpy()
+            best_sim[r0 : r0 + len(rows)] = top_sim.numpy()
+        return best_idx, best_sim
+
+    def candidates(
+        self, neighbour_indices: np.ndarray, cutoffs_ns: np.ndarray, items_per_query: int
+    ) -> list[list[str]]:
+        """Union of each neighbour's top-``V`` products visible before the cutoff, nearest neighbour first."""
+        out: list[list[str]] = []
+        for neighbours, cutoff in zip(neighbour_indices, cutoffs_ns, strict=True):
+            seen: dict[str, None] = {}
+            for j in neighbours:
+                if j < 0:
+                    continue
+                visible = self.item_ids[j][self.item_first_shown_ns[j] < cutoff][:items_per_query]
+                seen.update(dict.fromkeys(visible.tolist()))
+            out.append(list(seen))
+        return out
+
+
+def prompt_candidates(
+    prompt_inputs: pd.DataFrame,
+    memory: QueryMemory,
+    encoder: TextEncoder,
+    settings: MemorySettings = MemorySettings(),
+    *,
+    cutoff_column: str = "target_ts",
+) -> pd.DataFrame:
+    """Candidate ids for every ``prompt_inputs`` row (the ``prompt_candidates`` table).
+
+    Only listings first shown strictly before the row's ``cutoff_column`` (the prediction time by
+    default) are visible. Rows without a latest query get no candidates. Distinct queries are encoded
+    once and neighbours are found with chunked matrix products, not one vector search per row.
+    """
+    required = {"target_id", "target_item_id", "latest_query", cutoff_column}
+    missing = required - set(prompt_inputs.columns)
+    if missing:
+        raise ValueError(f"prompt_inputs lacks columns {sorted(missing)}; expected the prompt_inputs mart")
+    queries = prompt_inputs["latest_query"].map(normalize_query)
+    has_query = queries.notna().to_numpy()
+    cutoffs = to_utc_ns(prompt_inputs[cutoff_column])
+    candidates: list[list[str]] = [[] for _ in range(len(prompt_inputs))]
+    rows = np.flatnonzero(has_query)
+    if len(rows) and len(memory):
+        vectors = encoder.encode(queries.iloc[rows].tolist())
+        neighbours, _ = memory.nearest(vectors, cutoffs[rows], settings.neighbours)
+        for row, found in zip(
+            rows, memory.candidates(neighbours, cutoffs[rows], settings.items_per_query), strict=True
+        ):
+            candidates[row] = found
+    targets = prompt_inputs["target_item_id"].tolist()
+    return pd.DataFrame(
+        {
+            "target_id": prompt_inputs["target_id"].to_numpy(object),
+            "candidate_item_ids": candidates,
+            "n_candidates": np.array([len(c) for c in candidates], dtype=np.int32),
+            "target_in_candidates": [t in set(c) for t, c in zip(targets, candidates, strict=True)],
+        }
+    )
+
+
+def hit_rate(candidates: pd.DataFrame, prompt_inputs: pd.DataFrame, split: str = "valid") -> dict[str, float]:
+    """How often the ``split`` target is among its candidates: over all its rows, and over rows with a
+    query."""
+    joined = prompt_inputs[["target_id", "split", "latest_query"]].merge(candidates, on="target_id")
+    part = joined.loc[joined["split"] == split]
+    with_query = part.loc[part["latest_query"].map(normalize_query).notna()]
+    return {
+        f"{split}_targets": float(len(part)),
+        f"{split}_hit_rate": float(part["target_in_candidates"].mean()) if len(part) else float("nan"),
+        f"{split}_hit_rate_with_query": (
+            float(with_query["target_in_candidates"].mean()) if len(with_query) else float("nan")
+        ),
+        f"{split}_mean_candidates": float(part["n_candidates"].mean()) if len(part) else float("nan"),
+    }
+
+
+class QueryMemoryLookup:
+    """Online lookups for single sessions, searching the LanceDB table with a time prefilter."""
+
+    def __init__(self, table: lancedb.table.Table, encoder: TextEncoder, settings: MemorySettings) -> None:
+        self.table = table
+        self.encoder = encoder
+        self.settings = settings
+
+    @classmethod
+    def open(
+        cls, db: lancedb.DBConnection, manifest_dir: Path, encoder: TextEncoder | None = None
+    ) -> QueryMemoryLookup:
+        """The stored memory with the encoder recorded in its manifest (or a given, identical one)."""
+        manifest = MemoryManifest.load(manifest_dir)
+        encoder = encoder or build_encoder(manifest.encoder_spec, show_progress=False)
+        if encoder.dim != manifest.dim:
+            raise ValueError(
+                f"query encoder {encoder.spec} gives {encoder.dim}-d vectors but the memory holds "
+                f"{manifest.dim}-d vectors from {manifest.encoder_spec}; rebuild the query_memory asset"
+            )
+        settings = MemorySettings(manifest.neighbours, manifest.items_per_query, manifest.max_stored_items)
+        return cls(db.open_table(MEMORY_TABLE), encoder, settings)
+
+    def lookup_many(
+        self, queries: Sequence[str | None], at: Sequence[datetime] | None = None
+    ) -> list[list[str]]:
+        """Candidate ids per query; ``at`` (default: now) hides listings first shown at or after it."""
+        at = list(at) if at is not None else [datetime.now(UTC)] * len(queries)
+        out: list[list[str]] = []
+        for query, when in zip(queries, at, strict=True):
+            norm = normalize_query(query)
+            if norm is None:
+                out.append([])
+                continue
+            cutoff = pd.Timestamp(when)
+            cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+            vector = self.encoder.encode([norm])[0]
+            found = (
+                self.table.search(vector)
+                .distance_type("cosine")
+                .where(
+                    f"first_shown_at < TIMESTAMP '{cutoff.strftime('%Y-%m-%d %H:%M:%S.%f')}'", prefilter=True
+                )
+                .select(["item_ids", "item_first_shown_at", "_distance"])
+                .limit(self.settings.neighbours)
+                .to_arrow()
+            )
+            cutoff_ns = np.int64(cutoff.value)
+            seen: dict[str, None] = {}
+            for ids, times in zip(
+                found["item_ids"].to_pylist(), found["item_first_shown_at"].to_pylist(), strict=True
+            ):
+                visible = np.array(ids, dtype=object)[to_utc_ns(times) < cutoff_ns][
+                    : self.settings.items_per_query
+                ]
+                seen.update(dict.fromkeys(visible.tolist()))
+            out.append(list(seen))
+        return out
+
+    def lookup(self, query: str | None, at: datetime | None = None) -> list[str]:
+        """Candidate ids for one session's latest query at time ``at`` (default: now)."""
+        return self.lookup_many([query], None if at is None else [at])[0]

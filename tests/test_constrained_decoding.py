@@ -1,0 +1,142 @@
+"""Constrained decoding: every answer has the format and a catalog id, even from an untrained model."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from serving.constrained_decoding import ResponseGrammar
+from serving.generation import GenerationSettings, Recommender
+from serving.llm_output import parse_recommendation
+from serving.prompts import render_response
+from training.domain_tokenizer import (
+    DomainTokenizerConfig,
+    round_up_to_width_multiple,
+    train_domain_tokenizer,
+)
+
+CATALOG = [
+    ("B0PASH9SLM", "YEWYFO Dainty Gold Necklace Black 16 Inch", "Accessories & Jewelry"),
+    ("B0FLHAEOPM", "YEWYFO Dainty Gold Necklace Black 18 Inch", "Accessories & Jewelry"),
+    ("B0CKPJJHE2", "YEWYFO Dainty Gold Necklace Gold 16 Inch", "Accessories & Jewelry"),
+    ("41", "Timeson Black Tunic Top Women M", "Clothing"),
+    ("4", "Timeson Black Tunic Top Women S", "Clothing"),  # a prefix of another id
+    ("418", "RUBZOO Chiffon Tank Top Black M", "Clothing"),
+    ("SNK-0007", "Alvora Running Sneakers White 38", "Footwear"),
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    texts = [render_response(item_id, title) for item_id, title, _ in CATALOG] * 5
+    texts += ["User search keyword <black necklace>, then click product"] * 5
+    return train_domain_tokenizer(texts, DomainTokenizerConfig(vocab_size=384, min_frequency=1))
+
+
+@pytest.fixture(scope="module")
+def untrained_model(tokenizer):
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=round_up_to_width_multiple(len(tokenizer)),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def recommender(model, tokenizer, **settings) -> Recommender:
+    return Recommender(
+        model, tokenizer, [c[0] for c in CATALOG], [c[2] for c in CATALOG], GenerationSettings(**settings)
+    )
+
+
+PROMPTS = [
+    "User search keyword <black necklace>, then click product\n### Response:\n",
+    "User search keyword <tunic>\n### Response:\n",
+    "click product\n### Response:\n",
+]
+
+
+def test_untrained_model_still_answers_in_format_with_catalog_ids(untrained_model, tokenizer):
+    run = recommender(untrained_model, tokenizer, batch_size=2).generate(PROMPTS * 2, progress=False)
+    ids = {c[0] for c in CATALOG}
+    for row in run.rows:
+        assert row.format_ok, row.raw_text
+        assert row.item_id in ids and row.id_in_catalog
+        assert row.title and row.n_new_tokens <= 64
+    assert run.format_ok_rate == 1.0 and run.id_in_catalog_rate == 1.0
+
+
+def test_unconstrained_untrained_model_is_malformed(untrained_model, tokenizer):
+    run = recommender(untrained_model, tokenizer).generate(PROMPTS, constrained=False, progress=False)
+    assert run.format_ok_rate < 1.0  # the control: without the constraint a random model writes noise
+
+
+def test_ids_are_restricted_to_the_target_category(untrained_model, tokenizer):
+    categories = ["Clothing", "Footwear", "Accessories & Jewelry"]
+    run = recommender(untrained_model, tokenizer).generate(PROMPTS, categories, progress=False)
+    category_of = {c[0]: c[2] for c in CATALOG}
+    assert [category_of[row.item_id] for row in run.rows] == categories
+    unrestricted = recommender(untrained_model, tokenizer, restrict_to_category=False)
+    assert all(row.id_in_catalog for row in unrestricted.generate(PROMPTS, categories, progress=False).rows)
+
+
+def test_title_is_closed_when_the_token_budget_runs_out(untrained_model, tokenizer):
+    grammar = ResponseGrammar(tokenizer, [c[0] for c in CATALOG])
+    tight = max(len(tokenizer(f"{{<id>{c[0]}</id>,<title>")["input_ids"]) for c in CATALOG) + 3
+    run = recommender(untrained_model, tokenizer, max_new_tokens=tight).generate(PROMPTS, progress=False)
+    assert all(row.format_ok and row.n_new_tokens <= tight for row in run.rows)
+    with pytest.raises(ValueError, match="too short for the answer format"):
+        grammar.constraint(prompt_length=5, max_new_tokens=tight - 2)
+
+
+def test_constraint_walks_the_grammar_token_by_token(tokenizer):
+    """Always taking the lowest allowed token spells out a valid answer (short ids prefix longer ones)."""
+    grammar = ResponseGrammar(tokenizer, [c[0] for c in CATALOG], [c[2] for c in CATALOG])
+    prompt = [tokenizer.eos_token_id] * 4
+    for category in ("Clothing", "Footwear", None):
+        constraint = grammar.constraint(prompt_length=len(prompt), max_new_tokens=40, categories=[category])
+        sequence = list(prompt)
+        while True:
+            allowed = constraint(0, torch.tensor(sequence))
+            allowed = allowed.tolist() if isinstance(allowed, torch.Tensor) else allowed
+            choice = min(allowed)
+            if choice == tokenizer.eos_token_id:
+                break
+            sequence.append(choice)
+        parsed = parse_recommendation(tokenizer.decode(sequence[len(prompt) :]))
+        assert parsed.format_ok and parsed.item_id in {c[0] for c in CATALOG}
+        if category:
+            assert {c[0]: c[2] for c in CATALOG}[parsed.item_id] == category
+
+
+def test_title_tokens_never_contain_format_characters(tokenizer):
+    grammar = ResponseGrammar(tokenizer, ["41"])
+    for token_id in grammar.title_ids(torch.device("cpu"), with_close=False).tolist():
+        text = tokenizer.decode([token_id])
+        assert not set(text) & set("<>{}\n"), text
+    assert tokenizer.eos_token_id not in grammar.title_ids(torch.device("cpu"), with_close=True).tolist()
+
+
+def test_grammar_rejects_bad_catalogs(tokenizer):
+    with pytest.raises(ValueError, match="at least one catalog item id"):
+        ResponseGrammar(tokenizer, [])
+    with pytest.raises(ValueError, match="2 categories given for 1 item ids"):
+        ResponseGrammar(tokenizer, ["41"], ["Clothing", "Footwear"])
+
+
+def test_ids_can_be_restricted_to_the_prompt_candidates(untrained_model, tokenizer):
+    shortlists = [["41", "B0PASH9SLM", "not-in-catalog"], ["SNK-0007"], ["B0CKPJJHE2"]]
+    categories = ["Clothing", "Footwear", "Clothing"]  # the third shortlist has no Clothing id
+    rec = recommender(untrained_model, tokenizer, restrict_to_candidates=True)
+    rows = rec.generate(PROMPTS, categories, shortlists=shortlists, progress=False).rows
+    assert rows[0].item_id == "41"  # the only Clothing candidate
+    assert rows[1].item_id == "SNK-0007"
+    assert {c[0]: c[2] for c in CATALOG}[rows[2].item_id] == "Clothing"  # falls back to the category
+    assert all(row.format_ok for row in rows)
+    single = rec.recommend(PROMPTS[0], "Accessories & Jewelry", candidate_item_ids=["B0FLHAEOPM"])
+    assert single.item_id == "B0FLHAEOPM"

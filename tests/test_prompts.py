@@ -1,0 +1,184 @@
+"""Prompt rendering (paper Figure 3), token-budget fitting and the ablation variants."""
+
+import json
+
+import pytest
+
+from serving.prompts import (
+    PromptBudget,
+    PromptRenderer,
+    history_events,
+    product_fields,
+    prompt_variant,
+    render_response,
+    token_counter,
+)
+
+
+def words(text: str) -> int:
+    """A stand-in tokenizer: one token per whitespace-separated word."""
+    return len(text.split())
+
+
+def click(n: int, **attributes) -> dict:
+    event = {
+        "action": "click",
+        "item_id": f"I{n:03d}",
+        "title": f"Alvora Women Dress {n}",
+        "category": "Clothing",
+        "brand": "Alvora",
+        "color": "Black",
+        "size": "M",
+        "season": "Summer",
+        "holiday": None,
+        "occasion": "Party, Casual",
+    }
+    event.update(attributes)
+    return event
+
+
+def search(query: str) -> dict:
+    return {"action": "search", "query": query, "item_id": None}
+
+
+def renderer(max_sequence_tokens: int = 4096, **kwargs) -> PromptRenderer:
+    return PromptRenderer(words, PromptBudget(max_sequence_tokens, response_tokens=64), **kwargs)
+
+
+def test_prompt_follows_figure_3():
+    history = [search("sleeveless blouses for women dressy"), click(41, title="Timeson Black Tunic Tops")]
+    prompt = renderer().render(history, ["73818", "6878", "3"]).prompt_text
+
+    assert prompt.startswith("Below is an instruction that describes a task")
+    instruction = prompt.split("### Instruction:\n")[1].split("### Input:")[0]
+    for requirement in (
+        "sequential order",
+        "color and size",
+        "season",
+        "occasion",
+        "holiday",
+        "Prioritize recommendations from the candidate product ids",
+        "{<id>id</id>,<title>title</title>}",
+    ):
+        assert requirement in instruction
+    line = prompt.split("### Input:\n")[1].split("\n")[0]
+    assert line.startswith("User search keyword <sleeveless blouses for women dressy>, then click product {")
+    assert line.endswith(", Candidate product ids: [73818, 6878, 3].")
+    shown = json.loads(line[line.index("{") : line.index("}") + 1])
+    assert list(shown) == [
+        "id",
+        "title",
+        "category",
+        "brand",
+        "color",
+        "size",
+        "season",
+        "holiday",
+        "occasion",
+    ]
+    assert shown["id"] == "I041" and shown["title"] == "Timeson Black Tunic Tops" and shown["holiday"] == ""
+    assert prompt.endswith("### Response:\n")
+
+
+def test_every_item_action_is_worded():
+    history = [click(1), {**click(2), "action": "add_to_cart"}, {**click(3), "action": "purchase"}]
+    line = renderer().render(history, []).prompt_text.split("### Input:\n")[1]
+    assert "User click product {" in line
+    assert "then add to cart product {" in line
+    assert "then purchase product {" in line
+    assert "Candidate product ids: []" in line
+
+
+def test_no_history_still_renders():
+    prompt = renderer().render([], [], "full").prompt_text
+    assert "User has no earlier activity, Candidate product ids: []." in prompt
+
+
+def test_no_attributes_variant_shows_id_and_title_only():
+    prompt = renderer().render([click(7)], ["I001"], "no_attributes").prompt_text
+    line = prompt.split("### Input:\n")[1]
+    assert '{"id": "I007", "title": "Alvora Women Dress 7"}' in line
+    assert '"color"' not in line
+    assert "Candidate product ids: [I001]" in line
+
+
+def test_no_query_memory_variant_drops_candidates_and_their_instruction():
+    prompt = (
+        renderer().render([search("red dress"), click(7)], ["I001", "I002"], "no_query_memory").prompt_text
+    )
+    assert "Candidate product ids" not in prompt
+    assert "Prioritize recommendations" not in prompt
+    assert '"color": "Black"' in prompt
+
+
+def test_unknown_variant_and_action_are_rejected():
+    with pytest.raises(ValueError, match="unknown prompt variant 'bogus'"):
+        prompt_variant("bogus")
+    with pytest.raises(ValueError, match="history event 0 has action 'impression'"):
+        history_events([{"action": "impression", "item_id": "I1"}])
+
+
+def test_budget_drops_oldest_events_but_keeps_latest_search_and_candidates():
+    history = (
+        [click(n) for n in range(1, 6)] + [search("black party dress")] + [click(n) for n in range(6, 30)]
+    )
+    candidates = ["C1", "C2", "C3"]
+    full = renderer().render(history, candidates)
+    budget = full.n_prompt_tokens - 100
+    fitted = renderer(budget + 64).render(history, candidates)
+
+    assert fitted.fits_budget and fitted.n_prompt_tokens <= budget
+    assert fitted.n_history_events_dropped > 0
+    assert fitted.n_history_events_kept + fitted.n_history_events_dropped == len(history)
+    text = fitted.prompt_text
+    assert "search keyword <black party dress>" in text  # the latest search is older than what is kept
+    assert "Candidate product ids: [C1, C2, C3]" in text
+    assert '"id": "I029"' in text  # the newest event stays
+    assert '"id": "I001"' not in text  # the oldest goes first
+    # the fewest events were dropped: keeping one more would exceed the budget
+    kept_clicks = [n for n in range(1, 30) if f'"id": "I{n:03d}"' in text]
+    assert kept_clicks == list(range(kept_clicks[0], 30))
+    one_more = [click(kept_clicks[0] - 1)] + [
+        e for e in history if e.get("item_id") in {f"I{n:03d}" for n in kept_clicks}
+    ]
+    longer = renderer().render([history[5], *one_more], candidates)
+    assert longer.n_prompt_tokens > budget
+
+
+def test_over_budget_prompt_keeps_its_core_and_says_so():
+    history = [click(1), click(2), search("boots")]
+    fitted = renderer(100).render(history, [f"C{n}" for n in range(20)])
+    assert not fitted.fits_budget
+    assert fitted.n_history_events_kept == 1 and "search keyword <boots>" in fitted.prompt_text
+    assert "C19" in fitted.prompt_text
+
+
+def test_latest_query_is_restored_when_the_window_lost_it():
+    events = history_events([click(1), click(2)], latest_query="linen shirt")
+    assert events[0] == {"action": "search", "query": "linen shirt"}
+    assert history_events([search("boots"), click(1)], latest_query="boots")[0]["query"] == "boots"
+
+
+def test_template_file_is_editable(tmp_path):
+    template = tmp_path / "mine.jinja"
+    template.write_text(
+        "Recommend.\n{% for e in events %}{{ e.action }}:"
+        "{{ e.query if e.action == 'search' else e.product.id }};{% endfor %}"
+        "{% if candidate_item_ids is not none %} cands={{ candidate_item_ids | join('|') }}{% endif %}"
+        "\nAnswer:\n"
+    )
+    prompt = renderer(template_path=template).render([search("boots"), click(3)], ["A", "B"]).prompt_text
+    assert prompt == "Recommend.\nsearch:boots;click:I003; cands=A|B\nAnswer:\n"
+
+
+def test_response_and_product_fields():
+    assert render_response("258", "RUBZOO Tank Top") == "{<id>258</id>,<title>RUBZOO Tank Top</title>}"
+    assert product_fields({"item_id": 5, "title": None}, with_attributes=False) == {"id": "5", "title": ""}
+
+
+def test_token_counter_uses_the_model_tokenizer():
+    from training.domain_tokenizer import DomainTokenizerConfig, train_domain_tokenizer
+
+    tokenizer = train_domain_tokenizer(["red dress black boots"] * 20, DomainTokenizerConfig(vocab_size=320))
+    count = token_counter(tokenizer)
+    assert count("red dress") == len(tokenizer("red dress")["input_ids"]) > 0

@@ -1,0 +1,163 @@
+"""QLoRA: the base really is 4-bit NF4, only LoRA trains, the loss covers responses only, the paper's
+high-perplexity schedule, and an adapter saved as safetensors."""
+
+import json
+from pathlib import Path
+
+import bitsandbytes as bnb
+import pytest
+import torch
+from peft import get_peft_model
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import load_file
+
+from serving.prompts import render_response
+from training.base_lm import BaseLMConfig, build_domain_base_lm
+from training.qlora import (
+    IGNORE_INDEX,
+    QLoRAConfig,
+    lora_config,
+    perplexity_schedule,
+    prepare_qlora_model,
+    response_perplexities,
+    tokenize_examples,
+    train_qlora,
+)
+
+TINY_BASE = BaseLMConfig(
+    vocab_size=512,
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    block_size=64,
+    epochs=1.0,
+    batch_size=8,
+)
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def pairs(n: int) -> tuple[list[str], list[str]]:
+    prompts = [
+        f"User search keyword <black dress {i}>, then click product\n### Response:\n" for i in range(n)
+    ]
+    responses = [render_response(f"I{i:03d}", f"Alvora Black Dress Size {i % 4}") for i in range(n)]
+    return prompts, responses
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory) -> str:
+    prompts, responses = pairs(40)
+    out = tmp_path_factory.mktemp("base") / "model"
+    build_domain_base_lm(prompts + responses, out, TINY_BASE)
+    return str(out)
+
+
+def test_base_is_4bit_nf4_and_only_lora_trains(base_model):
+    config = QLoRAConfig()
+    model = get_peft_model(prepare_qlora_model(base_model, config), lora_config(config))
+
+    decoder = model.base_model.model.model
+    hidden, intermediate = TINY_BASE.hidden_size, TINY_BASE.intermediate_size
+    expected_trainable = 0
+    for layer in decoder.layers:
+        for name in PROJECTIONS:
+            parent = layer.self_attn if name in PROJECTIONS[:4] else layer.mlp
+            module = getattr(parent, name)
+            assert isinstance(module, LoraLayer), name
+            base = module.base_layer
+            assert isinstance(base, bnb.nn.Linear4bit), type(base)
+            assert isinstance(base.weight, bnb.nn.Params4bit) and base.weight.dtype == torch.uint8
+            state = base.weight.quant_state
+            assert state.quant_type == "nf4"
+            assert state.nested  # double quantisation: the absmax constants are quantised too
+            assert base.compute_dtype == torch.float32  # CPU compute dtype (bf16 on a GPU)
+            assert not base.weight.requires_grad
+            assert module.r["default"] == 16 and module.scaling["default"] == 16 / 16
+            assert module.lora_dropout["default"].p == 0.05
+            expected_trainable += 16 * (base.in_features + base.out_features)
+    assert expected_trainable == TINY_BASE.num_hidden_layers * 16 * (
+        4 * 2 * hidden + 3 * (hidden + intermediate)
+    )
+
+    trainable = {name: p.numel() for name, p in model.named_parameters() if p.requires_grad}
+    assert sum(trainable.values()) == expected_trainable
+    assert all("lora_A" in name or "lora_B" in name for name in trainable)
+
+
+def test_labels_cover_the_response_only():
+    from training.domain_tokenizer import DomainTokenizerConfig, train_domain_tokenizer
+
+    prompts, responses = pairs(3)
+    tokenizer = train_domain_tokenizer(
+        prompts + responses, DomainTokenizerConfig(vocab_size=320, min_frequency=1)
+    )
+    examples, n_truncated = tokenize_examples(tokenizer, prompts, responses, max_sequence_tokens=512)
+    assert n_truncated == 0
+    for prompt, response, example in zip(prompts, responses, examples, strict=True):
+        n_prompt = len(tokenizer(prompt)["input_ids"])
+        assert example.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+        assert tokenizer.decode(example.labels[n_prompt:-1]) == response
+        assert example.labels[-1] == tokenizer.eos_token_id
+        assert example.input_ids[n_prompt:] == example.labels[n_prompt:]
+
+    # an over-long pair loses prompt tokens from the front, never the answer
+    n_answer = examples[0].n_response_tokens
+    cut, n_truncated = tokenize_examples(
+        tokenizer, prompts[:1], responses[:1], max_sequence_tokens=n_answer + 4
+    )
+    assert n_truncated == 1 and len(cut[0].input_ids) == n_answer + 4
+    assert cut[0].n_response_tokens == n_answer
+    with pytest.raises(ValueError, match="does not fit max_sequence_tokens"):
+        tokenize_examples(tokenizer, prompts[:1], responses[:1], max_sequence_tokens=n_answer)
+
+
+def test_high_perplexity_fifth_is_trained_three_times():
+    perplexities = [5.0, 90.0, 3.0, 7.0, 60.0, 2.0, 4.0, 8.0, 6.0, 1.0]
+    schedule = perplexity_schedule(perplexities, QLoRAConfig())
+    assert schedule.high_perplexity == [1, 4]  # the top 20 %
+    assert schedule.threshold == 60.0
+    counts = {i: schedule.order.count(i) for i in range(10)}
+    assert counts == {i: 3 if i in (1, 4) else 1 for i in range(10)}
+    assert schedule.pass_starts == [0, 10, 12]  # one pass over all, then two over the hard ones
+    assert sorted(schedule.order[:10]) == list(range(10))
+
+
+def test_scoring_leaves_4bit_weights_trainable(base_model):
+    """bitsandbytes repacks 4-bit weights for a CPU inference kernel that has no backward pass; the
+    perplexity pass before training must not trigger it."""
+    from training.base_lm import load_tokenizer
+
+    tokenizer = load_tokenizer(base_model)
+    model = prepare_qlora_model(base_model, QLoRAConfig())
+    examples, _ = tokenize_examples(tokenizer, *pairs(4), max_sequence_tokens=256)
+    perplexities = response_perplexities(model, examples, tokenizer.pad_token_id, batch_size=2)
+    assert len(perplexities) == 4 and all(p > 1.0 for p in perplexities)
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            assert not getattr(module.weight.quant_state, "packing_format_for_cpu", False)
+
+
+def test_train_qlora_saves_a_safetensors_adapter(base_model, tmp_path: Path):
+    prompts, responses = pairs(10)
+    config = QLoRAConfig(batch_size=4, learning_rate=5e-3)
+    result = train_qlora(base_model, prompts, responses, tmp_path / "adapter", config)
+
+    assert result.n_examples == 10 and result.n_high_perplexity == 2
+    assert result.n_steps == 4  # 10 + 2 + 2 scheduled examples in batches of 4
+    assert result.train_tokens > 0 and result.tokens_per_second > 0
+    files = {p.name for p in (tmp_path / "adapter").iterdir()}
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "loss_curve.png",
+        "training_summary.json",
+    } <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    adapter = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"], adapter["lora_dropout"]) == (16, 16, 0.05)
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert weights and all("lora_A" in name or "lora_B" in name for name in weights)
+    # LoRA B starts at zero: after training it must have moved
+    assert any(tensor.abs().sum() > 0 for name, tensor in weights.items() if "lora_B" in name)
+    assert result.n_trainable_parameters < result.n_parameters / 5

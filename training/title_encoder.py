@@ -1,0 +1,415 @@
+"""Title embedding model (arXiv 2410.11327 §4.4): triplet loss with two hard negatives per positive pair.
+
+"Items that were purchased in the same search queries should be similar in embedding space." A positive
+pair is (query, title of the item purchased from that query) from the train split. Each positive is
+paired with two hard negatives, re-mined with the current model at the start of every epoch:
+
+- the title closest to the query that is not a positive of that query -> triplet (query, title, neg title)
+- the query closest to the title that is not a positive of that title -> triplet (title, query, neg query)
+
+The default model is the bundled MiniLM (sentence-transformers), fine-tuned end to end; the paper's own
+token-embedding + LSTM encoder (``training.lstm_title_encoder``) trains in the same loop. The loop is
+plain PyTorch over the model's forward pass rather than ``SentenceTransformerTrainer``, because the
+negatives change every epoch and the second triplet swaps anchor and positive roles, neither of which
+the trainer's fixed-column datasets express.
+
+Quality is reported as query -> purchased-title Recall@10 on the valid split: each valid (query,
+purchased item) ranks the item among all catalog items of its category by title similarity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from serving.encoders import SentenceTransformerEncoder, TextEncoder, default_device, default_minilm_path
+from serving.query_memory import normalize_query
+from training.lstm_title_encoder import LstmTextEncoder, LstmTitleConfig
+from training.metrics import rank_of_target, recall_at_k
+
+MANIFEST_FILE = "title_encoder.json"
+MODEL_DIR = "model"
+
+
+@dataclass
+class TitleEncoderConfig:
+    """Fine-tuning settings; the paper gives none beyond triplet loss + two hard negatives."""
+
+    kind: Literal["sentence_transformers", "lstm"] = "sentence_transformers"
+    base_model: str | None = None  # sentence-transformers directory; None = the bundled MiniLM
+    epochs: int = 3
+    batch_size: int = 32  # pairs per step (each brings 2 triplets)
+    learning_rate: float = 2e-5  # sentence-transformers' fit() default for fine-tuning
+    warmup_ratio: float = 0.1  # linear warm-up share of steps, as in the sentence-transformers examples
+    # cosine-distance margin; FaceNet (Schroff et al. 2015) uses 0.2 on unit-length embeddings
+    margin: float = 0.2
+    # skip negatives within 5% of the positive's similarity (likely false negatives): sentence-transformers'
+    # recommended mining filter; 0 = the paper's rule exactly
+    false_negative_margin: float = 0.05
+    max_pairs: int | None = None  # cap on train pairs per epoch (sampled), for quick runs
+    recall_k: int = 10
+    seed: int = 0
+    lstm: LstmTitleConfig = field(default_factory=LstmTitleConfig)
+
+
+def purchase_query_pairs(
+    user_sequences: pd.DataFrame, splits: pd.DataFrame, items: pd.DataFrame, split: str
+) -> pd.DataFrame:
+    """(query, purchased item) pairs of one split: the search a purchase came from.
+
+    A purchase is linked to its search by ``search_id``; purchases without one fall back to the latest
+    search earlier in the same session. Purchases with neither are not pairs. Columns: ``query``
+    (normalised), ``item_id``, ``title``, ``category``, ``target_id``.
+    """
+    purchases = user_sequences.loc[user_sequences["action"] == "purchase"].merge(
+        splits.loc[splits["split"] == split, ["target_id"]], left_on="event_id", right_on="target_id"
+    )
+    searches = user_sequences.loc[user_sequences["action"] == "search"].copy()
+    searches["query_norm"] = searches["query_norm"].where(
+        searches["query_norm"].notna(), searches["query"].map(normalize_query)
+    )
+    searches = searches.loc[searches["query_norm"].notna()]
+    by_search = searches.dropna(subset=["search_id"]).drop_duplicates("search_id").set_index("search_id")
+    query = purchases["search_id"].map(by_search["query_norm"])
+
+    unlinked = purchases.loc[query.isna()]
+    if len(unlinked):
+        earlier = pd.merge_asof(
+            unlinked[["user_id", "session_key", "seq_no"]].reset_index().sort_values("seq_no"),
+            searches[["user_id", "session_key", "seq_no", "query_norm"]].sort_values("seq_no"),
+            on="seq_no",
+            by=["user_id", "session_key"],
+            direction="backward",
+            allow_exact_matches=False,
+        ).set_index("index")
+        query = query.fillna(earlier["query_norm"])
+    pairs = purchases.assign(query=query).dropna(subset=["query"])
+    catalog = items[["item_id", "title", "category"]].drop_duplicates("item_id")
+    pairs = pairs[["query", "item_id", "target_id"]].merge(catalog, on="item_id")
+    return pairs.loc[
+        pairs["title"].notna(), ["query", "item_id", "title", "category", "target_id"]
+    ].reset_index(drop=True)
+
+
+class _SentenceTransformerTrainable:
+    """A SentenceTransformer seen as: ``embed`` with gradients, ``encoder`` for inference, ``save``."""
+
+    def __init__(self, path: str | None, device: str) -> None:
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.util import batch_to_device
+
+        self._batch_to_device = batch_to_device
+        self.path = Path(path) if path else default_minilm_path()
+        self.model = SentenceTransformer(str(self.path), device=device)
+        self.device = device
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def train(self) -> None:
+        self.model.train()
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        features = self._batch_to_device(self.model.preprocess(texts), self.device)
+        return F.normalize(self.model(features)["sentence_embedding"], dim=-1)
+
+    def encoder(self) -> TextEncoder:
+        return SentenceTransformerEncoder.from_model(
+            self.model, f"sentence_transformers:{self.path}", show_progress=False
+        )
+
+    def save(self, directory: Path) -> str:
+        self.model.save(str(directory), safe_serialization=True)
+        return f"sentence_transformers:{directory}"
+
+
+class _LstmTrainable:
+    def __init__(self, config: LstmTitleConfig, device: str) -> None:
+        self.text_encoder = LstmTextEncoder.create(config, device=device, show_progress=False)
+
+    def parameters(self):
+        return self.text_encoder.model.parameters()
+
+    def train(self) -> None:
+        self.text_encoder.model.train()
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        return self.text_encoder.embed(texts)
+
+    def encoder(self) -> TextEncoder:
+        self.text_encoder._fingerprint = None  # weights moved since the last fingerprint
+        return self.text_encoder
+
+    def save(self, directory: Path) -> str:
+        return self.text_encoder.save(directory)
+
+
+def _nearest_allowed(
+    anchors: torch.Tensor, candidates: torch.Tensor, excluded: list[set[int]], ceiling: torch.Tensor
+) -> np.ndarray:
+    """Per anchor row, the most similar candidate that is not excluded and scores at most ``ceiling``."""
+    sims = anchors @ candidates.T  # [rows, n_candidates]
+    rows = [r for r, cols in enumerate(excluded) for _ in cols]
+    cols = [c for cols in excluded for c in cols]
+    sims[rows, cols] = -torch.inf
+    sims = sims.masked_fill(sims > ceiling[:, None], -torch.inf)
+    best, index = sims.max(dim=1)
+    return torch.where(torch.isfinite(best), index, -1).numpy()
+
+
+def mine_hard_negatives(
+    query_vectors: np.ndarray,
+    title_vectors: np.ndarray,
+    pair_query: np.ndarray,
+    pair_title: np.ndarray,
+    relative_margin: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paper's two hard negatives per positive pair.
+
+    ``query_vectors`` [Q, d] are the distinct train queries and ``title_vectors`` [T, d] the distinct
+    catalog titles (unit length); ``pair_query``/``pair_title`` index them per pair. Returns, per pair,
+    the index of the nearest non-positive title to its query and of the nearest non-positive query to
+    its title (-1 where none qualifies). A candidate scoring within ``relative_margin`` of the positive
+    pair's own similarity is skipped as a likely false negative (NV-Retriever's "TopK-PercPos", the
+    filter sentence-transformers' ``mine_hard_negatives`` recommends); 0 gives the paper's plain rule.
+    """
+    titles_of_query: dict[int, set[int]] = {}
+    queries_of_title: dict[int, set[int]] = {}
+    for q, t in zip(pair_query.tolist(), pair_title.tolist(), strict=True):
+        titles_of_query.setdefault(q, set()).add(t)
+        queries_of_title.setdefault(t, set()).add(q)
+    q_mat = torch.from_numpy(np.array(query_vectors, dtype=np.float32))
+    t_mat = torch.from_numpy(np.array(title_vectors, dtype=np.float32))
+    positive = (q_mat[pair_query] * t_mat[pair_title]).sum(dim=1)
+    ceiling = positive - relative_margin * positive.abs()
+
+    neg_title = np.full(len(pair_query), -1, dtype=np.int64)
+    neg_query = np.full(len(pair_query), -1, dtype=np.int64)
+    # rows per chunk so that one similarity block stays around 64M floats
+    chunk = max(1, (1 << 26) // max(1, len(t_mat), len(q_mat)))
+    for start in range(0, len(pair_query), chunk):
+        rows = slice(start, start + chunk)
+        q_rows, t_rows = pair_query[rows], pair_title[rows]
+        neg_title[rows] = _nearest_allowed(
+            q_mat[q_rows], t_mat, [titles_of_query[q] for q in q_rows.tolist()], ceiling[rows]
+        )
+        neg_query[rows] = _nearest_allowed(
+            t_mat[t_rows], q_mat, [queries_of_title[t] for t in t_rows.tolist()], ceiling[rows]
+        )
+    return neg_title, neg_query
+
+
+def title_recall(
+    encoder: TextEncoder,
+    pairs: pd.DataFrame,
+    items: pd.DataFrame,
+    k: int = 10,
+    title_vectors: np.ndarray | None = None,
+) -> float:
+    """Query -> purchased-title Recall@k: each pair's item ranked among its category's catalog items.
+
+    ``title_vectors`` (aligned with ``items``) may be passed when already computed with ``encoder``.
+    """
+    if len(pairs) == 0:
+        return float("nan")
+    catalog = items.reset_index(drop=True)
+    vectors = title_vectors if title_vectors is not None else encoder.encode(catalog["title"].tolist())
+    query_vectors = encoder.encode(pairs["query"].tolist())
+    ranks = np.zeros(len(pairs), dtype=np.int64)
+    for category, members in catalog.groupby("category").groups.items():
+        members = np.asarray(members)
+        rows = np.flatnonzero(pairs["category"].to_numpy() == category)
+        if not len(rows):
+            continue
+        position = pd.Index(catalog.loc[members, "item_id"]).get_indexer(pairs["item_id"].iloc[rows])
+        scores = query_vectors[rows] @ vectors[members].T
+        ranks[rows] = rank_of_target(scores, position)
+    return recall_at_k(ranks, k)
+
+
+@dataclass
+class TitleEncoderResult:
+    spec: str
+    dim: int
+    recall_before: float
+    recall_after: float
+    train_pairs: int
+    valid_pairs: int
+    epochs: int
+    seconds: float
+    history: list[dict[str, float]]
+
+    def save(self, directory: Path) -> Path:
+        path = directory / MANIFEST_FILE
+        record = asdict(self)
+        # stored relative so the artifacts directory can move
+        record["spec"] = self.spec.replace(str(directory) + "/", "./")
+        path.write_text(json.dumps(record, indent=2))
+        return path
+
+
+def load_title_encoder_spec(directory: Path) -> str:
+    """The encoder spec of a saved title encoder (for ``serving.encoders.build_encoder``)."""
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no trained title encoder at {directory}; materialize the title_encoder asset"
+        )
+    spec = json.loads(path.read_text())["spec"]
+    kind, _, location = spec.partition(":")
+    return f"{kind}:{directory / location[2:]}" if location.startswith("./") else spec
+
+
+def _linear_warmup(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def train_title_encoder(
+    train_pairs: pd.DataFrame,
+    valid_pairs: pd.DataFrame,
+    items: pd.DataFrame,
+    output_dir: Path,
+    config: TitleEncoderConfig | None = None,
+    device: str | None = None,
+    log=print,
+) -> TitleEncoderResult:
+    """Fine-tune, save to ``output_dir/model`` and report valid Recall@k before and after."""
+    config = config or TitleEncoderConfig()
+    device = device or default_device()
+    start_time = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    if config.kind == "sentence_transformers":
+        trainable = _SentenceTransformerTrainable(config.base_model, device)
+        lr, batch_size, epochs = config.learning_rate, config.batch_size, config.epochs
+    elif config.kind == "lstm":
+        trainable = _LstmTrainable(config.lstm, device)
+        lr, batch_size, epochs = config.lstm.learning_rate, config.lstm.batch_size, config.lstm.epochs
+    else:
+        raise ValueError(
+            f"unknown title encoder kind {config.kind!r}; expected 'sentence_transformers' or 'lstm'"
+        )
+
+    catalog = items.loc[items["title"].notna(), ["item_id", "title", "category"]].reset_index(drop=True)
+    titles = pd.Index(pd.unique(catalog["title"]))
+    pairs = train_pairs.loc[train_pairs["title"].isin(titles)].reset_index(drop=True)
+    queries = pd.Index(pd.unique(pairs["query"]))
+    pair_query = queries.get_indexer(pairs["query"])
+    pair_title = titles.get_indexer(pairs["title"])
+    title_of_item = titles.get_indexer(catalog["title"])
+
+    steps_per_epoch = math.ceil(min(len(pairs), config.max_pairs or len(pairs)) / batch_size)
+    total_steps = max(1, steps_per_epoch * epochs)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _linear_warmup(s, int(config.warmup_ratio * total_steps), total_steps)
+    )
+    history: list[dict[str, float]] = []
+    recall_before = float("nan")
+    for epoch in range(1, epochs + 1 if len(pairs) else 1):
+        encoder = trainable.encoder()
+        title_vectors = encoder.encode(list(titles))
+        if epoch == 1:
+            recall_before = title_recall(
+                encoder, valid_pairs, catalog, config.recall_k, title_vectors[title_of_item]
+            )
+            log(f"title encoder: valid recall@{config.recall_k} before fine-tuning {recall_before:.4f}")
+        neg_title, neg_query = mine_hard_negatives(
+            encoder.encode(list(queries)), title_vectors, pair_query, pair_title, config.false_negative_margin
+        )
+        order = rng.permutation(len(pairs))[: config.max_pairs or len(pairs)]
+        trainable.train()
+        total, steps = 0.0, 0
+        for offset in tqdm(
+            range(0, len(order), batch_size), desc=f"title epoch {epoch}", unit="batch", leave=False
+        ):
+            batch = order[offset : offset + batch_size]
+            loss = _pair_loss(
+                trainable,
+                queries,
+                titles,
+                pair_query[batch],
+                pair_title[batch],
+                neg_title[batch],
+                neg_query[batch],
+                config.margin,
+            )
+            if loss is None:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item()
+            steps += 1
+        history.append({"epoch": epoch, "train_loss": total / max(1, steps)})
+        log(f"title encoder epoch {epoch}: triplet loss {total / max(1, steps):.4f}")
+
+    encoder = trainable.encoder()
+    if math.isnan(recall_before):
+        recall_before = title_recall(encoder, valid_pairs, catalog, config.recall_k)
+    recall_after = title_recall(encoder, valid_pairs, catalog, config.recall_k)
+    log(f"title encoder: valid recall@{config.recall_k} after fine-tuning {recall_after:.4f}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    spec = trainable.save(output_dir / MODEL_DIR)
+    result = TitleEncoderResult(
+        spec=spec,
+        dim=encoder.dim,
+        recall_before=recall_before,
+        recall_after=recall_after,
+        train_pairs=len(pairs),
+        valid_pairs=len(valid_pairs),
+        epochs=len(history),
+        seconds=time.perf_counter() - start_time,
+        history=history,
+    )
+    result.save(output_dir)
+    return result
+
+
+def _pair_loss(
+    trainable,
+    queries: pd.Index,
+    titles: pd.Index,
+    q: np.ndarray,
+    t: np.ndarray,
+    neg_t: np.ndarray,
+    neg_q: np.ndarray,
+    margin: float,
+) -> torch.Tensor | None:
+    """Sum of the two triplet losses of a batch; triplets whose negative is missing are left out."""
+    has_nt, has_nq = neg_t >= 0, neg_q >= 0
+    if not (has_nt.any() or has_nq.any()):
+        return None
+    texts_q = [queries[i] for i in q] + [queries[i] for i in neg_q[has_nq]]
+    texts_t = [titles[i] for i in t] + [titles[i] for i in neg_t[has_nt]]
+    emb_q = trainable.embed(texts_q)
+    emb_t = trainable.embed(texts_t)
+    anchor_q, negative_q = emb_q[: len(q)], emb_q[len(q) :]
+    anchor_t, negative_t = emb_t[: len(t)], emb_t[len(t) :]
+
+    def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return 1.0 - (a * b).sum(dim=-1)
+
+    loss = anchor_q.new_zeros(())
+    if has_nt.any():  # (query, purchased title, nearest non-positive title)
+        loss = loss + F.triplet_margin_with_distance_loss(
+            anchor_q[has_nt], anchor_t[has_nt], negative_t, distance_function=cosine_distance, margin=margin
+        )
+    if has_nq.any():  # (purchased title, query, nearest non-positive query)
+        loss = loss + F.triplet_margin_with_distance_loss(
+            anchor_t[has_nq], anchor_q[has_nq], negative_q, distance_function=cosine_distance, margin=margin
+        )
+    return loss
