@@ -8,12 +8,18 @@ from assets.features import feature_assets, feature_checks
 from assets.llm import llm_assets
 from assets.resources import default_duckdb, default_lancedb
 
-defs = Definitions(
-    assets=[warehouse_models, *feature_assets, *llm_assets, *evaluation_assets, evaluation_marts],
-    asset_checks=feature_checks,
-    resources={
-        "dbt": dbt_resource(),
-        "duckdb": default_duckdb(),
-        "lancedb": default_lancedb(),
-    },
-)
+
+def build_defs() -> Definitions:
+    """Definitions whose DuckDB and LanceDB paths are read from FASHIONREC_HOME now (not at first import)."""
+    return Definitions(
+        assets=[warehouse_models, *feature_assets, *llm_assets, *evaluation_assets, evaluation_marts],
+        asset_checks=feature_checks,
+        resources={
+            "dbt": dbt_resource(),
+            "duckdb": default_duckdb(),
+            "lancedb": default_lancedb(),
+        },
+    )
+
+
+defs = build_defs()

@@ -106,7 +106,7 @@ class BaseLMAssetConfig(dg.Config):
     )
     epochs: float | None = Field(
         default=None,
-        description="Pretraining epochs of the domain model; default per preset (3 tiny, 2 otherwise).",
+        description="Pretraining epochs of the domain model; default 3 (tiny, demo), 2 at paper scale.",
     )
     max_corpus_tokens: int | None = Field(
         default=None, description="Cap on pretraining tokens per epoch; default per preset (200k on demo)."

@@ -51,8 +51,9 @@ def materialize_selection(
     selection: str | None = None, instance: DagsterInstance | None = None, log_level: str = "INFO"
 ) -> RunSummary:
     """Materialize the selected assets (and run their checks) with the definitions the UI shows."""
-    from assets.definitions import defs
+    from assets.definitions import build_defs
 
+    defs = build_defs()  # resources follow this process's FASHIONREC_HOME
     keys = resolve_selection(selection)
     job = defs.resolve_implicit_global_asset_job_def()
     result: ExecuteInProcessResult = job.execute_in_process(

@@ -98,7 +98,7 @@ BASE_LM_PRESETS: dict[str, BaseLMConfig] = {
         num_hidden_layers=4,
         num_attention_heads=4,
         block_size=768,
-        epochs=2.0,
+        epochs=3.0,
         max_corpus_tokens=200_000,
     ),
     **{
