@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bitsandbytes as bnb
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from tqdm.auto import tqdm
@@ -174,6 +173,8 @@ def unpacked_cpu_4bit(model: torch.nn.Module) -> Iterator[None]:
     for a fused inference kernel. That kernel has no backward pass: training after it silently loses
     the gradient through every base layer. Scoring prompts before training must leave weights as they are.
     """
+    import bitsandbytes as bnb  # imported when used: loading the code location must not load its kernels
+
     layers = [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)]
     saved = [getattr(layer, "support_avx512bf16_for_cpu", False) for layer in layers]
     for layer in layers:
@@ -378,6 +379,8 @@ def save_loss_plot(
 
 def _stored_parameter_count(parameter: torch.Tensor) -> int:
     """Parameters a tensor stands for: bitsandbytes packs two 4-bit weights into each uint8."""
+    import bitsandbytes as bnb
+
     if isinstance(parameter, bnb.nn.Params4bit):
         return parameter.numel() * 2
     return parameter.numel()
