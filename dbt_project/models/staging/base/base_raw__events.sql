@@ -82,50 +82,7 @@ fingerprinted as materialized (
 
 ),
 
--- Duplicates are found with aggregates rather than windows: both scan the rows once, but a
--- window over a million rows sorts every partition, which costs several times more.
-first_copies as (
-
-    select
-        event_id,
-        content_fingerprint,
-        min(source_row_number) as first_source_row_number
-
-    from fingerprinted
-    group by event_id, content_fingerprint
-
-),
-
-conflicting_ids as (
-
-    -- one event_id, several contents: nothing says which is right, so every copy is rejected
-    select event_id
-
-    from fingerprinted
-    where event_id is not null
-    group by event_id
-    having count(distinct content_fingerprint) > 1
-
-),
-
-duplicates_flagged as (
-
-    select
-        fingerprinted.*,
-        -- copies after the first of an identical row (file order decides which copy is kept);
-        -- rows that did not parse are all different as far as anyone can tell
-        fingerprinted.is_json_object
-            and fingerprinted.source_row_number <> first_copies.first_source_row_number as is_extra_copy,
-        conflicting_ids.event_id is not null as has_conflicting_duplicate
-
-    from fingerprinted
-    inner join first_copies
-        on fingerprinted.event_id is not distinct from first_copies.event_id
-        and fingerprinted.content_fingerprint = first_copies.content_fingerprint
-    left join conflicting_ids
-        on fingerprinted.event_id = conflicting_ids.event_id
-
-),
+{{ duplicate_copies_flagged('fingerprinted', 'event_id') }},
 
 catalog_checked as (
 
