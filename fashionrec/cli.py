@@ -127,5 +127,84 @@ def sql(query: Annotated[str, typer.Argument(help="A SQL query; the warehouse is
             relation.show(max_width=160, max_rows=60)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on; the default keeps /reload local.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve recommendations over HTTP from the latest materialized artifacts (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from serving.api import create_app
+    from serving.service import RecommendationService, ServiceSettings
+
+    settings = ServiceSettings.from_env()
+    service = RecommendationService(paths(), settings)
+    typer.echo(f"loading artifacts from {paths().home} ...")
+    loaded = _load_service(service)
+    typer.echo(f"loaded in {loaded.seconds:.1f} s: adapter {loaded.current.adapter_sha256}, LanceDB versions "
+               f"{loaded.current.lancedb_versions}, evaluation run {loaded.current.eval_run_id}")
+    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def recommend(
+    events: Annotated[Path, typer.Option("--events", exists=True, dir_okay=False,
+                                         help="JSON file: a list of events, or a request body "
+                                         "{events, k, category, at}, as POST /recommend takes it.")],
+    k: Annotated[int | None, typer.Option(help="Items to return (overrides the file's k).")] = None,
+    category: Annotated[str | None, typer.Option(help="Category to recommend in (overrides the file).")] = (
+        None
+    ),
+) -> None:
+    """Recommend for one session offline, as POST /recommend does, and print the JSON response."""
+    import json
+
+    from pydantic import ValidationError
+
+    from serving.schemas import request_models
+    from serving.service import RecommendationService, RequestFieldError, ServiceSettings
+
+    settings = ServiceSettings.from_env()
+    try:
+        body = json.loads(events.read_text())
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"{events} is not JSON: {error}", param_hint="--events") from error
+    body = {"events": body} if isinstance(body, list) else body
+    if not isinstance(body, dict):
+        raise typer.BadParameter(f"{events} must hold a list of events or an object", param_hint="--events")
+    body.update({key: value for key, value in (("k", k), ("category", category)) if value is not None})
+    _, request_model = request_models(settings.limits)
+    try:
+        request = request_model.model_validate(body)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise typer.BadParameter(problems, param_hint="--events") from error
+    service = RecommendationService(paths(), settings)
+    _load_service(service)
+    try:
+        response = service.recommend(request)
+    except RequestFieldError as error:
+        raise typer.BadParameter(str(error), param_hint=f"--{error.field}") from error
+    typer.echo(response.model_dump_json(indent=2))
+
+
+def _load_service(service):
+    """Load the service's artifacts, or exit with the reason (a missing asset, a locked warehouse)."""
+    import torch
+
+    from serving.artifacts import ArtifactsUnavailable
+
+    torch.set_num_threads(service.settings.torch_threads)  # a serving process: see ServiceSettings
+    try:
+        return service.reload()
+    except ArtifactsUnavailable as error:
+        typer.echo(f"cannot load the artifacts: {error}", err=True)
+        raise typer.Exit(1) from error
+
+
 if __name__ == "__main__":
     app()

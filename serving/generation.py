@@ -120,6 +120,44 @@ def load_recommender_model(
     return model, tokenizer
 
 
+def dequantize_4bit_layers(model: torch.nn.Module, max_bytes: int) -> int:
+    """Swap each 4-bit linear layer on the CPU for a plain one holding exactly its dequantized weights.
+
+    On CPU, bitsandbytes dequantizes a 4-bit weight on every call and then runs ``F.linear`` on the result
+    (its default ``gemm_4bit`` kernel); doing that once at load gives bitwise the same outputs
+    (``tests/test_serving_api.py`` compares the logits) and halves the per-token time of the embedded
+    models, whose layers are too small for the matrix product to outweigh the dequantization. Weights in
+    the compute dtype take 8x the memory of 4-bit ones, so nothing is swapped when they would exceed
+    ``max_bytes`` (a 7B base model stays 4-bit). Returns how many layers were swapped.
+    """
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import dequantize_4bit
+
+    layers = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, bnb.nn.Linear4bit) and child.weight.device.type == "cpu"
+    ]
+    needed = sum(
+        child.in_features * child.out_features * torch.finfo(child.compute_dtype or torch.float32).bits // 8
+        for _, _, child in layers
+    )
+    if not layers or needed > max_bytes:
+        return 0
+    for parent, name, child in layers:
+        dtype = child.compute_dtype or torch.float32
+        dense = torch.nn.Linear(
+            child.in_features, child.out_features, bias=child.bias is not None, dtype=dtype
+        )
+        weight = dequantize_4bit(child.weight.data, child.weight.quant_state).to(dtype)
+        dense.weight = torch.nn.Parameter(weight, requires_grad=False)
+        if child.bias is not None:
+            dense.bias = torch.nn.Parameter(child.bias.data.to(dtype), requires_grad=False)
+        setattr(parent, name, dense.eval())
+    return len(layers)
+
+
 class Recommender:
     """Answers recommendation prompts with a causal LM, constrained to the catalog by default."""
 

@@ -1,0 +1,309 @@
+"""The materialized artifacts the service answers from, copied read-only into one immutable snapshot.
+
+A snapshot holds everything one request needs: the catalog and train popularity (from DuckDB), the ID
+and title vector matrices and the query memory (from LanceDB, each pinned to the version it was read
+at), the encoders, the prompt renderer and the LLM with its adapter. DuckDB is opened ``read_only`` only
+for the few queries that copy what is needed, so a pipeline run that wants to write is blocked for
+milliseconds at most; LanceDB versions are immutable, so a table re-materialized while it is being read
+cannot be half-read. The service builds a new snapshot off to the side and swaps one reference
+(``serving.service``).
+
+The artifact folder names repeat those of ``assets/`` (which cannot be imported here: ``serving/`` has no
+Dagster imports); ``tests/test_serving_api.py`` checks that both agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import lancedb
+import numpy as np
+import yaml
+
+from fashionrec.settings import DBT_PROJECT_DIR, Paths
+from serving.encoders import TextEncoder, build_encoder
+from serving.generation import (
+    GenerationSettings,
+    Recommender,
+    dequantize_4bit_layers,
+    load_recommender_model,
+)
+from serving.prompts import DEFAULT_TEMPLATE_PATH, PromptBudget, PromptRenderer, prompt_variant, token_counter
+from serving.query_memory import MEMORY_TABLE, MemoryManifest, MemorySettings, QueryMemory
+from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog, top_k_indices
+from training.base_lm import load_tokenizer, read_base_model_pointer
+
+# Folders and files under $FASHIONREC_HOME/artifacts written by assets/llm.py and assets/features.py.
+BASE_LM_DIR = "base_lm"
+LORA_ADAPTER_DIR = "lora_adapter"
+QUERY_MEMORY_DIR = "query_memory"
+TITLE_VECTORS_MANIFEST = "item_title_vectors.json"
+
+# The prompts asset's default token budget per preset (assets/llm.py LLM_PRESET_DEFAULTS): the service
+# must fit live prompts into the budget the adapter was trained and evaluated with.
+PROMPT_SEQUENCE_TOKENS = {
+    "tiny": 512,
+    "demo": 768,
+    **dict.fromkeys(("luggage", "footwear", "accessories", "clothing"), 1024),
+}
+
+ITEM_COLUMNS = ("item_id", "title", "category", "brand", "color", "size", "season", "holiday", "occasion")
+_LOCK_RETRY_SECONDS = 0.25
+
+
+class ArtifactsUnavailable(RuntimeError):
+    """An artifact is missing or cannot be read now; the message says which and what to run."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Which artifacts to load and how; every field has the pipeline's default."""
+
+    preset: str
+    variant: str = "full"  # the prompt variant (and adapter) the generations asset used by default
+    max_sequence_tokens: int | None = None  # None: the preset's prompts budget (PROMPT_SEQUENCE_TOKENS)
+    duckdb_lock_timeout_s: float = 30.0  # how long to wait while a pipeline run holds the write lock
+    # CPU only: 4-bit layers are dequantized once at load while their float weights fit in this many bytes
+    # (serving.generation.dequantize_4bit_layers: same outputs, half the time per token); 0 turns it off
+    max_dequantized_bytes: int = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class ArtifactVersions:
+    """What exactly a snapshot was loaded from, for ``GET /health`` and for tracing an answer."""
+
+    loaded_at: datetime
+    base_model: str
+    adapter_dir: str
+    adapter_sha256: str  # of the adapter's safetensors weights and config
+    adapter_modified_at: datetime
+    lancedb_versions: dict[str, int]
+    eval_run_id: str | None  # the latest evaluation run in eval_metrics, None before the first one
+    variant: str
+    max_sequence_tokens: int
+    max_history_events: int
+    dequantized_layers: int  # 4-bit linear layers held as their dequantized weights (0: all stay 4-bit)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The ``items`` mart in memory with purchases per item in the train split (the popularity baseline)."""
+
+    items: Mapping[str, dict[str, Any]]  # item_id -> the ITEM_COLUMNS of the items mart
+    train_purchases: Mapping[str, int]
+    # per category (and None for the whole catalog): item ids by train purchases, most first, ties by
+    # item_id: the popularity baseline's order (training.evaluation.popular_top_k)
+    popular: Mapping[str | None, tuple[str, ...]]
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(category for category in self.popular if category is not None)
+
+    @classmethod
+    def build(cls, rows: list[dict[str, Any]], purchases: Mapping[str, int]) -> Catalog:
+        items = {row["item_id"]: row for row in rows}
+        by_category: dict[str | None, list[str]] = {None: sorted(items)}
+        for item_id in by_category[None]:
+            by_category.setdefault(items[item_id]["category"], []).append(item_id)
+        popular = {}
+        for category, item_ids in by_category.items():
+            counts = np.array([[purchases.get(item_id, 0) for item_id in item_ids]], dtype=np.float32)
+            order = top_k_indices(counts, len(item_ids))[0]  # stable: equal counts keep item_id order
+            popular[category] = tuple(item_ids[i] for i in order)
+        return cls(items=items, train_purchases=dict(purchases), popular=popular)
+
+
+@dataclass(frozen=True)
+class ArtifactSnapshot:
+    """One consistent set of loaded artifacts; never mutated after it is built."""
+
+    catalog: Catalog
+    id_vectors: VectorCatalog
+    title_vectors: VectorCatalog
+    memory: QueryMemory
+    memory_settings: MemorySettings
+    query_encoder: TextEncoder
+    title_encoder: TextEncoder
+    renderer: PromptRenderer
+    recommender: Recommender
+    versions: ArtifactVersions
+
+
+def max_history_events(project_dir: Path = DBT_PROJECT_DIR) -> int:
+    """The dbt var ``max_history_events``: how many events a ``prompt_inputs`` history holds."""
+    config = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
+    return int(config["vars"]["max_history_events"])
+
+
+def connect_read_only(database: Path, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, waiting while a pipeline run holds DuckDB's write lock on the file."""
+    if not database.is_file():
+        raise ArtifactsUnavailable(f"no warehouse at {database}; build it with `fashionrec run`")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return duckdb.connect(str(database), read_only=True)
+        except duckdb.Error as error:  # IOException across processes, ConnectionException within one
+            if "lock" not in str(error).lower() or time.monotonic() >= deadline:
+                raise ArtifactsUnavailable(
+                    f"cannot open {database} read-only ({error}); a pipeline run may be writing it, try again"
+                ) from error
+            time.sleep(_LOCK_RETRY_SECONDS)
+
+
+def _read_warehouse(paths: Paths, timeout_s: float) -> tuple[Catalog, str | None]:
+    with connect_read_only(paths.duckdb_path, timeout_s) as con:
+        tables = {
+            row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()
+        }
+        missing = sorted({"items", "splits"} - tables)
+        if missing:
+            raise ArtifactsUnavailable(
+                f"table(s) {missing} missing in {paths.duckdb_path}; run `fashionrec run 'group:warehouse'`"
+            )
+        rows = con.sql(f"select {', '.join(ITEM_COLUMNS)} from items order by item_id").to_arrow_table()
+        purchases = dict(
+            con.execute(
+                "select target_item_id, count(*) from splits where split = 'train' group by target_item_id"
+            ).fetchall()
+        )
+        run_id = None
+        if "eval_metrics" in tables:
+            latest = con.execute(
+                "select run_id from eval_metrics order by created_at desc, run_id desc limit 1"
+            ).fetchone()
+            run_id = latest[0] if latest else None
+    return Catalog.build(rows.to_pylist(), purchases), run_id
+
+
+def _pinned_table(db: lancedb.DBConnection, name: str) -> tuple[Any, int]:
+    """A LanceDB table checked out at its current version, so every read sees that one version."""
+    try:
+        table = db.open_table(name)
+    except (FileNotFoundError, ValueError) as error:
+        raise ArtifactsUnavailable(
+            f"LanceDB table {name!r} is missing: {error}; run `fashionrec run`"
+        ) from error
+    version = table.version
+    table.checkout(version)
+    return table, version
+
+
+def _file_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _require_file(path: Path, asset: str) -> Path:
+    if not path.is_file():
+        raise ArtifactsUnavailable(f"{path} is missing; materialize the {asset} asset (`fashionrec run`)")
+    return path
+
+
+def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
+    """Read every artifact the service needs into memory; raises ``ArtifactsUnavailable`` when one is
+    missing or the warehouse stays locked, so a failed reload leaves the previous snapshot in place."""
+    variant = prompt_variant(options.variant)
+    if options.max_sequence_tokens is not None:
+        sequence_tokens = options.max_sequence_tokens
+    elif options.preset in PROMPT_SEQUENCE_TOKENS:
+        sequence_tokens = PROMPT_SEQUENCE_TOKENS[options.preset]
+    else:
+        raise ValueError(f"no default prompt budget for preset {options.preset!r}; set max_sequence_tokens")
+
+    catalog, run_id = _read_warehouse(paths, options.duckdb_lock_timeout_s)
+
+    db = lancedb.connect(str(paths.lancedb_dir))
+    id_table, id_version = _pinned_table(db, ITEM_ID_VECTORS)
+    title_table, title_version = _pinned_table(db, ITEM_TITLE_VECTORS)
+    memory_table, memory_version = _pinned_table(db, MEMORY_TABLE)
+    id_vectors = VectorCatalog.from_table(id_table)
+    title_vectors = VectorCatalog.from_table(title_table)
+    memory = QueryMemory.from_table(memory_table)
+
+    artifacts = paths.artifacts_dir
+    manifest = MemoryManifest.load(artifacts / QUERY_MEMORY_DIR)
+    query_encoder = build_encoder(manifest.encoder_spec, show_progress=False)
+    # the encoder that made item_title_vectors: a generated title must land in the same vector space
+    title_manifest = json.loads(
+        _require_file(artifacts / TITLE_VECTORS_MANIFEST, "item_title_vectors").read_text()
+    )
+    title_encoder = build_encoder(title_manifest["encoder_spec"], show_progress=False)
+    for encoder, expected, name in (
+        (query_encoder, manifest.dim, MEMORY_TABLE),
+        (title_encoder, title_vectors.dim, ITEM_TITLE_VECTORS),
+    ):
+        if encoder.dim != expected:
+            raise ArtifactsUnavailable(
+                f"encoder {encoder.spec} gives {encoder.dim}-d vectors but {name} holds {expected}-d ones; "
+                "materialize the features group again"
+            )
+
+    try:
+        base_model = read_base_model_pointer(artifacts / BASE_LM_DIR)
+    except FileNotFoundError as error:
+        raise ArtifactsUnavailable(str(error)) from error
+    adapter = artifacts / LORA_ADAPTER_DIR / variant.name
+    weights = _require_file(adapter / "adapter_model.safetensors", "lora_adapter")
+    adapter_files = [_require_file(adapter / "adapter_config.json", "lora_adapter"), weights]
+    adapter_digest = _file_digest(adapter_files)
+    model, tokenizer = load_recommender_model(base_model, adapter)
+    if _file_digest(adapter_files) != adapter_digest:  # lora_adapter re-materialized meanwhile
+        raise ArtifactsUnavailable(f"the adapter in {adapter} changed while it was loaded; reload again")
+    dequantized = dequantize_4bit_layers(model, options.max_dequantized_bytes)
+    item_ids = sorted(catalog.items)
+    recommender = Recommender(
+        model,
+        tokenizer,
+        item_ids,
+        [catalog.items[item_id]["category"] for item_id in item_ids],
+        GenerationSettings(),  # the generations asset's defaults (paper §5.1, constrained decoding)
+    )
+    # its own tokenizer: generation switches the shared one's padding side, counting must not race it
+    renderer = PromptRenderer(
+        token_counter(load_tokenizer(base_model)),
+        PromptBudget(max_sequence_tokens=sequence_tokens),
+        DEFAULT_TEMPLATE_PATH,
+    )
+    versions = ArtifactVersions(
+        loaded_at=datetime.now(UTC),
+        base_model=base_model,
+        adapter_dir=str(adapter),
+        adapter_sha256=adapter_digest,
+        adapter_modified_at=datetime.fromtimestamp(weights.stat().st_mtime, UTC),
+        lancedb_versions={
+            ITEM_ID_VECTORS: id_version,
+            ITEM_TITLE_VECTORS: title_version,
+            MEMORY_TABLE: memory_version,
+        },
+        eval_run_id=run_id,
+        variant=variant.name,
+        max_sequence_tokens=sequence_tokens,
+        max_history_events=max_history_events(),
+        dequantized_layers=dequantized,
+    )
+    return ArtifactSnapshot(
+        catalog=catalog,
+        id_vectors=id_vectors,
+        title_vectors=title_vectors,
+        memory=memory,
+        memory_settings=MemorySettings(
+            manifest.neighbours, manifest.items_per_query, manifest.max_stored_items
+        ),
+        query_encoder=query_encoder,
+        title_encoder=title_encoder,
+        renderer=renderer,
+        recommender=recommender,
+        versions=versions,
+    )
