@@ -1,7 +1,6 @@
 """The dbt project as Dagster assets: every model is an asset in group ``warehouse``, every dbt test an
 asset check (dagster-dbt's default), and the raw files are the project's sources."""
 
-
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -40,8 +39,16 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     # Parsing needs no raw data: a fresh clone has none yet.
     os.environ.update(dbt_env(paths().home, paths().raw_dir, require_files=False))
     result = dbtRunner().invoke(
-        ["parse", "--quiet", "--project-dir", str(project.project_dir),
-         "--profiles-dir", str(project.profiles_dir), "--target-path", str(project.target_path)]
+        [
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(project.project_dir),
+            "--profiles-dir",
+            str(project.profiles_dir),
+            "--target-path",
+            str(project.target_path),
+        ]
     )
     if not result.success:
         raise RuntimeError(f"dbt parse failed for {project.project_dir}: {result.exception}")

@@ -42,7 +42,8 @@ DBT_BUILD = textwrap.dedent("""
     start = time.perf_counter()
     result = dbtRunner().invoke(["build", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
                                  "--profiles-dir", str(DBT_PROJECT_DIR),
-                                 "--target-path", str(home / "dbt_target"), "--log-path", str(home / "dbt_logs")])
+                                 "--target-path", str(home / "dbt_target"),
+                                 "--log-path", str(home / "dbt_logs")])
     print(json.dumps({"seconds": time.perf_counter() - start, "success": bool(result.success),
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """)
@@ -70,13 +71,24 @@ def bench_preset(preset: str, home: Path) -> dict:
     build = run_child(DBT_BUILD, str(home), str(raw_dir))
     if not build["success"]:
         raise SystemExit(f"dbt build failed for {preset}; logs in {home / 'dbt_logs'}")
-    return {"preset": preset, "generate": gen, "dbt_build": build, "marts": mart_rows(home / "fashionrec.duckdb")}
+    return {
+        "preset": preset,
+        "generate": gen,
+        "dbt_build": build,
+        "marts": mart_rows(home / "fashionrec.duckdb"),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", action="append", help="preset to run (repeatable); default demo and luggage")
-    parser.add_argument("--home", type=Path, help="where to build (default: a temporary directory per preset)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--preset", action="append", help="preset to run (repeatable); default demo and luggage"
+    )
+    parser.add_argument(
+        "--home", type=Path, help="where to build (default: a temporary directory per preset)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args()
 
@@ -90,10 +102,14 @@ def main() -> None:
                 shutil.rmtree(home, ignore_errors=True)
         gen, build = r["generate"], r["dbt_build"]
         print(f"\n== {preset}: {gen['users']:,} users, {gen['items']:,} items, {gen['events']:,} raw events")
-        print(f"generate   {gen['seconds']:8.1f} s  {gen['events'] / gen['seconds']:>12,.0f} events/s  "
-              f"peak RSS {gen['peak_rss_mb']:,.0f} MB")
-        print(f"dbt build  {build['seconds']:8.1f} s  {gen['events'] / build['seconds']:>12,.0f} events/s  "
-              f"peak RSS {build['peak_rss_mb']:,.0f} MB")
+        print(
+            f"generate   {gen['seconds']:8.1f} s  {gen['events'] / gen['seconds']:>12,.0f} events/s  "
+            f"peak RSS {gen['peak_rss_mb']:,.0f} MB"
+        )
+        print(
+            f"dbt build  {build['seconds']:8.1f} s  {gen['events'] / build['seconds']:>12,.0f} events/s  "
+            f"peak RSS {build['peak_rss_mb']:,.0f} MB"
+        )
         print("marts      " + ", ".join(f"{name} {rows:,}" for name, rows in r["marts"].items()))
 
 

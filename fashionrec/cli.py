@@ -26,29 +26,41 @@ def _check_preset(name: str) -> str:
 def generate(
     preset_name: Annotated[
         str | None,
-        typer.Option("--preset", help="tiny | demo | luggage | footwear | accessories | clothing "
-                     "(default: $FASHIONREC_PRESET, else demo)"),
+        typer.Option(
+            "--preset",
+            help="tiny | demo | luggage | footwear | accessories | clothing "
+            "(default: $FASHIONREC_PRESET, else demo)",
+        ),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Directory for events.parquet and items.parquet "
-                                             "(default: $FASHIONREC_RAW_DIR)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Directory for events.parquet and items.parquet (default: $FASHIONREC_RAW_DIR)"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
-    stats: Annotated[bool, typer.Option("--stats", help="Print the four fashion properties in numbers.")] = False,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Print the four fashion properties in numbers.")
+    ] = False,
 ) -> None:
     """Write deterministic synthetic fashion logs in the raw-data contract."""
-    from warehouse.generator import compute_stats, format_stats, generate as generate_logs
+    from warehouse.generator import compute_stats, format_stats
+    from warehouse.generator import generate as generate_logs
 
     name = _check_preset(preset_name or preset())
     out_dir = (out or paths().raw_dir).resolve()
     result = generate_logs(name, out_dir, seed=seed)
-    typer.echo(f"wrote {out_dir}: {result.n_events:,} events, {result.n_items:,} items, "
-               f"{result.n_users:,} users ({result.seconds:.1f} s, preset {name}, seed {seed})")
+    typer.echo(
+        f"wrote {out_dir}: {result.n_events:,} events, {result.n_items:,} items, "
+        f"{result.n_users:,} users ({result.seconds:.1f} s, preset {name}, seed {seed})"
+    )
     if stats:
         typer.echo(format_stats(compute_stats(out_dir)))
 
 
 @app.command("stats")
 def stats_command(
-    raw_dir: Annotated[Path | None, typer.Argument(help="Raw directory (default: $FASHIONREC_RAW_DIR)")] = None,
+    raw_dir: Annotated[
+        Path | None, typer.Argument(help="Raw directory (default: $FASHIONREC_RAW_DIR)")
+    ] = None,
 ) -> None:
     """Print the fashion properties (C1-C4) of an existing raw directory."""
     from warehouse.generator import compute_stats, format_stats
@@ -58,8 +70,13 @@ def stats_command(
 
 @app.command()
 def run(
-    selection: Annotated[str | None, typer.Argument(
-        help="Dagster asset selection, e.g. 'group:warehouse', 'key:prompts+', '*query_memory'. Default: all.")] = None,
+    selection: Annotated[
+        str | None,
+        typer.Argument(
+            help="Dagster asset selection, e.g. 'group:warehouse', 'key:prompts+', '*query_memory'. "
+            "Default: all."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Dagster console log level.")] = "WARNING",
 ) -> None:
     """Materialize assets (and run their checks) with the same definitions the UI shows."""
@@ -69,8 +86,10 @@ def run(
     for name in summary.materialized:
         rows = summary.row_counts.get(name)
         typer.echo(f"  materialized {name}" + (f"  ({rows:,} rows)" if rows is not None else ""))
-    typer.echo(f"run {summary.run_id}: {len(summary.materialized)} assets, "
-               f"{summary.checks_passed} checks passed, {len(summary.checks_failed)} failed")
+    typer.echo(
+        f"run {summary.run_id}: {len(summary.materialized)} assets, "
+        f"{summary.checks_passed} checks passed, {len(summary.checks_failed)} failed"
+    )
     for failed in summary.checks_failed:
         typer.echo(f"  check failed: {failed}", err=True)
     if not summary.success:
@@ -114,13 +133,17 @@ def report(
 
 
 @app.command()
-def sql(query: Annotated[str, typer.Argument(help="A SQL query; the warehouse is opened read-only.")]) -> None:
+def sql(
+    query: Annotated[str, typer.Argument(help="A SQL query; the warehouse is opened read-only.")],
+) -> None:
     """Run a read-only SQL query against the DuckDB warehouse and print the result."""
     import duckdb
 
     database = paths().duckdb_path
     if not database.exists():
-        raise typer.BadParameter(f"no warehouse at {database}; build it with `fashionrec run 'group:warehouse'`")
+        raise typer.BadParameter(
+            f"no warehouse at {database}; build it with `fashionrec run 'group:warehouse'`"
+        )
     with duckdb.connect(str(database), read_only=True) as con:
         relation = con.sql(query)
         if relation is not None:
@@ -145,16 +168,25 @@ def serve(
     service = RecommendationService(paths(), settings)
     typer.echo(f"loading artifacts from {paths().home} ...")
     loaded = _load_service(service)
-    typer.echo(f"loaded in {loaded.seconds:.1f} s: adapter {loaded.current.adapter_sha256}, LanceDB versions "
-               f"{loaded.current.lancedb_versions}, evaluation run {loaded.current.eval_run_id}")
+    typer.echo(
+        f"loaded in {loaded.seconds:.1f} s: adapter {loaded.current.adapter_sha256}, LanceDB versions "
+        f"{loaded.current.lancedb_versions}, evaluation run {loaded.current.eval_run_id}"
+    )
     uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
 
 
 @app.command()
 def recommend(
-    events: Annotated[Path, typer.Option("--events", exists=True, dir_okay=False,
-                                         help="JSON file: a list of events, or a request body "
-                                         "{events, k, category, at}, as POST /recommend takes it.")],
+    events: Annotated[
+        Path,
+        typer.Option(
+            "--events",
+            exists=True,
+            dir_okay=False,
+            help="JSON file: a list of events, or a request body "
+            "{events, k, category, at}, as POST /recommend takes it.",
+        ),
+    ],
     k: Annotated[int | None, typer.Option(help="Items to return (overrides the file's k).")] = None,
     category: Annotated[str | None, typer.Option(help="Category to recommend in (overrides the file).")] = (
         None

@@ -34,7 +34,8 @@ def persistent_instance() -> DagsterInstance:
 
 
 def resolve_selection(selection: str | None) -> list[AssetKey]:
-    """Asset keys for a Dagster selection string (``group:warehouse``, ``key:prompts+`` ...); all when None."""
+    """Asset keys for a Dagster selection string (``group:warehouse``, ``key:prompts+`` ...); all when
+    None."""
     from assets.definitions import defs
 
     graph = defs.resolve_asset_graph()

@@ -47,7 +47,8 @@ class Paths:
 
 
 def paths() -> Paths:
-    """Paths from ``FASHIONREC_HOME`` (default ``warehouse/``) and ``FASHIONREC_RAW_DIR`` (default ``$HOME/raw``)."""
+    """Paths from ``FASHIONREC_HOME`` (default ``warehouse/``) and ``FASHIONREC_RAW_DIR`` (default
+    ``$FASHIONREC_HOME/raw``)."""
     home = Path(os.environ.get("FASHIONREC_HOME") or PROJECT_ROOT / "warehouse").expanduser().resolve()
     raw = os.environ.get("FASHIONREC_RAW_DIR")
     raw_dir = Path(raw).expanduser().resolve() if raw else home / "raw"
@@ -58,5 +59,7 @@ def preset() -> str:
     """The scale preset from ``FASHIONREC_PRESET`` (``tiny``, ``demo`` or a paper-scale name)."""
     name = os.environ.get("FASHIONREC_PRESET", DEFAULT_PRESET)
     if name not in PRESET_NAMES:
-        raise ValueError(f"FASHIONREC_PRESET={name!r} is not a preset; expected one of {', '.join(PRESET_NAMES)}")
+        raise ValueError(
+            f"FASHIONREC_PRESET={name!r} is not a preset; expected one of {', '.join(PRESET_NAMES)}"
+        )
     return name

@@ -8,9 +8,12 @@ import duckdb
 
 
 def table_row_counts(database: Path) -> dict[str, int]:
-    """``{schema.table: rows}`` for every base table, opened read-only so a running pipeline is not blocked."""
+    """``{schema.table: rows}`` for every base table, opened read-only so a running pipeline is not
+    blocked."""
     if not database.exists():
-        raise FileNotFoundError(f"no warehouse at {database}; build it with `fashionrec run 'group:warehouse'`")
+        raise FileNotFoundError(
+            f"no warehouse at {database}; build it with `fashionrec run 'group:warehouse'`"
+        )
     with duckdb.connect(str(database), read_only=True) as con:
         names = con.execute(
             "select table_schema, table_name from information_schema.tables "

@@ -26,7 +26,12 @@ def test_generate_writes_the_raw_contract_and_prints_stats(tmp_path):
     out = invoke("generate", "--preset", "tiny", "--out", str(tmp_path / "raw"), "--stats")
     assert (tmp_path / "raw" / "events.parquet").exists()
     assert (tmp_path / "raw" / "items.parquet").exists()
-    for property_heading in ("C1 high turnover", "C2 thorough comparison", "C3 attribute-driven", "C4 diverse queries"):
+    for property_heading in (
+        "C1 high turnover",
+        "C2 thorough comparison",
+        "C3 attribute-driven",
+        "C4 diverse queries",
+    ):
         assert property_heading in out
 
 
@@ -56,7 +61,9 @@ def test_own_logs_with_malformed_rows_build_and_land_in_quarantine(tmp_path, mon
     with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
         quarantined = con.execute("select count(*) from quarantine where source = 'events'").fetchone()[0]
         clean = con.execute("select count(*) from stg_raw__events").fetchone()[0]
-        no_reason = con.execute("select count(*) from quarantine where reason is null or reason = ''").fetchone()[0]
+        no_reason = con.execute(
+            "select count(*) from quarantine where reason is null or reason = ''"
+        ).fetchone()[0]
     assert quarantined > 0
     assert clean + quarantined == len(raw_events)
     assert no_reason == 0

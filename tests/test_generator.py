@@ -95,13 +95,22 @@ def test_log_noise_adds_each_kind_of_faulty_row(tiny_raw: Path, tmp_path: Path):
     con = duckdb.connect()
     con.execute(f"create view events as select * from read_parquet('{tmp_path / 'events.parquet'}')")
     con.execute(f"create view items as select * from read_parquet('{tmp_path / 'items.parquet'}')")
-    assert scalar(con, "select count(*) - count(distinct event_id) from events") == noise["client_retry_duplicate"]
-    assert scalar(con, "select count(*) from events where action in ('wishlist', 'share', 'page_view')") == noise[
-        "unknown_action"]
-    assert scalar(con, "select count(*) from events where item_id not in (select item_id from items)") == noise[
-        "delisted_item"]
-    assert scalar(con, "select count(*) from events where action = 'search' and trim(query) = ''") == noise[
-        "search_without_query"]
+    assert (
+        scalar(con, "select count(*) - count(distinct event_id) from events")
+        == noise["client_retry_duplicate"]
+    )
+    assert (
+        scalar(con, "select count(*) from events where action in ('wishlist', 'share', 'page_view')")
+        == noise["unknown_action"]
+    )
+    assert (
+        scalar(con, "select count(*) from events where item_id not in (select item_id from items)")
+        == noise["delisted_item"]
+    )
+    assert (
+        scalar(con, "select count(*) from events where action = 'search' and trim(query) = ''")
+        == noise["search_without_query"]
+    )
     # the real rows are the noiseless logs, unchanged
     assert scalar(con, "select count(*) from events where event_id like 'E%'") >= clean
 

@@ -7,11 +7,31 @@ import lancedb
 import numpy as np
 
 GROUPS = {
-    "warehouse": {"items", "sessions", "query_listings", "user_sequences", "splits", "prompt_inputs", "quarantine"},
-    "features": {"query_memory", "prompt_candidates", "title_encoder", "item_title_vectors", "item_id_vectors"},
+    "warehouse": {
+        "items",
+        "sessions",
+        "query_listings",
+        "user_sequences",
+        "splits",
+        "prompt_inputs",
+        "quarantine",
+    },
+    "features": {
+        "query_memory",
+        "prompt_candidates",
+        "title_encoder",
+        "item_title_vectors",
+        "item_id_vectors",
+    },
     "llm": {"prompts", "base_lm", "lora_adapter", "generations"},
-    "evaluation": {"recommendations", "eval_ranks", "eval_metrics", "eval_leaderboard", "eval_by_slice",
-                   "eval_run_history"},
+    "evaluation": {
+        "recommendations",
+        "eval_ranks",
+        "eval_metrics",
+        "eval_leaderboard",
+        "eval_by_slice",
+        "eval_run_history",
+    },
 }
 
 
@@ -49,8 +69,14 @@ def test_generations_parse_and_name_catalog_items(tiny_home):
 
 def test_leaderboard_has_every_default_method(tiny_home):
     with duckdb.connect(str(tiny_home / "fashionrec.duckdb"), read_only=True) as con:
-        methods = {m for (m,) in con.execute(
-            "select distinct method from eval_metrics where category = 'all' and slice = 'all'").fetchall()}
-        values = con.execute("select min(value), max(value) from eval_metrics where metric = 'ndcg@10'").fetchone()
+        methods = {
+            m
+            for (m,) in con.execute(
+                "select distinct method from eval_metrics where category = 'all' and slice = 'all'"
+            ).fetchall()
+        }
+        values = con.execute(
+            "select min(value), max(value) from eval_metrics where metric = 'ndcg@10'"
+        ).fetchone()
     assert {"llm_mixup", "llm_only", "core", "popularity"} <= methods
     assert 0.0 <= values[0] <= values[1] <= 1.0

@@ -16,12 +16,12 @@ import pyarrow.compute as pc
 from warehouse.generator.behaviour import ACTIONS, SESSION_KINDS, BehaviourParams, Shoppers
 from warehouse.generator.catalog import build_catalog
 from warehouse.generator.fashion_calendar import HOLIDAYS, holiday_occurrences
+from warehouse.generator.log_noise import add_log_noise
 from warehouse.generator.presets import PRESETS, GeneratorPreset
 from warehouse.generator.queries import Intents
 from warehouse.generator.search import RankingParams
 from warehouse.generator.timeline import schedule
 from warehouse.generator.users import draw_users
-from warehouse.generator.log_noise import add_log_noise
 from warehouse.generator.writer import events_table, write_raw
 
 MANIFEST_VERSION = 1

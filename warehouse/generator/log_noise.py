@@ -19,7 +19,9 @@ NOISE_KINDS = ("client_retry_duplicate", "unknown_action", "delisted_item", "sea
 UNKNOWN_ACTIONS = ("wishlist", "share", "page_view")
 
 
-def add_log_noise(events: pa.Table, share: float, rng: np.random.Generator) -> tuple[pa.Table, dict[str, int]]:
+def add_log_noise(
+    events: pa.Table, share: float, rng: np.random.Generator
+) -> tuple[pa.Table, dict[str, int]]:
     """Append about ``share * len(events)`` faulty rows; returns the table and the count of each kind.
 
     Faulty rows copy a real row of the log and break one thing in it, so they look like the rows around
@@ -30,22 +32,33 @@ def add_log_noise(events: pa.Table, share: float, rng: np.random.Generator) -> t
         return events, dict.fromkeys(NOISE_KINDS, 0)
     kinds = rng.integers(0, len(NOISE_KINDS), size=n_noise)
     action = events.column("action")
-    item_rows = np.flatnonzero(pc.is_in(action, pa.array(["click", "purchase"])).to_numpy(zero_copy_only=False))
+    item_rows = np.flatnonzero(
+        pc.is_in(action, pa.array(["click", "purchase"])).to_numpy(zero_copy_only=False)
+    )
     search_rows = np.flatnonzero(pc.equal(action, "search").to_numpy(zero_copy_only=False))
 
     fault: dict[str, Callable[[pa.Table, int], pa.Table]] = {
         "client_retry_duplicate": lambda rows, _: rows,
         "unknown_action": lambda rows, n: rows.set_column(
-            rows.schema.get_field_index("action"), "action",
-            pa.array(rng.choice(UNKNOWN_ACTIONS, size=n), type=pa.string())),
+            rows.schema.get_field_index("action"),
+            "action",
+            pa.array(rng.choice(UNKNOWN_ACTIONS, size=n), type=pa.string()),
+        ),
         "delisted_item": lambda rows, n: rows.set_column(
-            rows.schema.get_field_index("item_id"), "item_id",
-            pa.array([f"DELISTED{i:05d}" for i in rng.integers(0, 10**5, size=n)], type=pa.string())),
+            rows.schema.get_field_index("item_id"),
+            "item_id",
+            pa.array([f"DELISTED{i:05d}" for i in rng.integers(0, 10**5, size=n)], type=pa.string()),
+        ),
         "search_without_query": lambda rows, n: rows.set_column(
-            rows.schema.get_field_index("query"), "query", pa.array(rng.choice(["", "  "], size=n))),
+            rows.schema.get_field_index("query"), "query", pa.array(rng.choice(["", "  "], size=n))
+        ),
     }
-    pools = {"client_retry_duplicate": np.arange(events.num_rows), "unknown_action": item_rows,
-             "delisted_item": item_rows, "search_without_query": search_rows}
+    pools = {
+        "client_retry_duplicate": np.arange(events.num_rows),
+        "unknown_action": item_rows,
+        "delisted_item": item_rows,
+        "search_without_query": search_rows,
+    }
 
     parts, counts, next_id = [events], {}, 0
     for k, kind in enumerate(NOISE_KINDS):
