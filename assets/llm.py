@@ -25,7 +25,13 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from fashionrec.settings import paths, preset
-from serving.generation import GenerationSettings, Recommender, load_recommender_model
+from serving.generation import (
+    DEFAULT_MAX_DEQUANTIZED_BYTES,
+    GenerationSettings,
+    Recommender,
+    dequantize_4bit_layers,
+    load_recommender_model,
+)
 from serving.prompts import (
     DEFAULT_TEMPLATE_PATH,
     PROMPT_VARIANTS,
@@ -516,6 +522,9 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
     model, tokenizer = load_recommender_model(
         read_base_model_pointer(base_lm_dir()), adapter_dir(config.variant)
     )
+    # on CPU, dequantizing the 4-bit weights once gives the same logits at twice the speed; the serving
+    # path does the same, so the evaluated answers are the ones an application gets
+    dequantized = dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)
     recommender = Recommender(model, tokenizer, [c[0] for c in catalog], [c[1] for c in catalog], settings)
     prompts_text = [row[4] for row in selected]
     categories = [row[3] for row in selected]
@@ -558,6 +567,7 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
         "valid_id_rate": round(run.id_in_catalog_rate, 4),
         "prompts_per_second": round(run.prompts_per_second, 3),
         "generation_seconds": round(run.seconds, 1),
+        "dequantized_4bit_layers": dequantized,
     }
     for split in config.splits:
         hits = [

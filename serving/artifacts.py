@@ -31,6 +31,7 @@ import yaml
 from fashionrec.settings import DBT_PROJECT_DIR, Paths
 from serving.encoders import TextEncoder, build_encoder
 from serving.generation import (
+    DEFAULT_MAX_DEQUANTIZED_BYTES,
     GenerationSettings,
     Recommender,
     dequantize_4bit_layers,
@@ -73,7 +74,7 @@ class LoadOptions:
     duckdb_lock_timeout_s: float = 30.0  # how long to wait while a pipeline run holds the write lock
     # CPU only: 4-bit layers are dequantized once at load while their float weights fit in this many bytes
     # (serving.generation.dequantize_4bit_layers: same outputs, half the time per token); 0 turns it off
-    max_dequantized_bytes: int = 2 * 1024**3
+    max_dequantized_bytes: int = DEFAULT_MAX_DEQUANTIZED_BYTES
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,10 @@ def load_recommender_model(
     return model, tokenizer
 
 
+# Dequantized float weights up to this size replace 4-bit ones on CPU (a 7B base model stays 4-bit).
+DEFAULT_MAX_DEQUANTIZED_BYTES = 2 * 1024**3
+
+
 def dequantize_4bit_layers(model: torch.nn.Module, max_bytes: int) -> int:
     """Swap each 4-bit linear layer on the CPU for a plain one holding exactly its dequantized weights.
 
