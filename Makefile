@@ -21,13 +21,14 @@ export DO_NOT_TRACK ?= 1
 
 env: .venv/.synced
 
-# Fresh clone -> environment -> demo logs -> every asset -> what was built.
+# Fresh clone -> environment -> demo logs -> every asset -> what was built -> the leaderboard.
 demo: export FASHIONREC_PRESET = demo
 demo: env
 	@test -f "$${FASHIONREC_RAW_DIR:-$${FASHIONREC_HOME:-warehouse}/raw}/events.parquet" \
 		|| $(RUN) fashionrec generate --preset demo --stats
 	$(RUN) fashionrec run
 	$(RUN) fashionrec tables
+	$(RUN) fashionrec report
 
 test: export FASHIONREC_PRESET = tiny
 test: env
