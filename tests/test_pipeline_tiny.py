@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import lancedb
 import numpy as np
+
+from training.baselines import BASELINES, SEQUENCE_BASELINES
 
 GROUPS = {
     "warehouse": {
@@ -24,6 +28,7 @@ GROUPS = {
         "item_id_vectors",
     },
     "llm": {"prompts", "base_lm", "lora_adapter", "generations"},
+    "baselines": {f"baseline_{name}" for name in BASELINES},
     "evaluation": {
         "recommendations",
         "eval_ranks",
@@ -55,6 +60,21 @@ def test_vector_tables_cover_the_catalog_with_unit_vectors(tiny_home):
     assert db.open_table("query_memory").count_rows() > 0
 
 
+def test_prompts_keep_the_users_products_within_the_token_budget(tiny_home):
+    """The instruction must not eat the budget: prompts of users with products in their history show
+    some of them (the latest search and the candidates are never dropped)."""
+    with duckdb.connect(str(tiny_home / "fashionrec.duckdb"), read_only=True) as con:
+        n, fits, with_products = con.execute(
+            """select count(*), count(*) filter (where fits_budget),
+                      count(*) filter (where n_history_events_kept >= 2)
+               from prompts
+               where variant = 'full' and n_history_events_kept + n_history_events_dropped >= 3"""
+        ).fetchone()
+    assert n > 0
+    assert fits / n >= 0.9, f"{n - fits} of {n} prompts over budget"
+    assert with_products / n >= 0.8, f"only {with_products} of {n} prompts keep more than one event"
+
+
 def test_generations_parse_and_name_catalog_items(tiny_home):
     with duckdb.connect(str(tiny_home / "fashionrec.duckdb"), read_only=True) as con:
         rows = con.execute(
@@ -78,5 +98,18 @@ def test_leaderboard_has_every_default_method(tiny_home):
         values = con.execute(
             "select min(value), max(value) from eval_metrics where metric = 'ndcg@10'"
         ).fetchone()
-    assert {"llm_mixup", "llm_only", "core", "popularity"} <= methods
+    assert {"llm_mixup", "llm_only", "core", "popularity", *BASELINES} <= methods
     assert 0.0 <= values[0] <= values[1] <= 1.0
+
+
+def test_baselines_are_saved_with_their_training_record(tiny_home):
+    directory = tiny_home / "artifacts" / "baselines"
+    for name in SEQUENCE_BASELINES:
+        record = json.loads((directory / name / "config.json").read_text())
+        assert (directory / name / "model.safetensors").is_file(), name
+        assert record["method"] == name and 0.0 <= record["best_valid"]["ndcg@10"] <= 1.0, name
+        if name != "llmseqsim":  # fitted on valid, not trained
+            assert 1 <= record["best_epoch"] <= record["epochs_run"] <= 3, name  # the tiny preset's budget
+            assert record["seconds_per_epoch"] > 0, name
+    text = json.loads((directory / "text_seq_query" / "config.json").read_text())
+    assert text["max_titles"] in {row["max_titles"] for row in text["history"]}
