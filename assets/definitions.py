@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from assets.baselines import baseline_assets
 from assets.dbt import dbt_resource, evaluation_marts, warehouse_models
 from assets.evaluation import evaluation_assets
 from assets.features import feature_assets, feature_checks
@@ -12,7 +13,14 @@ from assets.resources import default_duckdb, default_lancedb
 def build_defs() -> Definitions:
     """Definitions whose DuckDB and LanceDB paths are read from FASHIONREC_HOME now (not at first import)."""
     return Definitions(
-        assets=[warehouse_models, *feature_assets, *llm_assets, *evaluation_assets, evaluation_marts],
+        assets=[
+            warehouse_models,
+            *feature_assets,
+            *llm_assets,
+            *baseline_assets,
+            *evaluation_assets,
+            evaluation_marts,
+        ],
         asset_checks=feature_checks,
         resources={
             "dbt": dbt_resource(),

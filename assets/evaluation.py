@@ -16,27 +16,32 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from assets.baselines import baseline_key, baselines_dir
 from assets.features import CORE_DIR, TITLE_ENCODER_DIR
 from assets.resources import LanceDBResource
 from fashionrec.settings import paths, preset
 from serving.encoders import TextEncoder, build_encoder
 from serving.mixup import MixupConfig
 from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog
+from training.baselines import BASELINES, load_baseline
 from training.core import CoreScorer
 from training.evaluation import (
     DEFAULT_METHODS,
+    SEQUENCE_BASELINE_METHODS,
     EvaluationConfig,
+    ScoreBatch,
     catalog_by_category,
-    core_scorer,
     evaluate_methods,
     generated_target_ids,
     llm_list_methods,
     popular_top_k,
     popularity_counts,
     popularity_scorer,
+    sequence_scorer,
     write_evaluation_run,
 )
 from training.leaderboard import EvaluationRun, format_leaderboard, png_markdown, write_report
+from training.text_seq_query import TextSeqQueryConfig, text_scorer, user_texts
 from training.title_encoder import load_title_encoder_spec
 
 EVALUATION_GROUP = "evaluation"
@@ -56,7 +61,8 @@ class EvaluationRunConfig(dg.Config):
     split: str = Field(default="test", description="Which splits rows are the targets: 'test' or 'valid'.")
     methods: list[str] = Field(
         default=list(DEFAULT_METHODS),
-        description="Methods to score: llm_mixup, llm_only, core, popularity (ablations follow generations).",
+        description="Methods to score: llm_mixup, llm_only, core, popularity, gru4rec, sasrec, bert4rec, "
+        "nextitnet, llm2sasrec, llmseqsim, text_seq_query (ablations follow generations).",
     )
     prefer_constrained: bool = Field(
         default=True,
@@ -67,6 +73,10 @@ class EvaluationRunConfig(dg.Config):
         description="Encoder spec for generated titles; empty = the trained one (artifacts/title_encoder).",
     )
     core_dir: str = Field(default="", description="Trained CORE model directory; empty = artifacts/core.")
+    baselines_dir: str = Field(
+        default="",
+        description="Folder of the trained baselines (one per method); empty = artifacts/baselines.",
+    )
     all_targets: bool = Field(
         default=False,
         description="Score every target of the split. Default: only the targets the LLM answered "
@@ -79,8 +89,10 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
     needed = {"splits", "items"}
     if set(config.methods) & set(LLM_METHODS):
         needed.add("generations")
-    if "core" in config.methods:
+    if set(config.methods) & {"core", *SEQUENCE_BASELINE_METHODS}:
         needed.add("user_sequences")
+    if "text_seq_query" in config.methods:
+        needed.add("prompt_inputs")
     missing = sorted(needed - tables)
     if missing:
         raise dg.Failure(
@@ -99,6 +111,10 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
         frames["user_sequences"] = con.execute(
             "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
         ).df()
+    if "prompt_inputs" in needed:
+        frames["prompt_inputs"] = con.execute(
+            "select target_id, latest_query, history from prompt_inputs where split = ?", [config.split]
+        ).df()
     return frames
 
 
@@ -107,14 +123,56 @@ def _title_encoder(config: EvaluationRunConfig) -> TextEncoder:
     return build_encoder(spec, show_progress=False)
 
 
+def _baseline_scorers(
+    config: EvaluationRunConfig, inputs: dict[str, pd.DataFrame], lancedb: LanceDBResource
+) -> dict[str, ScoreBatch]:
+    """Scoring functions of the chosen baselines, loaded from what the ``baselines`` assets saved."""
+    directory = Path(config.baselines_dir) if config.baselines_dir else baselines_dir()
+    scorers: dict[str, ScoreBatch] = {}
+    for method in [m for m in config.methods if m in BASELINES]:
+        try:
+            if method == "text_seq_query":
+                saved = TextSeqQueryConfig.load(directory / method)
+                encoder = build_encoder(saved.encoder_spec, show_progress=False)
+                if encoder.fingerprint != saved.encoder_fingerprint:
+                    raise dg.Failure(
+                        f"text_seq_query was fitted with another encoder than {saved.encoder_spec} is now; "
+                        f"re-materialize {baseline_key(method)}"
+                    )
+                titles = VectorCatalog.from_table(lancedb.connect().open_table(ITEM_TITLE_VECTORS))
+                texts = user_texts(inputs["prompt_inputs"], saved.max_titles)
+                scorers[method] = text_scorer(texts, encoder, titles)
+            else:
+                scorer = load_baseline(directory / method)
+                scorers[method] = sequence_scorer(
+                    scorer, inputs["user_sequences"], inputs["splits"], config.split, method
+                )
+        except FileNotFoundError as error:
+            raise dg.Failure(
+                f"{error}. Train it with `fashionrec run 'key:{baseline_key(method)}'` (or every baseline: "
+                "`fashionrec run 'group:baselines'`), or leave it out of methods"
+            ) from error
+    return scorers
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             "recommendations",
             group_name=EVALUATION_GROUP,
-            deps=["generations", "splits", "items", "user_sequences", ITEM_ID_VECTORS, ITEM_TITLE_VECTORS],
+            deps=[
+                "generations",
+                "splits",
+                "items",
+                "user_sequences",
+                "prompt_inputs",
+                ITEM_ID_VECTORS,
+                ITEM_TITLE_VECTORS,
+                *(baseline_key(name) for name in BASELINES),
+            ],
             description="Top-K lists per method and target: llm_mixup (LLM + mixup retrieval, paper §4.4), "
-            "llm_only (the generated id), and the top-K of the scoring baselines; source 'id' | 'title' | "
+            "llm_only (the generated id), and the top-K of the scoring baselines (core, popularity and the "
+            "baselines group); source 'id' | 'title' | "
             "'list'. Appended per run; eval_runs records each run's configuration.",
         ),
         dg.AssetSpec(
@@ -139,7 +197,8 @@ def evaluation(
     duckdb: DuckDBResource,
     lancedb: LanceDBResource,
 ):
-    """Score llm_mixup, llm_only, core and popularity on the test targets and append the results."""
+    """Score llm_mixup, llm_only, core, popularity and the baselines on the test targets and append the
+    results."""
     unknown = sorted(set(config.methods) - set(DEFAULT_METHODS))
     if unknown:
         raise dg.Failure(f"unknown method(s) {unknown}; choose from {list(DEFAULT_METHODS)}")
@@ -181,9 +240,10 @@ def evaluation(
         scorer = CoreScorer.load(
             Path(config.core_dir) if config.core_dir else paths().artifacts_dir / CORE_DIR
         )
-        score_methods["core"] = core_scorer(scorer, inputs["user_sequences"], splits, config.split)
+        score_methods["core"] = sequence_scorer(scorer, inputs["user_sequences"], splits, config.split)
     if "popularity" in config.methods:
         score_methods["popularity"] = popularity_scorer(counts)
+    score_methods.update(_baseline_scorers(config, inputs, lancedb))
 
     result = evaluate_methods(
         targets, catalog, expected, list_methods, score_methods, EvaluationConfig(k=config.k), list_seconds

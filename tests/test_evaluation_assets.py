@@ -1,8 +1,9 @@
 """The evaluation assets on a hand-made warehouse: runs append, SQL agrees with Python, marts build.
 
-Upstream tables (splits, items, user_sequences, generations) and the vector tables are written by hand
-into a temporary FASHIONREC_HOME; small randomly initialised CORE and LSTM title encoder models stand in
-for the trained ones (the numbers are arbitrary; how they are computed and stored is what is tested).
+Upstream tables (splits, items, user_sequences, prompt_inputs, generations) and the vector tables are
+written by hand into a temporary FASHIONREC_HOME; small randomly initialised CORE, baseline and LSTM
+title encoder models stand in for the trained ones (the numbers are arbitrary; how they are computed
+and stored is what is tested).
 """
 
 from __future__ import annotations
@@ -26,12 +27,18 @@ from assets.evaluation import evaluation_assets
 from assets.resources import LanceDBResource
 from fashionrec.settings import DBT_PROJECT_DIR
 from serving.vector_store import frame_to_arrow, write_vectors
+from training.baselines import MODEL_TYPES, SEQUENCE_BASELINES, baseline_config
 from training.core import CoreConfig, CoreModel, CoreScorer, CoreTrainResult, save_core
 from training.leaderboard import print_leaderboard
+from training.llmseqsim import LlmSeqSimConfig, llmseqsim_model, title_vocabulary
 from training.lstm_title_encoder import LstmTextEncoder, LstmTitleConfig
 from training.sequence_data import ItemVocabulary
+from training.sequential import TrainResult, save_sequential
+from training.text_seq_query import TextSeqQueryConfig
 
 COLORS = ["red", "blue", "black", "white", "green", "brown", "grey", "pink"]
+BASELINES = [*SEQUENCE_BASELINES, "text_seq_query"]
+HEADLINE_METHODS = {"llm_mixup", "llm_only", "core", "popularity", *BASELINES}
 
 # Recomputes eval_metrics' ranking metrics from eval_ranks (the README shows the same query).
 RECOMPUTE_SQL = """
@@ -170,6 +177,19 @@ def hand_made_world(home):
             con.register("frame", frame)
             con.execute(f"create table {name} as select * from frame")
             con.unregister("frame")
+        # what text_seq_query reads: the history before each target, and (no searches here) no query
+        con.execute(
+            """
+            create table prompt_inputs as
+            select t.target_id, t.split, cast(null as varchar) as latest_query,
+                   list({'seq_no': e.seq_no, 'action': e.action, 'title': i.title} order by e.seq_no)
+                       as history
+            from splits as t
+            join user_sequences as e on e.user_id = t.user_id and e.seq_no < t.seq_no
+            join items as i on i.item_id = e.item_id
+            group by t.target_id, t.split
+            """
+        )
 
     torch.manual_seed(0)
     vocabulary = ItemVocabulary(np.array(sorted(train_vocabulary), dtype=object))
@@ -181,9 +201,30 @@ def hand_made_world(home):
     title_encoder_spec = encoder.save(home / "artifacts" / "small_title_encoder")
     db = lancedb.connect(str(home / "lancedb"))
     keys = items[["item_id", "category"]]
+    title_vectors = encoder.encode(items["title"].tolist())
     write_vectors(db, "item_id_vectors", frame_to_arrow(keys, scorer.item_vectors(items["item_id"])))
-    write_vectors(db, "item_title_vectors", frame_to_arrow(items, encoder.encode(items["title"].tolist())))
+    write_vectors(db, "item_title_vectors", frame_to_arrow(items, title_vectors))
+    save_baselines(
+        home / "artifacts" / "baselines", vocabulary, items, title_vectors, encoder, title_encoder_spec
+    )
     return items, splits, title_encoder_spec
+
+
+def save_baselines(directory, vocabulary, items, title_vectors, encoder, encoder_spec) -> None:
+    """Randomly initialised baselines saved as the baselines assets save them, plus text_seq_query's
+    configuration with the small title encoder, so the evaluation scores every default method."""
+    for name in SEQUENCE_BASELINES:
+        config = baseline_config(name, {"max_seq_length": 10})
+        if name == "llmseqsim":
+            text_vocabulary = title_vocabulary(items["item_id"].tolist())
+            rows = items.set_index("item_id").index.get_indexer(text_vocabulary.item_ids)
+            model = llmseqsim_model(text_vocabulary, title_vectors[rows], LlmSeqSimConfig(max_seq_length=10))
+            result = TrainResult(model, text_vocabulary, best_epoch=0, best_valid={})
+        else:
+            model = MODEL_TYPES[name][1](len(vocabulary), config)
+            result = TrainResult(model, vocabulary, best_epoch=0, best_valid={})
+        save_sequential(result, directory / name, {"method": name})
+    TextSeqQueryConfig(encoder_spec, encoder.fingerprint, max_titles=3).save(directory / "text_seq_query")
 
 
 @pytest.fixture(scope="module")
@@ -229,14 +270,7 @@ def test_runs_are_appended_with_their_configuration(evaluated):
             per_run = con.execute(f"select run_id, count(*) from {table} group by run_id").fetchall()
             assert len(per_run) == 2 and per_run[0][1] == per_run[1][1], table
         methods = {r[0] for r in con.execute("select distinct method from eval_metrics").fetchall()}
-        assert methods == {
-            "llm_mixup",
-            "llm_only",
-            "core",
-            "popularity",
-            "llm_mixup-no_attributes",
-            "llm_only-no_attributes",
-        }
+        assert methods == HEADLINE_METHODS | {"llm_mixup-no_attributes", "llm_only-no_attributes"}
         ranks = con.execute(
             "select method, count(*), count(rank) from eval_ranks where run_id = ? group by method",
             [results[0].run_id],
@@ -248,6 +282,7 @@ def test_runs_are_appended_with_their_configuration(evaluated):
             ).fetchall()
         )
         assert sources["llm_mixup"] == ["id", "title"] and sources["core"] == ["list"]
+        assert all(sources[method] == ["list"] for method in BASELINES)
         assert sources["llm_only"] == ["id"]
         mixup_first = con.execute(
             "select source from recommendations where method = 'llm_mixup' and rank = 1 and target_id in "
@@ -358,7 +393,8 @@ def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
         assert board["run_id"].eq(results[-1].run_id).all()
         assert set(board["category"]) == {"all", "Footwear", "Luggage & Bags"}
         overall = board[board["category"] == "all"].sort_values("leaderboard_rank")
-        assert overall["leaderboard_rank"].tolist() == list(range(1, 7))
+        n_methods = len(HEADLINE_METHODS) + 2  # and the two ablations
+        assert overall["leaderboard_rank"].tolist() == list(range(1, n_methods + 1))
         assert overall["ndcg_at_10"].is_monotonic_decreasing
         python = (
             con.execute(
@@ -373,7 +409,7 @@ def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
             overall.set_index("method")["ndcg_at_10"].sort_index(), python.sort_index()
         )
         history = con.execute("select run_id, method, run_number, previous_run_id from eval_run_history").df()
-        assert len(history) == 2 * 6 and set(history["run_number"]) == {1, 2}
+        assert len(history) == 2 * n_methods and set(history["run_number"]) == {1, 2}
         second = history[history["run_number"] == 2]
         assert second["previous_run_id"].eq(results[0].run_id).all()
         slices = con.execute(
@@ -385,3 +421,24 @@ def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
         assert slices[1][1] + slices[2][1] == 7
         for sql in README_SQL:
             assert con.execute(sql).fetchall(), sql
+
+
+def test_a_missing_baseline_fails_the_run_with_what_to_do(evaluated, tmp_path):
+    home, _, _, _ = evaluated
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASHIONREC_HOME", str(home))
+        mp.setenv("FASHIONREC_PRESET", "tiny")
+        config = {"baselines_dir": str(tmp_path), "methods": ["popularity", "sasrec"]}
+        result = dg.materialize(
+            evaluation_assets,
+            resources={
+                "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
+                "lancedb": LanceDBResource(uri=str(home / "lancedb")),
+            },
+            run_config={"ops": {"evaluation": {"config": config}}},
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    assert "fashionrec run 'key:baseline_sasrec'" in failure

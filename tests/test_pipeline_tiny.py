@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import lancedb
 import numpy as np
+
+from training.baselines import BASELINES, SEQUENCE_BASELINES
 
 GROUPS = {
     "warehouse": {
@@ -24,6 +28,7 @@ GROUPS = {
         "item_id_vectors",
     },
     "llm": {"prompts", "base_lm", "lora_adapter", "generations"},
+    "baselines": {f"baseline_{name}" for name in BASELINES},
     "evaluation": {
         "recommendations",
         "eval_ranks",
@@ -93,5 +98,18 @@ def test_leaderboard_has_every_default_method(tiny_home):
         values = con.execute(
             "select min(value), max(value) from eval_metrics where metric = 'ndcg@10'"
         ).fetchone()
-    assert {"llm_mixup", "llm_only", "core", "popularity"} <= methods
+    assert {"llm_mixup", "llm_only", "core", "popularity", *BASELINES} <= methods
     assert 0.0 <= values[0] <= values[1] <= 1.0
+
+
+def test_baselines_are_saved_with_their_training_record(tiny_home):
+    directory = tiny_home / "artifacts" / "baselines"
+    for name in SEQUENCE_BASELINES:
+        record = json.loads((directory / name / "config.json").read_text())
+        assert (directory / name / "model.safetensors").is_file(), name
+        assert record["method"] == name and 0.0 <= record["best_valid"]["ndcg@10"] <= 1.0, name
+        if name != "llmseqsim":  # fitted on valid, not trained
+            assert 1 <= record["best_epoch"] <= record["epochs_run"] <= 3, name  # the tiny preset's budget
+            assert record["seconds_per_epoch"] > 0, name
+    text = json.loads((directory / "text_seq_query" / "config.json").read_text())
+    assert text["max_titles"] in {row["max_titles"] for row in text["history"]}

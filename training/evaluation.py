@@ -2,10 +2,10 @@
 
 Every method is scored on the same targets (``splits`` rows of one split) and in the same way:
 
-- A scoring method (``core``, ``popularity``) scores every item of the target's category; the target's
-  rank is the number of items scoring at least as high as it, itself included (ties count against the
-  target; history items are not masked). :func:`rank_by_scores` does this in batches: one
-  ``[batch, n_items]`` score matrix per call of the method's scoring function.
+- A scoring method (``core``, ``popularity``, the sequence and text baselines) scores every item of the
+  target's category; the target's rank is the number of items scoring at least as high as it, itself
+  included (ties count against the target; history items are not masked). :func:`rank_by_scores` does
+  this in batches: one ``[batch, n_items]`` score matrix per call of the method's scoring function.
 - A list method (``llm_mixup``, ``llm_only``) is ranked only by what its list holds:
   :func:`rank_in_lists` gives the target's 1-based position, or "not ranked" when it is absent.
 - A target whose item is not in the catalog of its category cannot be ranked by anyone and counts as
@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 
 from serving.mixup import MixupConfig, mixup_batch
 from serving.retrieval import VectorCatalog, top_k_indices
-from training.core import CoreScorer, score_indices
 from training.metrics import rank_of_target, ranking_metrics
 from training.sequence_data import build_examples
+from training.sequential import SequenceScorer, score_indices
 
 ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure (DESIGN.md)
 SLICES = ("all", "cold_start", "warm")
@@ -455,7 +455,16 @@ def write_evaluation_run(
 
 # --- the methods of the default run ---------------------------------------------------------------
 
-DEFAULT_METHODS = ("llm_mixup", "llm_only", "core", "popularity")
+# DESIGN.md's method names; the sequence and text baselines are trained by the `baselines` assets
+SEQUENCE_BASELINE_METHODS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec", "llmseqsim")
+DEFAULT_METHODS = (
+    "llm_mixup",
+    "llm_only",
+    "core",
+    "popularity",
+    *SEQUENCE_BASELINE_METHODS,
+    "text_seq_query",
+)
 FULL_VARIANT = "full"  # serving.prompts: the prompt with every part; other variants are ablations
 
 
@@ -545,13 +554,19 @@ def llm_list_methods(
     return out, seconds
 
 
-def core_scorer(
-    scorer: CoreScorer, user_sequences: pd.DataFrame, splits: pd.DataFrame, split: str
+def sequence_scorer(
+    scorer: SequenceScorer,
+    user_sequences: pd.DataFrame,
+    splits: pd.DataFrame,
+    split: str,
+    method: str = "core",
 ) -> ScoreBatch:
-    """The ``core`` method: a trained ``training.core.CoreScorer`` scoring every item of the category.
+    """A sequence model (``core`` and the sequence baselines) scoring every item of the category.
 
-    Each target's input is its user's item events before it (``training.sequence_data.build_examples``,
-    the windows CORE was validated on); items outside CORE's vocabulary share the cold vector and tie.
+    ``scorer`` is a trained ``training.sequential.SequenceScorer`` (``CoreScorer``, or a baseline from
+    ``training.baselines.load_baseline``). Each target's input is its user's item events before it
+    (``training.sequence_data.build_examples``, the windows the model was validated on); items outside the
+    model's vocabulary share the cold vector and tie.
     """
     examples = build_examples(
         user_sequences, splits, scorer.vocabulary, split=split, max_len=scorer.model.config.max_seq_length
@@ -563,7 +578,7 @@ def core_scorer(
         rows = row_of.reindex(chunk["target_id"].astype(object)).to_numpy()
         if np.isnan(rows.astype(np.float64)).any():
             raise KeyError(
-                f"core: targets {chunk['target_id'].tolist()[:3]} are not {split!r} rows of splits"
+                f"{method}: targets {chunk['target_id'].tolist()[:3]} are not {split!r} rows of splits"
             )
         category = chunk["category"].iloc[0]  # rank_by_scores batches one category at a time
         if category not in candidates:  # one vocabulary lookup per category, not per batch

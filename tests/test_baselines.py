@@ -1,0 +1,272 @@
+"""The sequential baselines on hand-made sequences whose right answer is known.
+
+The sanity data set is a deterministic cycle: every user walks items c00 -> c01 -> ... -> c11 -> c00
+from a random start, so the next item is a function of the last one. Each trained model must rank it
+first for (nearly) every test user. Around that: hyperparameter defaults against RecBole's files, shapes,
+causality, padding invariance, the cold vector, and save/load round trips through safetensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from serving.retrieval import VectorCatalog
+from training.baselines import (
+    SEQUENCE_BASELINES,
+    SequenceData,
+    baseline_config,
+    load_baseline,
+    train_baseline,
+)
+from training.bert4rec import append_item
+from training.sequence_data import COLD_INDEX, build_examples
+from training.sequential import (
+    WEIGHTS_FILE,
+    SequenceScorer,
+    as_cold,
+    rank_examples,
+    save_sequential,
+    score_indices,
+    shuffled_batches,
+    trim_padding,
+)
+
+ID_MODELS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec")
+N_ITEMS, WINDOW = 12, 5
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Models this small train faster on one thread than with thread synchronisation on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def cycle_marts(n_users: int = 120, length: int = 10, seed: int = 0):
+    """``user_sequences``, ``splits`` and ``items`` of the cycle; the last two purchases are test and
+    valid. ``new`` is a catalog item nobody ever bought (cold)."""
+    rng = np.random.default_rng(seed)
+    events, splits = [], []
+    for u in range(n_users):
+        start = int(rng.integers(0, N_ITEMS))
+        for seq_no in range(1, length + 1):
+            item = f"c{(start + seq_no) % N_ITEMS:02d}"
+            events.append((f"u{u}", seq_no, f"u{u}-{seq_no}", item))
+            split = "test" if seq_no == length else "valid" if seq_no == length - 1 else "train"
+            splits.append((f"u{u}-{seq_no}", f"u{u}", item, "Bags", seq_no, split))
+    return (
+        pd.DataFrame(events, columns=["user_id", "seq_no", "event_id", "item_id"]),
+        pd.DataFrame(
+            splits, columns=["target_id", "user_id", "target_item_id", "category", "seq_no", "split"]
+        ),
+        pd.DataFrame({"item_id": [f"c{i:02d}" for i in range(N_ITEMS)] + ["new"], "category": "Bags"}),
+    )
+
+
+def random_titles(items: pd.DataFrame, dim: int = 16, seed: int = 0) -> VectorCatalog:
+    vectors = np.random.default_rng(seed).normal(size=(len(items), dim))
+    return VectorCatalog(items["item_id"].tolist(), items["category"].tolist(), vectors)
+
+
+@pytest.fixture(scope="module")
+def cycle():
+    sequences, splits, items = cycle_marts()
+    data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW)
+    test = build_examples(sequences, splits, data.vocabulary, split="test", max_len=WINDOW)
+    return data, test, random_titles(items)
+
+
+QUICK = {
+    "max_seq_length": WINDOW,
+    "epochs": 30,
+    "stopping_step": 3,
+    "train_batch_size": 128,
+    "learning_rate": 3e-3,
+}
+
+
+@pytest.fixture(scope="module")
+def trained(cycle):
+    """Every ID model trained on the cycle (once per module)."""
+    data, _, titles = cycle
+    torch.set_num_threads(1)
+    return {
+        name: train_baseline(name, data, QUICK, titles, device="cpu", log=lambda _: None)
+        for name in ID_MODELS
+    }
+
+
+# RecBole 1.2.1 recbole/properties/model/<Model>.yaml and overall.yaml
+RECBOLE_DEFAULTS = {
+    "sasrec": {
+        "n_layers": 2,
+        "n_heads": 2,
+        "hidden_size": 64,
+        "inner_size": 256,
+        "hidden_dropout_prob": 0.5,
+        "attn_dropout_prob": 0.5,
+        "initializer_range": 0.02,
+    },
+    "gru4rec": {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3},
+    "bert4rec": {
+        "n_layers": 2,
+        "n_heads": 2,
+        "hidden_size": 64,
+        "inner_size": 256,
+        "hidden_dropout_prob": 0.2,
+        "attn_dropout_prob": 0.2,
+        "mask_ratio": 0.2,
+        "ft_ratio": 0.5,
+    },
+    "nextitnet": {
+        "embedding_size": 64,
+        "kernel_size": 3,
+        "block_num": 5,
+        "dilations": (1, 4),
+        "reg_weight": 1e-5,
+    },
+}
+RECBOLE_TRAINING = {"learning_rate": 1e-3, "train_batch_size": 2048, "epochs": 300, "stopping_step": 10}
+
+
+@pytest.mark.parametrize("name", sorted(RECBOLE_DEFAULTS))
+def test_defaults_are_recboles(name):
+    expected = RECBOLE_DEFAULTS[name] | RECBOLE_TRAINING | {"max_seq_length": 50, "valid_metric_k": 10}
+    config = baseline_config(name)
+    assert {k: getattr(config, k) for k in expected} == expected
+    # a preset's budget overrides training fields; fields the model lacks are ignored
+    assert baseline_config(name, {"epochs": 3, "no_such_field": 7}).epochs == 3
+
+
+@pytest.mark.parametrize("name", ID_MODELS)
+def test_each_model_learns_the_cycle(name, cycle, trained):
+    data, test, _ = cycle
+    result, _ = trained[name]
+    ranks = rank_examples(result.model, test, data.catalog)
+    assert np.mean(ranks == 1) >= 0.9, (name, result.history)
+    assert result.best_valid["ndcg@10"] >= 0.9 and 1 <= result.best_epoch <= len(result.history)
+
+
+@pytest.mark.parametrize("name", ID_MODELS)
+def test_shapes_padding_and_empty_windows(name, trained):
+    model = trained[name][0].model.eval()
+    seq = torch.tensor([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
+    candidates = torch.arange(2, model.n_items)
+    with torch.no_grad():
+        sessions = model.session_vectors(seq)
+        assert sessions.shape[0] == 3 and sessions.ndim == 2
+        assert model.candidate_scores(sessions, candidates).shape == (3, model.n_items - 2)
+        # right padding never changes a session: the models read up to the last item only
+        np.testing.assert_allclose(model.session_vectors(trim_padding(seq[:2])), sessions[:2], atol=1e-5)
+    scores = score_indices(model, seq.numpy(), candidates.numpy())
+    assert np.all(scores[2] == 0)  # no history: no information, the target ties with every item
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "nextitnet"])
+def test_causal_models_ignore_what_comes_after_a_position(name, trained):
+    """The hidden state at an item must not see later items, or training on prefixes would leak targets."""
+    model = trained[name][0].model.eval()
+    with torch.no_grad():
+        short = model.session_vectors(torch.tensor([[3, 4, 5, 0, 0]]))
+        # the same first three items with two more after them, read at the third item
+        longer = torch.tensor([[3, 4, 5, 9, 10]])
+        if name == "sasrec":
+            from training.transformer import attention_bias
+
+            x = model.input_norm(
+                model.item_embedding(longer) + model.position_embedding(torch.arange(5))[None]
+            )
+            for layer in model.layers:
+                x = layer(x, attention_bias(longer, causal=True, dtype=x.dtype))
+            at_third = x[:, 2]
+        elif name == "gru4rec":
+            at_third = model.dense(model.gru(model.item_embedding(longer))[0])[:, 2]
+        else:
+            at_third = model.final_layer(model.blocks(model.item_embedding(longer))[:, 2])
+    np.testing.assert_allclose(at_third.numpy(), short.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ID_MODELS)
+def test_unseen_items_share_the_cold_vector(name, cycle, trained):
+    data, _, _ = cycle
+    result, _ = trained[name]
+    assert (
+        "new" not in data.vocabulary
+        and data.vocabulary.index_of(["new", "other"]).tolist() == [COLD_INDEX] * 2
+    )
+    window = data.vocabulary.index_of(["c01", "c02", "c03"])[None]
+    scores = score_indices(result.model, window, data.vocabulary.index_of(["c04", "new", "other"]))
+    assert scores[0, 1] == scores[0, 2]  # both cold: they tie, so a cold target never ranks above its twin
+    assert scores[0, 0] > scores[0, 1]  # the known next item beats the cold vector
+
+
+def test_rare_items_stand_in_for_unseen_ones():
+    occurrences = torch.tensor([[2, 3, 4], [4, 4, 0]])
+    rare = torch.tensor([False, False, False, True, False])  # item 3 is rare
+    assert as_cold(occurrences, rare, 1.0).tolist() == [[2, COLD_INDEX, 4], [4, 4, 0]]
+    assert as_cold(occurrences, rare, 0.0).tolist() == occurrences.tolist()
+
+
+def test_the_cold_vector_learns_what_rare_items_lead_to():
+    """Every user first clicks an item nobody else clicks, then "hub": a window holding only an unseen
+    item must then predict "hub", which only a trained cold row can do."""
+    sequences, splits, items = cycle_marts(n_users=80)
+    sequences["seq_no"] += 2
+    splits["seq_no"] += 2
+    splits["target_id"] = splits["user_id"] + "-" + splits["seq_no"].astype(str)
+    sequences["event_id"] = sequences["user_id"] + "-" + sequences["seq_no"].astype(str)
+    users = sequences["user_id"].unique()
+    prefix = pd.DataFrame(
+        [(u, 1, f"{u}-1", f"once-{u}") for u in users] + [(u, 2, f"{u}-2", "hub") for u in users],
+        columns=sequences.columns,
+    )
+    sequences = pd.concat([prefix, sequences], ignore_index=True)
+    items = pd.concat([items, pd.DataFrame({"item_id": ["hub"], "category": ["Bags"]})], ignore_index=True)
+    data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW)
+    assert all(f"once-{u}" in data.vocabulary for u in users)  # rare, but in the vocabulary
+    settings = {**QUICK, "cold_replace_prob": 0.5}
+    result, _ = train_baseline("sasrec", data, settings, device="cpu", log=lambda _: None)
+    only_unseen = data.vocabulary.index_of(["never-seen"])[None]
+    scores = score_indices(result.model, only_unseen, data.vocabulary.index_of(items["item_id"]))
+    assert items["item_id"].iloc[int(scores[0].argmax())] == "hub"
+
+
+@pytest.mark.parametrize("name", SEQUENCE_BASELINES)
+def test_save_and_load_round_trip(name, cycle, trained, tmp_path):
+    data, _, titles = cycle
+    if name == "llmseqsim":
+        result, extra = train_baseline(name, data, QUICK, titles, log=lambda _: None)
+    else:
+        result, extra = trained[name]
+    directory = save_sequential(result, tmp_path / name, {"method": name, **extra})
+    assert (directory / WEIGHTS_FILE).is_file()
+    scorer = load_baseline(directory, device="cpu")
+    assert type(scorer.model) is type(result.model) and scorer.model.model_name == result.model.model_name
+    histories = [["c01", "c02"], ["c05"], ["new"], []]
+    candidates = [f"c{i:02d}" for i in range(N_ITEMS)] + ["new"]
+    original = SequenceScorer(result.model, result.vocabulary).score(histories, candidates)
+    np.testing.assert_allclose(scorer.score(histories, candidates), original, atol=1e-6)
+    assert np.all(original[3] == 0)
+
+
+def test_bert4rec_appends_after_the_last_item_and_shifts_only_full_windows():
+    seq = torch.tensor([[5, 6, 0], [5, 6, 7], [0, 0, 0]])
+    appended = append_item(seq, torch.tensor([9, 9, 9]), max_len=3)
+    assert appended.tolist() == [[5, 6, 9], [6, 7, 9], [9, 0, 0]]
+    assert append_item(seq[:1], torch.tensor([9]), max_len=5).tolist() == [[5, 6, 9, 0]]
+
+
+def test_length_buckets_cover_every_example_once():
+    lengths = np.random.default_rng(0).integers(1, 50, size=1000)
+    config = baseline_config("sasrec", {"train_batch_size": 32})
+    batches = shuffled_batches(lengths, config, np.random.default_rng(0))
+    assert sorted(np.concatenate([b.numpy() for b in batches]).tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b.numpy()]) for b in batches])
+    unsorted = baseline_config("sasrec", {"train_batch_size": 32, "bucket_by_length": False})
+    plain = shuffled_batches(lengths, unsorted, np.random.default_rng(0))
+    assert spread < 0.5 * np.mean([np.ptp(lengths[b.numpy()]) for b in plain])

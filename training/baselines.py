@@ -1,0 +1,195 @@
+"""The sequential baselines of the evaluation (DESIGN.md "Evaluation protocol"), trained like CORE.
+
+Method names are DESIGN.md's: ``gru4rec``, ``sasrec``, ``bert4rec``, ``nextitnet`` (ID models with
+RecBole's default hyperparameters), ``llm2sasrec`` (SASRec with a text-initialised item table) and
+``llmseqsim`` (text-embedding similarity, nothing trained) are sequence models scored through
+``training.sequential``; ``text_seq_query`` (``training.text_seq_query``) scores encoded user texts.
+
+Every ID model trains on exactly CORE's examples: the train portion of ``user_sequences`` with every item
+event as a target (RecBole's prefix augmentation), windows of the latest 50 items, the vocabulary of
+``training.sequence_data.build_vocabulary`` (so ``splits.is_cold_item`` means the same for all of them),
+and validation on the valid-split purchases ranked within their category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+import torch
+
+from serving.retrieval import VectorCatalog
+from training.bert4rec import Bert4RecConfig, Bert4RecModel
+from training.gru4rec import Gru4RecConfig, Gru4RecModel
+from training.llm2sasrec import Llm2SasRecModel, text_initialised_sasrec
+from training.llmseqsim import LlmSeqSimConfig, LlmSeqSimModel, fit_llmseqsim, title_vocabulary
+from training.nextitnet import NextItNetConfig, NextItNetModel
+from training.sasrec import SasRecConfig, SasRecModel
+from training.sequence_data import (
+    CategoryCatalog,
+    ItemVocabulary,
+    SequenceExamples,
+    build_examples,
+    build_vocabulary,
+)
+from training.sequential import (
+    ModelBuilder,
+    SequenceScorer,
+    SequentialConfig,
+    SequentialRecommender,
+    TrainResult,
+    WindowConfig,
+    load_sequential,
+    train_sequential,
+)
+
+ID_BASELINES = ("gru4rec", "sasrec", "bert4rec", "nextitnet")
+TEXT_ID_BASELINES = ("llm2sasrec", "llmseqsim")  # sequence models that need item_title_vectors
+SEQUENCE_BASELINES = ID_BASELINES + TEXT_ID_BASELINES
+TEXT_BASELINES = ("text_seq_query",)
+BASELINES = SEQUENCE_BASELINES + TEXT_BASELINES
+
+# method name -> (hyperparameter dataclass, model class)
+MODEL_TYPES: dict[str, tuple[type[WindowConfig], type[SequentialRecommender]]] = {
+    "gru4rec": (Gru4RecConfig, Gru4RecModel),
+    "sasrec": (SasRecConfig, SasRecModel),
+    "bert4rec": (Bert4RecConfig, Bert4RecModel),
+    "nextitnet": (NextItNetConfig, NextItNetModel),
+    "llm2sasrec": (SasRecConfig, Llm2SasRecModel),
+    "llmseqsim": (LlmSeqSimConfig, LlmSeqSimModel),
+}
+
+
+def _builder(config_class: type[WindowConfig], model_class: type[SequentialRecommender]) -> ModelBuilder:
+    def build(n_items: int, config: dict[str, Any]) -> SequentialRecommender:
+        return model_class(n_items, config_class(**config))  # type: ignore[call-arg]
+
+    return build
+
+
+# checkpoint model name (config.json "model") -> constructor, for load_baseline
+BUILDERS: dict[str, ModelBuilder] = {
+    model_class.model_name: _builder(config_class, model_class)
+    for config_class, model_class in MODEL_TYPES.values()
+}
+
+
+def baseline_config(name: str, settings: Mapping[str, Any] | None = None) -> WindowConfig:
+    """The method's hyperparameters: the published defaults with ``settings`` overriding some fields
+    (fields the model does not have are ignored, so one preset dict serves every model)."""
+    if name not in MODEL_TYPES:
+        raise KeyError(f"unknown sequence baseline {name!r}; choose from {list(MODEL_TYPES)}")
+    config_class = MODEL_TYPES[name][0]
+    known = {f.name for f in fields(config_class)}
+    return config_class(**{k: v for k, v in (settings or {}).items() if k in known})
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """The marts as the ID models train on them: CORE's vocabulary, examples and category catalog."""
+
+    sequences: pd.DataFrame  # user_sequences rows with an item: user_id, seq_no, event_id, item_id
+    splits: pd.DataFrame  # target_id, user_id, target_item_id, category, seq_no, split
+    items: pd.DataFrame  # item_id, category
+    vocabulary: ItemVocabulary
+    train: SequenceExamples
+    valid: SequenceExamples
+    catalog: CategoryCatalog
+
+    @classmethod
+    def from_marts(
+        cls,
+        sequences: pd.DataFrame,
+        splits: pd.DataFrame,
+        items: pd.DataFrame,
+        max_len: int = 50,
+        train_targets: str = "all_items",
+    ) -> SequenceData:
+        vocabulary = build_vocabulary(sequences, splits)
+        train = build_examples(
+            sequences,
+            splits,
+            vocabulary,
+            split="train",
+            max_len=max_len,
+            targets=train_targets,  # type: ignore[arg-type]
+            item_categories=items.set_index("item_id")["category"],
+        )
+        valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=max_len)
+        catalog = CategoryCatalog.from_items(items, vocabulary)
+        return cls(sequences, splits, items, vocabulary, train, valid, catalog)
+
+
+def _require_titles(name: str, title_vectors: VectorCatalog | None) -> VectorCatalog:
+    if title_vectors is None:
+        raise ValueError(f"{name} needs the item_title_vectors table; materialize item_title_vectors first")
+    return title_vectors
+
+
+def _fit_llmseqsim(
+    data: SequenceData, config: LlmSeqSimConfig, title_vectors: VectorCatalog, log: Callable[[str], Any]
+) -> tuple[TrainResult, dict[str, Any]]:
+    """LLMSeqSim over every item with a title vector: its own vocabulary, windows and catalog."""
+    ids = np.concatenate([matrix.item_ids for matrix in title_vectors.categories.values()])
+    vocabulary = title_vocabulary(ids.tolist())
+    vectors, _ = title_vectors.vectors_of(vocabulary.item_ids.tolist())
+    valid = build_examples(
+        data.sequences, data.splits, vocabulary, split="valid", max_len=config.max_seq_length
+    )
+    catalog = CategoryCatalog.from_items(data.items, vocabulary)
+    result = fit_llmseqsim(valid, vocabulary, catalog, vectors, config, log=log)
+    return result, {"aggregation": cast(LlmSeqSimConfig, result.model.config).aggregation}
+
+
+def train_baseline(
+    name: str,
+    data: SequenceData,
+    settings: Mapping[str, Any] | None = None,
+    title_vectors: VectorCatalog | None = None,
+    device: torch.device | str | None = None,
+    log: Callable[[str], Any] = print,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Train (or, for ``llmseqsim``, fit) one sequence baseline; returns the result and extra facts for
+    its checkpoint record (e.g. how LLM2SASRec's table was initialised).
+
+    ``settings`` override the defaults per preset (``epochs``, ``stopping_step``, ``train_batch_size``...);
+    ``title_vectors`` (the ``item_title_vectors`` table) is required by ``llm2sasrec`` and ``llmseqsim``.
+    """
+    config = baseline_config(name, settings)
+    if name == "llmseqsim":
+        return _fit_llmseqsim(data, cast(LlmSeqSimConfig, config), _require_titles(name, title_vectors), log)
+    train_config = cast(SequentialConfig, config)
+    extra: dict[str, Any] = {}
+    if name == "llm2sasrec":
+        vectors, found = _require_titles(name, title_vectors).vectors_of(data.vocabulary.item_ids.tolist())
+
+        def build() -> SequentialRecommender:
+            model, init = text_initialised_sasrec(data.vocabulary, vectors, found, cast(SasRecConfig, config))
+            extra["text_initialisation"] = {
+                "source": "item_title_vectors, PCA",
+                "items_with_text": init.items_with_text,
+                "components": init.components,
+                "explained_variance": round(init.explained_variance, 4),
+            }
+            return model
+
+    else:
+        model_class = MODEL_TYPES[name][1]
+
+        def build() -> SequentialRecommender:
+            return model_class(len(data.vocabulary), config)  # type: ignore[call-arg]
+
+    result = train_sequential(
+        build, train_config, data.train, data.valid, data.vocabulary, data.catalog, device, log
+    )
+    return result, extra
+
+
+def load_baseline(directory: Path, device: torch.device | str | None = None) -> SequenceScorer:
+    """A saved sequence baseline (any of :data:`SEQUENCE_BASELINES`) ready to score histories."""
+    model, vocabulary, _ = load_sequential(directory, BUILDERS, device)
+    return SequenceScorer(model, vocabulary)

@@ -1,0 +1,178 @@
+"""``text_seq_query``: a text-sequence baseline in the spirit of "Recformer w/ query" (paper 000, Table 2).
+
+Recformer (Li et al., KDD 2023) reads a user's history as text (item attribute key-value pairs, latest
+first) with a Longformer pre-trained on recommendation data, and "w/ query" adds the search query to that
+text. No Longformer weights can be fetched here, so this baseline is built from what the pipeline has,
+and is exactly this:
+
+1. **User text.** For each target, from ``prompt_inputs`` (the history the LLM prompts see: the user's
+   latest 50 events before the target, and the latest search query before it): the latest query, then
+   the titles of the items the user clicked, carted or bought, latest first, each title once, at most
+   ``max_titles`` of them, joined by ``"; "`` (e.g. ``"red ankle boots; Nova black leather boot; ..."``).
+   Latest first, so the encoder's length limit cuts the oldest titles.
+2. **Encoding.** The text is embedded with the encoder that made ``item_title_vectors`` (the
+   triplet-fine-tuned MiniLM title encoder of ``artifacts/title_encoder``; its manifest
+   ``artifacts/item_title_vectors.json`` names it): the same model on both sides, as Recformer encodes
+   the sequence and the items with one model.
+3. **Scoring.** Cosine similarity between the user vector and every item title vector of the target's
+   category. A target with neither a query nor an item in its history has no text: every item scores 0.
+4. **Selection.** Nothing is trained; ``max_titles`` is chosen by valid NDCG@10 among
+   :data:`TITLE_OPTIONS` (0 = the query alone) on at most ``max_valid_targets`` valid targets.
+
+What it lacks compared with Recformer: no pre-training or fine-tuning on sequences (the encoder was only
+fine-tuned to match queries with purchased titles), titles only rather than all attributes, and one
+mean-pooled vector instead of Longformer's item-position-aware encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.encoders import TextEncoder
+from serving.retrieval import VectorCatalog
+from training.evaluation import EvaluationConfig, ScoreBatch, rank_by_scores
+from training.metrics import ranking_metrics
+
+TITLE_OPTIONS = (0, 1, 3)
+SEPARATOR = "; "
+CONFIG_FILE = "config.json"
+MODEL_NAME = "text_seq_query"
+ITEM_ACTIONS = ("click", "add_to_cart", "purchase")
+
+
+@dataclass
+class TextSeqQueryConfig:
+    """The chosen rendering and the encoder it is paired with (saved as ``config.json``)."""
+
+    encoder_spec: str
+    encoder_fingerprint: str
+    max_titles: int = 10
+    max_valid_targets: int = 300  # valid targets used to choose max_titles (sampled, seed 0)
+    valid_metric_k: int = 10
+    best_valid: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per option tried
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_FILE).write_text(json.dumps({"model": MODEL_NAME, **asdict(self)}, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> TextSeqQueryConfig:
+        path = directory / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no {MODEL_NAME} configuration at {directory} ({CONFIG_FILE} is missing)"
+            )
+        record = json.loads(path.read_text())
+        record.pop("model", None)
+        return cls(**record)
+
+
+def render_text(
+    latest_query: str | None, history: Sequence[Mapping[str, Any]] | None, max_titles: int
+) -> str:
+    """The user text: latest query, then up to ``max_titles`` distinct item titles, latest first.
+
+    ``history`` holds ``prompt_inputs.history`` entries (dicts with ``seq_no``, ``action``, ``title``).
+    """
+    parts = [latest_query.strip()] if isinstance(latest_query, str) and latest_query.strip() else []
+    titles: list[str] = []
+    if max_titles > 0:
+        events = list(history) if history is not None else []  # prompt_inputs gives numpy arrays
+        for event in sorted(events, key=lambda e: e["seq_no"], reverse=True):
+            title = event.get("title")
+            if (
+                event.get("action") in ITEM_ACTIONS
+                and isinstance(title, str)
+                and title
+                and title not in titles
+            ):
+                titles.append(title)
+                if len(titles) == max_titles:
+                    break
+    return SEPARATOR.join(parts + titles)
+
+
+def user_texts(prompt_inputs: pd.DataFrame, max_titles: int) -> pd.Series:
+    """``target_id -> text`` for ``prompt_inputs`` rows (target_id, latest_query, history)."""
+    texts = [
+        render_text(query, history, max_titles)
+        for query, history in zip(prompt_inputs["latest_query"], prompt_inputs["history"], strict=True)
+    ]
+    return pd.Series(texts, index=pd.Index(prompt_inputs["target_id"], dtype=object), name="text")
+
+
+def text_scorer(texts: pd.Series, encoder: TextEncoder, title_vectors: VectorCatalog) -> ScoreBatch:
+    """The ``text_seq_query`` method: cosine of each target's encoded text to the items' title vectors.
+
+    ``texts`` maps target_id to its user text. Texts are encoded per batch of targets, inside the
+    method's timing; item vectors are looked up once per category.
+    """
+    item_matrices: dict[str, np.ndarray] = {}
+
+    def score_batch(chunk: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
+        missing = ~chunk["target_id"].isin(texts.index)
+        if missing.any():
+            raise KeyError(
+                f"{MODEL_NAME}: no user text for targets {chunk.loc[missing, 'target_id'].tolist()[:3]}"
+            )
+        batch_texts = texts.reindex(chunk["target_id"]).tolist()
+        has_text = np.array([bool(t) for t in batch_texts])
+        users = np.zeros((len(chunk), title_vectors.dim), dtype=np.float32)
+        if has_text.any():
+            users[has_text] = encoder.encode([t for t in batch_texts if t])
+        category = chunk["category"].iloc[0]  # rank_by_scores batches one category at a time
+        if category not in item_matrices:
+            item_matrices[category] = title_vectors.vectors_of(list(item_ids))[0]
+        return users @ item_matrices[category].T  # both sides unit length: cosine; no text: 0
+
+    return score_batch
+
+
+def choose_max_titles(
+    valid_inputs: pd.DataFrame,
+    catalog: Mapping[str, np.ndarray],
+    encoder: TextEncoder,
+    title_vectors: VectorCatalog,
+    options: Sequence[int] = TITLE_OPTIONS,
+    max_valid_targets: int = 300,
+    k: int = 10,
+    log: Callable[[str], Any] = print,
+) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+    """The ``max_titles`` option with the best valid NDCG@k, its metrics, and one row per option.
+
+    ``valid_inputs`` are ``prompt_inputs`` rows of the valid split; ``catalog`` maps a category to its
+    item ids (``training.evaluation.catalog_by_category``).
+    """
+    if not options:
+        raise ValueError("no max_titles option to try")
+    targets = valid_inputs
+    if len(targets) > max_valid_targets:
+        targets = targets.sample(n=max_valid_targets, random_state=0)
+    targets = targets.sort_values("target_id").reset_index(drop=True)
+    best: tuple[float, int, dict[str, float]] | None = None
+    history: list[dict[str, Any]] = []
+    for max_titles in options:
+        start = time.perf_counter()
+        scorer = text_scorer(user_texts(targets, max_titles), encoder, title_vectors)
+        ranks, _ = rank_by_scores(
+            targets, catalog, scorer, EvaluationConfig(k=k), desc=f"{MODEL_NAME} {max_titles}"
+        )
+        metrics = ranking_metrics(ranks.to_numpy(np.float64), k) if len(targets) else {}
+        history.append({"max_titles": max_titles, "seconds": time.perf_counter() - start, **metrics})
+        ndcg = metrics.get(f"ndcg@{k}", float("nan"))
+        log(f"{MODEL_NAME} max_titles={max_titles}: valid ndcg@{k} {ndcg:.4f}")
+        score = metrics.get(f"ndcg@{k}", 0.0)
+        if best is None or score > best[0]:
+            best = (score, max_titles, metrics)
+    _, max_titles, metrics = best  # type: ignore[misc]
+    return max_titles, metrics, history
