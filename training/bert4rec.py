@@ -30,7 +30,7 @@ from torch import nn
 
 from training.sequence_data import PAD_INDEX
 from training.sequential import SequentialConfig, SequentialRecommender, mask_padding_logits
-from training.transformer import TransformerLayer, attention_bias, init_like_recbole
+from training.transformer import attention_bias, init_like_recbole, transformer_layers
 
 
 @dataclass
@@ -80,17 +80,7 @@ class Bert4RecModel(SequentialRecommender):
         self.position_embedding = nn.Embedding(config.max_seq_length, d)
         self.input_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.input_dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.layers = nn.ModuleList(
-            TransformerLayer(
-                d,
-                config.n_heads,
-                config.inner_size,
-                config.hidden_dropout_prob,
-                config.attn_dropout_prob,
-                config.layer_norm_eps,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.layers = transformer_layers(d, config)
         self.output_head = nn.Sequential(
             nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=config.layer_norm_eps)
         )

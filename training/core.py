@@ -49,7 +49,7 @@ from training.sequential import (
     train_sequential,
     trim_padding,
 )
-from training.transformer import TransformerLayer, attention_bias
+from training.transformer import attention_bias, transformer_layers
 
 __all__ = [
     "CONFIG_FILE",
@@ -102,17 +102,7 @@ class CoreModel(SequentialRecommender):
         self.position_embedding = nn.Embedding(config.max_seq_length, d)
         self.input_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.input_dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.layers = nn.ModuleList(
-            TransformerLayer(
-                d,
-                config.n_heads,
-                config.inner_size,
-                config.hidden_dropout_prob,
-                config.attn_dropout_prob,
-                config.layer_norm_eps,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.layers = transformer_layers(d, config)
         self.weight_head = nn.Linear(d, 1)
         self.sess_dropout = nn.Dropout(config.sess_dropout)
         self.item_dropout = nn.Dropout(config.item_dropout)

@@ -24,7 +24,7 @@ from training.sequential import (
     gather_last,
     mask_padding_logits,
 )
-from training.transformer import TransformerLayer, attention_bias, init_like_recbole
+from training.transformer import attention_bias, init_like_recbole, transformer_layers
 
 
 @dataclass
@@ -55,17 +55,7 @@ class SasRecModel(SequentialRecommender):
         self.position_embedding = nn.Embedding(config.max_seq_length, d)
         self.input_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.input_dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.layers = nn.ModuleList(
-            TransformerLayer(
-                d,
-                config.n_heads,
-                config.inner_size,
-                config.hidden_dropout_prob,
-                config.attn_dropout_prob,
-                config.layer_norm_eps,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.layers = transformer_layers(d, config)
         self.apply(lambda module: init_like_recbole(module, config.initializer_range))
         with torch.no_grad():
             self.item_embedding.weight[PAD_INDEX].zero_()

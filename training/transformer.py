@@ -66,6 +66,22 @@ class TransformerLayer(nn.Module):
         return self.ffn_norm(x + self.hidden_dropout(self.ffn(x)))
 
 
+def transformer_layers(width: int, config) -> nn.ModuleList:
+    """``config.n_layers`` layers of RecBole's TransformerEncoder from a model config that names its
+    fields as RecBole does (n_heads, inner_size, hidden/attn dropout, layer_norm_eps)."""
+    return nn.ModuleList(
+        TransformerLayer(
+            width,
+            config.n_heads,
+            config.inner_size,
+            config.hidden_dropout_prob,
+            config.attn_dropout_prob,
+            config.layer_norm_eps,
+        )
+        for _ in range(config.n_layers)
+    )
+
+
 def init_like_recbole(module: nn.Module, initializer_range: float) -> None:
     """RecBole's ``_init_weights`` of SASRec/BERT4Rec: N(0, range) for Linear and Embedding weights, zero
     biases, LayerNorm at identity. Apply with ``model.apply(lambda m: init_like_recbole(m, r))``."""
