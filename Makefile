@@ -21,13 +21,15 @@ export DO_NOT_TRACK ?= 1
 
 env: .venv/.synced
 
-# Fresh clone -> environment -> demo logs -> every asset -> what was built -> the leaderboard.
+# Fresh clone -> environment -> demo logs -> the warehouse and its row counts -> every other asset
+# -> the leaderboard.
 demo: export FASHIONREC_PRESET = demo
 demo: env
 	@test -f "$${FASHIONREC_RAW_DIR:-$${FASHIONREC_HOME:-warehouse}/raw}/events.parquet" \
 		|| $(RUN) fashionrec generate --preset demo --stats
-	$(RUN) fashionrec run
+	$(RUN) fashionrec run 'group:warehouse'
 	$(RUN) fashionrec tables
+	$(RUN) fashionrec run 'not group:warehouse'
 	$(RUN) fashionrec report
 
 test: export FASHIONREC_PRESET = tiny
