@@ -489,7 +489,7 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
     defaults = llm_defaults()
     with duckdb.get_connection() as con:
         _require_tables(con, ["prompts", "items"])
-        catalog = con.execute("select item_id, category from items order by item_id").fetchall()
+        catalog = con.execute("select item_id, category, title from items order by item_id").fetchall()
         rows = con.execute(
             "select target_id, user_id, split, category, prompt_text, target_item_id, candidate_item_ids "
             "from prompts "
@@ -525,7 +525,9 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
     # on CPU, dequantizing the 4-bit weights once gives the same logits at twice the speed; the serving
     # path does the same, so the evaluated answers are the ones an application gets
     dequantized = dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)
-    recommender = Recommender(model, tokenizer, [c[0] for c in catalog], [c[1] for c in catalog], settings)
+    recommender = Recommender(
+        model, tokenizer, [c[0] for c in catalog], [c[1] for c in catalog], settings, [c[2] for c in catalog]
+    )
     prompts_text = [row[4] for row in selected]
     categories = [row[3] for row in selected]
     shortlists = [row[6] for row in selected]

@@ -74,7 +74,7 @@ def main() -> None:
             "where variant = ? and split = 'valid' order by target_id",
             [args.variant],
         ).fetchall()
-        catalog = con.execute("select item_id, category from items order by item_id").fetchall()
+        catalog = con.execute("select item_id, category, title from items order by item_id").fetchall()
 
     report: dict[str, object] = {"device": str(preferred_device()), "torch_threads": torch.get_num_threads()}
     if args.train_prompts > 0:
@@ -107,6 +107,7 @@ def main() -> None:
         [c[0] for c in catalog],
         [c[1] for c in catalog],
         GenerationSettings(batch_size=args.batch_size),
+        item_titles=[c[2] for c in catalog],
     )
     prompts, categories = [r[0] for r in chosen], [r[1] for r in chosen]
     recommender.generate(prompts[: args.batch_size], categories[: args.batch_size], progress=False)  # warm-up

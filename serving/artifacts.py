@@ -270,6 +270,7 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
         item_ids,
         [catalog.items[item_id]["category"] for item_id in item_ids],
         GenerationSettings(),  # the generations asset's defaults (paper §5.1, constrained decoding)
+        item_titles=[catalog.items[item_id]["title"] for item_id in item_ids],
     )
     # its own tokenizer: generation switches the shared one's padding side, counting must not race it
     renderer = PromptRenderer(

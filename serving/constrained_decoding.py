@@ -4,7 +4,9 @@ The paper found 7 % of its outputs malformed (§4.3) and trained longer on hard 
 Here the decoder cannot leave the format: at each step the model chooses only among tokens that keep
 the answer valid. The answer head ``{<id>ID</id>,<title>`` follows a prefix tree of the catalog's ids
 (optionally only the target category's ids); the title is free text without the format's brackets;
-then ``</title>}`` and end-of-text. When the token budget is about to run out, the title is closed.
+then ``</title>}`` and end-of-text. When the token budget is about to run out, the title is closed;
+given the catalog's titles, it is also closed once it is longer than any of them (plus a little slack
+for tokenisation in context), so a model that rambles stops there instead of at ``max_new_tokens``.
 
 ``ResponseGrammar`` holds the tokenised catalog once; ``ResponseGrammar.constraint(...)`` makes the
 per-batch callable for ``model.generate(prefix_allowed_tokens_fn=...)``. That hook runs before
@@ -25,6 +27,9 @@ ANSWER_CLOSE = "</title>}"
 FORMAT_CHARACTERS = frozenset("<>{}\n")
 
 _END = -1  # marks the node where an answer head is complete
+# extra title tokens allowed beyond the longest catalog title: a title tokenised after ``<title>`` can
+# split differently from the title alone
+TITLE_SLACK_TOKENS = 4
 
 
 class TokenTrie:
@@ -53,6 +58,7 @@ class ResponseGrammar:
         tokenizer: Any,
         item_ids: Sequence[str],
         item_categories: Sequence[str | None] | None = None,
+        item_titles: Sequence[str | None] | None = None,
     ) -> None:
         if not item_ids:
             raise ValueError("constrained decoding needs at least one catalog item id")
@@ -60,6 +66,8 @@ class ResponseGrammar:
             raise ValueError(
                 f"{len(item_categories)} categories given for {len(item_ids)} item ids; pass one per id"
             )
+        if item_titles is not None and len(item_titles) != len(item_ids):
+            raise ValueError(f"{len(item_titles)} titles given for {len(item_ids)} item ids; pass one per id")
         self.tokenizer = tokenizer
         self.eos_token_id = int(tokenizer.eos_token_id)
         self.close_ids = self._encode(ANSWER_CLOSE)
@@ -74,6 +82,12 @@ class ResponseGrammar:
                 self._tries.setdefault(category, TokenTrie()).add(head)
         self.item_ids = frozenset(item_ids)
         self.category_of = dict(zip(item_ids, item_categories, strict=True)) if item_categories else {}
+        titles = [title for title in item_titles or () if title]
+        title_lengths = (
+            [len(ids) for ids in tokenizer(titles, add_special_tokens=False)["input_ids"]] if titles else []
+        )
+        # None: titles are bounded by the token budget only
+        self.max_title_tokens = max(title_lengths) + TITLE_SLACK_TOKENS if title_lengths else None
 
         special = set(tokenizer.all_special_ids)
         texts = tokenizer.batch_decode([[token_id] for token_id in range(len(tokenizer))])
@@ -180,4 +194,7 @@ class BatchConstraint:
             return [close[n_closed]] if n_closed < len(close) else [self.grammar.eos_token_id]
         if self.max_new_tokens - n_written <= len(close):
             return [close[0]]  # the budget only leaves room for the closing tags
+        longest = self.grammar.max_title_tokens
+        if longest is not None and len(title) >= longest:
+            return [close[0]]  # longer than every catalog title: the rest would be rambling
         return self.grammar.title_ids(device, with_close=bool(title))

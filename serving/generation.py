@@ -172,11 +172,13 @@ class Recommender:
         item_ids: Sequence[str],
         item_categories: Sequence[str | None] | None = None,
         settings: GenerationSettings | None = None,
+        item_titles: Sequence[str | None] | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.settings = settings or GenerationSettings()
-        self.grammar = ResponseGrammar(tokenizer, item_ids, item_categories)
+        # titles bound the generated title's length (see serving.constrained_decoding)
+        self.grammar = ResponseGrammar(tokenizer, item_ids, item_categories, item_titles)
 
     @property
     def device(self) -> torch.device:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from serving.constrained_decoding import ResponseGrammar
+from serving.constrained_decoding import TITLE_SLACK_TOKENS, ResponseGrammar
 from serving.generation import GenerationSettings, Recommender
 from serving.llm_output import parse_recommendation
 from serving.prompts import render_response
@@ -92,6 +92,27 @@ def test_title_is_closed_when_the_token_budget_runs_out(untrained_model, tokeniz
     assert all(row.format_ok and row.n_new_tokens <= tight for row in run.rows)
     with pytest.raises(ValueError, match="too short for the answer format"):
         grammar.constraint(prompt_length=5, max_new_tokens=tight - 2)
+
+
+def test_titles_are_closed_after_the_longest_catalog_title(untrained_model, tokenizer):
+    """An untrained model rambles to max_new_tokens; given the catalog titles, its title stops after the
+    longest of them (plus the slack), and the answer keeps the format."""
+    ids, categories, titles = ([c[i] for c in CATALOG] for i in (0, 2, 1))
+    grammar = ResponseGrammar(tokenizer, ids, categories, titles)
+    longest = max(len(tokenizer(title, add_special_tokens=False)["input_ids"]) for title in titles)
+    assert grammar.max_title_tokens == longest + TITLE_SLACK_TOKENS
+    free = Recommender(untrained_model, tokenizer, ids, categories, GenerationSettings(max_new_tokens=64))
+    capped = Recommender(
+        untrained_model, tokenizer, ids, categories, GenerationSettings(max_new_tokens=64), item_titles=titles
+    )
+    assert max(row.n_new_tokens for row in free.generate(PROMPTS, progress=False).rows) == 64
+    head = grammar.trie(None).longest
+    for row in capped.generate(PROMPTS, progress=False).rows:
+        assert row.format_ok and row.id_in_catalog, row.raw_text
+        # the id head, at most max_title_tokens title tokens, the closing tags and end-of-text
+        assert row.n_new_tokens <= head + grammar.max_title_tokens + len(grammar.close_ids) + 1 < 64
+    with pytest.raises(ValueError, match="1 titles given for 7 item ids"):
+        ResponseGrammar(tokenizer, ids, categories, titles[:1])
 
 
 def test_constraint_walks_the_grammar_token_by_token(tokenizer):
