@@ -240,3 +240,82 @@ def _load_service(service):
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("baselines")
+def baselines_command(
+    inter: Annotated[
+        Path,
+        typer.Option(
+            exists=True, dir_okay=False, help="RecBole .inter file: user_id, item_id and optional timestamp."
+        ),
+    ],
+    item: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help=".item file: its items join the ranking; a title column enables llm2sasrec and llmseqsim.",
+        ),
+    ] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated: popularity, gru4rec, sasrec, bert4rec, nextitnet, llm2sasrec, llmseqsim "
+            "(default: the four ID models, plus the two text ones when --item has titles)."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Max epochs (default RecBole's 300; stops after 10 without gain)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where baselines.csv and .json go (default: $FASHIONREC_HOME/reports/recbole/<inter stem>)."
+        ),
+    ] = None,
+) -> None:
+    """Train and test the sequential baselines on a RecBole .inter file with RecBole's leave-one-out
+    protocol (last interaction test, second to last valid, full ranking) and print the table."""
+    from training.recbole_atomic import AtomicFileError
+    from training.recbole_protocol import compare_on_files, format_table
+
+    chosen = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
+    out_dir = out or paths().reports_dir / "recbole" / inter.stem
+    settings = {"epochs": epochs} if epochs else {}
+    try:
+        rows, _ = compare_on_files(
+            inter, item, chosen, settings, out_dir, log=lambda m: typer.echo(m, err=True)
+        )
+    except AtomicFileError as error:
+        raise typer.BadParameter(str(error), param_hint="--inter/--item") from error
+    except ValueError as error:  # an unknown or impossible method, or a file with nothing to train on
+        raise typer.BadParameter(str(error)) from error
+    typer.echo(format_table(rows))
+    typer.echo(f"wrote {out_dir / 'baselines.csv'} and {out_dir / 'baselines.json'}")
+
+
+@app.command("export-recbole")
+def export_recbole(
+    out: Annotated[Path, typer.Option(help="RecBole data_path: files go to OUT/NAME/NAME.inter and .item.")],
+    name: Annotated[str, typer.Option(help="RecBole dataset name.")] = "fashionrec",
+) -> None:
+    """Write the warehouse's item events and items as RecBole atomic files, plus OUT/NAME.yaml with the
+    settings that run `fashionrec baselines`' protocol in RecBole."""
+    from training.recbole_atomic import export_warehouse
+
+    database = paths().duckdb_path
+    if not database.exists():
+        raise typer.BadParameter(
+            f"no warehouse at {database}; build it with `fashionrec run 'group:warehouse'`"
+        )
+    written = export_warehouse(database, out.resolve(), name)
+    typer.echo(
+        f"wrote {written['inter']} ({written['interactions']:,} interactions), {written['item']} "
+        f"({written['items']:,} items) and {written['config']}"
+    )
+
+
+if __name__ == "__main__":
+    app()
