@@ -7,6 +7,8 @@ the answer valid. The answer head ``{<id>ID</id>,<title>`` follows a prefix tree
 then ``</title>}`` and end-of-text. When the token budget is about to run out, the title is closed;
 given the catalog's titles, it is also closed once it is longer than any of them (plus a little slack
 for tokenisation in context), so a model that rambles stops there instead of at ``max_new_tokens``.
+With ``catalog_title`` the title is not free: it spells the chosen id's catalog title, so every answer
+names one real product consistently (the id and the title the mixup retrieval embeds agree).
 
 ``ResponseGrammar`` holds the tokenised catalog once; ``ResponseGrammar.constraint(...)`` makes the
 per-batch callable for ``model.generate(prefix_allowed_tokens_fn=...)``. That hook runs before
@@ -39,11 +41,11 @@ class TokenTrie:
         self.root: dict[int, Any] = {}
         self.longest = 0
 
-    def add(self, token_ids: Sequence[int]) -> None:
+    def add(self, token_ids: Sequence[int], item_id: str) -> None:
         node = self.root
         for token_id in token_ids:
             node = node.setdefault(token_id, {})
-        node[_END] = True
+        node[_END] = item_id  # the id this head spells
         self.longest = max(self.longest, len(token_ids))
 
     def __bool__(self) -> bool:
@@ -59,6 +61,7 @@ class ResponseGrammar:
         item_ids: Sequence[str],
         item_categories: Sequence[str | None] | None = None,
         item_titles: Sequence[str | None] | None = None,
+        catalog_title: bool = False,
     ) -> None:
         if not item_ids:
             raise ValueError("constrained decoding needs at least one catalog item id")
@@ -75,19 +78,29 @@ class ResponseGrammar:
         heads = tokenizer(
             [f"{ANSWER_OPEN}{item_id}{ID_CLOSE_TITLE_OPEN}" for item_id in item_ids], add_special_tokens=False
         )["input_ids"]
-        for position, head in enumerate(heads):
-            self._tries[None].add(head)
+        for position, (item_id, head) in enumerate(zip(item_ids, heads, strict=True)):
+            self._tries[None].add(head, item_id)
             category = item_categories[position] if item_categories is not None else None
             if category is not None:
-                self._tries.setdefault(category, TokenTrie()).add(head)
+                self._tries.setdefault(category, TokenTrie()).add(head, item_id)
         self.item_ids = frozenset(item_ids)
         self.category_of = dict(zip(item_ids, item_categories, strict=True)) if item_categories else {}
-        titles = [title for title in item_titles or () if title]
-        title_lengths = (
-            [len(ids) for ids in tokenizer(titles, add_special_tokens=False)["input_ids"]] if titles else []
+        titled = [
+            (item_id, title) for item_id, title in zip(item_ids, item_titles or (), strict=False) if title
+        ]
+        title_tokens = (
+            tokenizer([title for _, title in titled], add_special_tokens=False)["input_ids"] if titled else []
         )
         # None: titles are bounded by the token budget only
-        self.max_title_tokens = max(title_lengths) + TITLE_SLACK_TOKENS if title_lengths else None
+        self.max_title_tokens = max(map(len, title_tokens)) + TITLE_SLACK_TOKENS if titled else None
+        if catalog_title and not titled:
+            raise ValueError("catalog_title needs the catalog's titles (item_titles)")
+        # id -> its title's tokens, which the answer must spell after the id (catalog_title only)
+        self.forced_titles: dict[str, list[int]] = (
+            {item_id: list(ids) for (item_id, _), ids in zip(titled, title_tokens, strict=True)}
+            if catalog_title
+            else {}
+        )
 
         special = set(tokenizer.all_special_ids)
         texts = tokenizer.batch_decode([[token_id] for token_id in range(len(tokenizer))])
@@ -120,8 +133,8 @@ class ResponseGrammar:
         heads = self.tokenizer(
             [f"{ANSWER_OPEN}{item_id}{ID_CLOSE_TITLE_OPEN}" for item_id in kept], add_special_tokens=False
         )["input_ids"]
-        for head in heads:
-            trie.add(head)
+        for item_id, head in zip(kept, heads, strict=True):
+            trie.add(head, item_id)
         return trie
 
     def title_ids(self, device: torch.device, with_close: bool) -> torch.Tensor:
@@ -178,17 +191,25 @@ class BatchConstraint:
         node = self.tries[batch_id].root
         for position, token_id in enumerate(written):
             if _END in node:
-                return self._title_step(written[position:], len(written), input_ids.device)
+                return self._title_step(node[_END], written[position:], len(written), input_ids.device)
             node = node.get(token_id)
             if node is None:
                 # only reachable when generation started off-grammar (a prompt_length mismatch)
                 return [grammar.eos_token_id]
         if _END in node:
-            return self._title_step([], len(written), input_ids.device)
+            return self._title_step(node[_END], [], len(written), input_ids.device)
         return [token_id for token_id in node if token_id != _END]
 
-    def _title_step(self, title: list[int], n_written: int, device: torch.device) -> list[int] | torch.Tensor:
+    def _title_step(
+        self, item_id: str, title: list[int], n_written: int, device: torch.device
+    ) -> list[int] | torch.Tensor:
         close = self.grammar.close_ids
+        forced = self.grammar.forced_titles.get(item_id)
+        if forced is not None:
+            # the catalog title, cut to what the budget leaves before the closing tags and end-of-text
+            room = self.max_new_tokens - (n_written - len(title)) - len(close) - 1
+            spelled = [*forced[: max(1, room)], *close]
+            return [spelled[len(title)]] if len(title) < len(spelled) else [self.grammar.eos_token_id]
         if close[0] in title:
             n_closed = len(title) - title.index(close[0])
             return [close[n_closed]] if n_closed < len(close) else [self.grammar.eos_token_id]

@@ -1,5 +1,7 @@
 """Constrained decoding: every answer has the format and a catalog id, even from an untrained model."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -50,7 +52,12 @@ def untrained_model(tokenizer):
 
 def recommender(model, tokenizer, **settings) -> Recommender:
     return Recommender(
-        model, tokenizer, [c[0] for c in CATALOG], [c[2] for c in CATALOG], GenerationSettings(**settings)
+        model,
+        tokenizer,
+        [c[0] for c in CATALOG],
+        [c[2] for c in CATALOG],
+        GenerationSettings(**settings),
+        item_titles=[c[1] for c in CATALOG],
     )
 
 
@@ -101,10 +108,9 @@ def test_titles_are_closed_after_the_longest_catalog_title(untrained_model, toke
     grammar = ResponseGrammar(tokenizer, ids, categories, titles)
     longest = max(len(tokenizer(title, add_special_tokens=False)["input_ids"]) for title in titles)
     assert grammar.max_title_tokens == longest + TITLE_SLACK_TOKENS
-    free = Recommender(untrained_model, tokenizer, ids, categories, GenerationSettings(max_new_tokens=64))
-    capped = Recommender(
-        untrained_model, tokenizer, ids, categories, GenerationSettings(max_new_tokens=64), item_titles=titles
-    )
+    free_title = GenerationSettings(max_new_tokens=64, catalog_title=False)
+    free = Recommender(untrained_model, tokenizer, ids, categories, free_title)
+    capped = Recommender(untrained_model, tokenizer, ids, categories, free_title, item_titles=titles)
     assert max(row.n_new_tokens for row in free.generate(PROMPTS, progress=False).rows) == 64
     head = grammar.trie(None).longest
     for row in capped.generate(PROMPTS, progress=False).rows:
@@ -113,6 +119,31 @@ def test_titles_are_closed_after_the_longest_catalog_title(untrained_model, toke
         assert row.n_new_tokens <= head + grammar.max_title_tokens + len(grammar.close_ids) + 1 < 64
     with pytest.raises(ValueError, match="1 titles given for 7 item ids"):
         ResponseGrammar(tokenizer, ids, categories, titles[:1])
+
+
+def test_catalog_title_answers_name_one_real_product(untrained_model, tokenizer):
+    """With catalog_title, the title after each id is that id's catalog title, even from an untrained
+    model, and a tight budget cuts the title but keeps the format."""
+    ids, categories, titles = ([c[i] for c in CATALOG] for i in (0, 2, 1))
+    title_of = dict(zip(ids, titles, strict=True))
+    settings = GenerationSettings(catalog_title=True)
+    grounded = Recommender(untrained_model, tokenizer, ids, categories, settings, item_titles=titles)
+    for row in grounded.generate(PROMPTS * 2, progress=False).rows:
+        assert row.format_ok and row.id_in_catalog, row.raw_text
+        assert row.title == title_of[row.item_id], row.raw_text
+    tight = max(len(tokenizer(f"{{<id>{i}</id>,<title>")["input_ids"]) for i in ids) + 4
+    cut = Recommender(
+        untrained_model,
+        tokenizer,
+        ids,
+        categories,
+        replace(settings, max_new_tokens=tight),
+        item_titles=titles,
+    )
+    for row in cut.generate(PROMPTS, progress=False).rows:
+        assert row.format_ok and row.n_new_tokens <= tight and title_of[row.item_id].startswith(row.title)
+    with pytest.raises(ValueError, match="catalog_title needs the catalog's titles"):
+        Recommender(untrained_model, tokenizer, ids, categories, settings)
 
 
 def test_constraint_walks_the_grammar_token_by_token(tokenizer):
