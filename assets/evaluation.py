@@ -17,12 +17,13 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from assets.baselines import baseline_key, baselines_dir
-from assets.features import CORE_DIR, TITLE_ENCODER_DIR
+from assets.features import CORE_DIR, TITLE_ENCODER_DIR, title_vectors_manifest
 from assets.resources import LanceDBResource
 from fashionrec.settings import paths, preset
 from serving.encoders import TextEncoder, build_encoder
 from serving.mixup import MixupConfig
 from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog
+from serving.vector_store import table_exists
 from training.baselines import BASELINES, load_baseline
 from training.core import CoreScorer
 from training.evaluation import (
@@ -32,8 +33,6 @@ from training.evaluation import (
     ScoreBatch,
     catalog_by_category,
     evaluate_methods,
-    generated_target_ids,
-    llm_list_methods,
     popular_top_k,
     popularity_counts,
     popularity_scorer,
@@ -41,6 +40,13 @@ from training.evaluation import (
     write_evaluation_run,
 )
 from training.leaderboard import EvaluationRun, format_leaderboard, png_markdown, write_report
+from training.llm_methods import (
+    RETRIEVAL_ABLATIONS,
+    check_retrieval_options,
+    generated_target_ids,
+    llm_list_methods,
+    select_adapters,
+)
 from training.text_seq_query import TextSeqQueryConfig, text_scorer, user_texts
 from training.title_encoder import load_title_encoder_spec
 
@@ -82,6 +88,31 @@ class EvaluationRunConfig(dg.Config):
         description="Score every target of the split. Default: only the targets the LLM answered "
         "(generations holds a sample at small presets), so every method is scored on the same targets.",
     )
+    adapters: list[str] = Field(
+        default=[],
+        description="Score only the generations of these adapters (e.g. ['users_10', 'users_100']); "
+        "empty: every generation group.",
+    )
+    retrieval_ablations: list[str] = Field(
+        default=[],
+        description="Paper Table 3 retrieval ablations added for every LLM group as llm_mixup-...-<name>: "
+        + "; ".join(f"{name}: {what}" for name, what in RETRIEVAL_ABLATIONS.items())
+        + ".",
+    )
+    title_vectors_table: str = Field(
+        default="",
+        description="LanceDB table of item title vectors for mixup's title list; empty = "
+        "item_title_vectors. Another table (item_title_vectors' `table`) needs the title_encoder that "
+        "wrote it, e.g. CLIP for Table 3's 'w/ CLIP text embedding', and a method_suffix.",
+    )
+    method_suffix: str = Field(
+        default="",
+        description="Appended to every LLM method of the run (e.g. '-clip_text_embedding'), so rows "
+        "retrieved differently are not taken for the default ones.",
+    )
+    notes: str = Field(
+        default="", description="Free text stored with the run's configuration (e.g. what a study skipped)."
+    )
 
 
 def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
@@ -121,6 +152,33 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
 def _title_encoder(config: EvaluationRunConfig) -> TextEncoder:
     spec = config.title_encoder or load_title_encoder_spec(paths().artifacts_dir / TITLE_ENCODER_DIR)
     return build_encoder(spec, show_progress=False)
+
+
+def _title_retrieval(config: EvaluationRunConfig, db) -> tuple[VectorCatalog, TextEncoder]:
+    """Mixup's title vectors and the encoder of generated titles. Another table than the default must
+    come with the encoder that wrote it and a method suffix: vectors of two models never meet."""
+    table = config.title_vectors_table or ITEM_TITLE_VECTORS
+    if table != ITEM_TITLE_VECTORS:
+        manifest = title_vectors_manifest(table)
+        if not (config.title_encoder and config.method_suffix):
+            raise dg.Failure(
+                f"title_vectors_table {table!r} needs the title_encoder that wrote it and a method_suffix "
+                "that names the retrieval (e.g. '-clip_text_embedding')"
+            )
+        if not (manifest.is_file() and table_exists(db, table)):
+            raise dg.Failure(
+                f"no title vector table {table!r}; materialize item_title_vectors with config "
+                f"{{encoder: {config.title_encoder!r}, table: {table!r}}} first"
+            )
+    encoder = _title_encoder(config)
+    if table != ITEM_TITLE_VECTORS:
+        written_by = json.loads(manifest.read_text())
+        if written_by.get("encoder_fingerprint") != encoder.fingerprint:
+            raise dg.Failure(
+                f"{table!r} was written by {written_by.get('encoder_spec')!r}, whose weights differ from "
+                f"title_encoder {config.title_encoder!r}; use the same encoder for both"
+            )
+    return VectorCatalog.from_table(db.open_table(table)), encoder
 
 
 def _baseline_scorers(
@@ -202,10 +260,19 @@ def evaluation(
     unknown = sorted(set(config.methods) - set(DEFAULT_METHODS))
     if unknown:
         raise dg.Failure(f"unknown method(s) {unknown}; choose from {list(DEFAULT_METHODS)}")
+    try:
+        check_retrieval_options(config.retrieval_ablations, config.method_suffix)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
     if config.split not in ("test", "valid"):
         raise dg.Failure(f"split {config.split!r} cannot be evaluated; use 'test' or 'valid'")
     with duckdb.get_connection() as con:
         inputs = _read_inputs(con, config)
+    if "generations" in inputs:
+        try:
+            inputs["generations"] = select_adapters(inputs["generations"], config.adapters)
+        except ValueError as error:
+            raise dg.Failure(f"{config.split} split: {error}") from error
     splits = inputs["splits"]
     targets = splits[splits["split"] == config.split].reset_index(drop=True)
     if set(config.methods) & set(LLM_METHODS):
@@ -225,15 +292,18 @@ def evaluation(
     list_methods, list_seconds = {}, {}
     if set(config.methods) & set(LLM_METHODS):
         db = lancedb.connect()
+        title_vectors, title_encoder = _title_retrieval(config, db)
         list_methods, list_seconds = llm_list_methods(
             inputs["generations"],
             catalog,
             VectorCatalog.from_table(db.open_table(ITEM_ID_VECTORS)),
-            VectorCatalog.from_table(db.open_table(ITEM_TITLE_VECTORS)),
-            _title_encoder(config).encode,
+            title_vectors,
+            title_encoder.encode,
             MixupConfig(k=config.k, n=config.n),
             tuple(config.methods),
             config.prefer_constrained,
+            config.retrieval_ablations,
+            config.method_suffix,
         )
     score_methods = {}
     if "core" in config.methods:

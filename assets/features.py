@@ -14,6 +14,7 @@ dimension, unit norm and no NaN.
 
 import json
 import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -55,6 +56,14 @@ CORE_DIR = "core"  # under artifacts/: CORE weights (safetensors), config and vo
 # under artifacts/: the encoder that made item_title_vectors (generated titles must use the same one)
 TITLE_VECTORS_MANIFEST = "item_title_vectors.json"
 NORM_TOLERANCE = 1e-3
+
+
+def title_vectors_manifest(table: str = ITEM_TITLE_VECTORS) -> Path:
+    """The record of the encoder that wrote a title-vector table (readers must encode with the same)."""
+    if not table.replace("_", "").isalnum():  # it names a file next to the artifacts
+        raise dg.Failure(f"title vector table {table!r} must be letters, digits and '_' only")
+    name = TITLE_VECTORS_MANIFEST if table == ITEM_TITLE_VECTORS else f"{table}.json"
+    return paths().artifacts_dir / name
 
 
 def _is_tiny() -> bool:
@@ -291,6 +300,12 @@ class TitleVectorsConfig(dg.Config):
         description="Encoder spec; empty = the fine-tuned title encoder (artifacts/title_encoder). Any "
         "other spec (e.g. 'open_clip:ARCH@PRETRAINED', the paper's CLIP ablation) embeds titles with it.",
     )
+    table: str = Field(
+        default="",
+        description="LanceDB table to write; empty = item_title_vectors, the table the evaluation and the "
+        "service read. Another name (e.g. 'item_title_vectors_clip') keeps a second encoder's vectors beside "
+        "it for an evaluation that names it (title_vectors_table).",
+    )
     index_threshold: int = Field(
         default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
     )
@@ -313,6 +328,8 @@ def item_title_vectors(
     from training.title_encoder import load_title_encoder_spec
 
     spec = config.encoder or load_title_encoder_spec(paths().artifacts_dir / TITLE_ENCODER_DIR)
+    table = config.table or ITEM_TITLE_VECTORS
+    manifest = title_vectors_manifest(table)  # checks the name before a slow encoder load
     encoder = build_encoder(spec, batch_size=config.batch_size)
     with duckdb.get_connection() as con:
         items = con.execute(
@@ -320,7 +337,7 @@ def item_title_vectors(
         ).df()
     written = refresh_vectors(
         lancedb.connect(),
-        ITEM_TITLE_VECTORS,
+        table,
         items,
         key="item_id",
         text_column="title",
@@ -328,15 +345,12 @@ def item_title_vectors(
         fingerprint=encoder.fingerprint,
         index_threshold=config.index_threshold,
     )
-    context.log.info(
-        f"item_title_vectors: {written.encoded} of {written.rows} titles encoded, the rest unchanged"
-    )
-    save_encoder_manifest(
-        paths().artifacts_dir / TITLE_VECTORS_MANIFEST, encoder, lancedb_version=written.version
-    )
+    context.log.info(f"{table}: {written.encoded} of {written.rows} titles encoded, the rest unchanged")
+    save_encoder_manifest(manifest, encoder, lancedb_version=written.version)
     return dg.MaterializeResult(
         metadata={
             **written.metadata(),
+            "table": table,
             "dagster/row_count": written.rows,
             "encoder": encoder.spec,
             "dim": encoder.dim,

@@ -40,6 +40,7 @@ from serving.prompts import (
     render_response,
     token_counter,
 )
+from training.adapter_selection import AdapterSelection, check_adapter
 from training.base_lm import (
     BASE_LM_PRESETS,
     build_domain_base_lm,
@@ -325,6 +326,21 @@ class LoraAdapterConfig(dg.Config):
     """QLoRA fine-tuning (paper §4.3, §5.1); unset caps take the preset's defaults."""
 
     variant: str = Field(default="full", description="Prompt variant to train on (ablations: see prompts).")
+    adapter: str = Field(
+        default="",
+        description="Name of the adapter (its folder under artifacts/lora_adapter/ and the suffix of its "
+        "evaluation methods); empty: the variant's name, the adapter the default run trains and serves.",
+    )
+    categories: list[str] = Field(
+        default=[],
+        description="Train only on the prompts of these categories (zero-shot, paper §5.4: e.g. "
+        "['Footwear']); empty: every category.",
+    )
+    train_user_fraction: float = Field(
+        default=1.0,
+        description="Share of training users whose prompts are kept (low-resource, paper §5.4), drawn "
+        "after the prompt cap by a hash of user_id and seed, so smaller shares are nested in larger ones.",
+    )
     max_train_prompts: int | None = Field(
         default=None,
         description="Random sample of train prompts; default 48 tiny, 400 demo, all at paper scale.",
@@ -359,7 +375,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, d
     with duckdb.get_connection() as con:
         _require_tables(con, ["prompts"])
         rows = con.execute(
-            "select target_id, prompt_text, response_text, n_prompt_tokens from prompts "
+            "select target_id, prompt_text, response_text, n_prompt_tokens, user_id, category from prompts "
             "where split = 'train' and variant = ? order by target_id",
             [config.variant],
         ).fetchall()
@@ -374,7 +390,28 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, d
     cap = (
         config.max_train_prompts if config.max_train_prompts is not None else llm_defaults().max_train_prompts
     )
-    sampled = _sample(rows, cap, config.seed)
+    try:
+        selection = AdapterSelection(
+            config.adapter or config.variant,
+            config.variant,
+            tuple(config.categories),
+            config.train_user_fraction,
+            config.seed,
+        )
+        # categories first (what the adapter may see), then the cap, then the users: at 100 % the adapter
+        # trains on the default adapter's sample, and each smaller share on a nested part of it
+        sampled = selection.of_users(
+            _sample(selection.in_categories(rows, 5, {row[5] for row in rows}), cap, config.seed), 4
+        )
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
+    if not sampled:
+        raise dg.Failure(
+            f"adapter {selection.adapter!r} has no train prompts left: categories "
+            f"{list(selection.categories) or 'all'}, {selection.train_user_fraction:.0%} of the users of "
+            f"{f'a {cap}-prompt sample' if cap is not None else 'every prompt'}; raise max_train_prompts or "
+            "train_user_fraction"
+        )
     settings = QLoRAConfig(
         lora_r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -388,17 +425,27 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, d
         max_sequence_tokens=int(longest_prompt) + PromptBudget.response_tokens,
         seed=config.seed,
     )
-    context.log.info(f"QLoRA on {len(sampled)} of {len(rows)} train prompts ({config.variant})")
+    n_users = len({row[4] for row in sampled})
+    context.log.info(
+        f"QLoRA {selection.adapter} on {len(sampled)} of {len(rows)} train prompts ({config.variant}, "
+        f"{n_users} users)"
+    )
     result = train_qlora(
         base_model,
         [row[1] for row in sampled],
         [row[2] for row in sampled],
-        adapter_dir(config.variant),
+        adapter_dir(selection.adapter),
         settings,
     )
+    counts = {"train_prompts": len(sampled), "train_users": n_users}
+    replace(selection, counts=counts).save(result.adapter_dir)  # generations check the variant against it
     return dg.MaterializeResult(
         metadata={
             "variant": config.variant,
+            "adapter": selection.adapter,
+            "categories": dg.MetadataValue.json(list(selection.categories) or "all"),
+            "train_user_fraction": selection.train_user_fraction,
+            "train_users_used": n_users,
             "base_model": base_model,
             "adapter_dir": dg.MetadataValue.path(str(result.adapter_dir)),
             "train_prompts_available": len(rows),
@@ -429,6 +476,17 @@ class GenerationsConfig(dg.Config):
     """Generation with the paper's settings (§5.1) and constrained decoding."""
 
     variant: str = Field(default="full", description="Prompt variant (and its adapter) to generate with.")
+    adapter: str = Field(
+        default="",
+        description="Adapter that answers (lora_adapter's `adapter`); empty: the variant's own. It must "
+        "have been trained on this variant.",
+    )
+    categories: list[str] = Field(
+        default=[],
+        description="Answer only the sampled prompts of these categories (zero-shot: an adapter answers "
+        "categories it never saw). The sample is drawn before this filter, so the targets are the ones the "
+        "default run answers in these categories. Empty: every category.",
+    )
     constrained: bool = Field(
         default=True,
         description="Constrain decoding to the answer format and catalog ids (0 % malformed). Off: free "
@@ -439,9 +497,16 @@ class GenerationsConfig(dg.Config):
         description="Constrained ids come from the target's category (the evaluation ranks within it).",
     )
     restrict_to_candidates: bool = Field(
-        default=False,
+        default=GenerationSettings.restrict_to_candidates,
         description="Constrained ids come from the prompt's query-memory candidates when it has any (the "
-        "model ranks the shortlist). Off, as in the paper: candidates are only a hint in the prompt.",
+        "model ranks the shortlist); on by default (serving.generation says why). Off, as in the paper: "
+        "candidates are only a hint in the prompt.",
+    )
+    catalog_title: bool = Field(
+        default=GenerationSettings.catalog_title,
+        description="Constrained answers spell the chosen id's catalog title instead of a free title, so "
+        "the id and the title that mixup embeds name the same product; on by default. Off, as in the "
+        "paper: the model writes the title.",
     )
     splits: list[str] = Field(default=["valid", "test"], description="Splits whose prompts are answered.")
     max_prompts_per_split: int | None = Field(
@@ -466,6 +531,7 @@ GENERATIONS_SCHEMA = pa.schema(
         ("split", pa.string()),
         ("category", pa.string()),
         ("variant", pa.string()),
+        ("adapter", pa.string()),  # older tables get it on their next write (see _replace_generations)
         ("constrained", pa.bool_()),
         ("raw_text", pa.string()),
         ("item_id", pa.string()),
@@ -484,8 +550,8 @@ GENERATIONS_SCHEMA = pa.schema(
     group_name=LLM_GROUP, deps=["prompts", "lora_adapter", "base_lm", "items"], kinds={"duckdb", "pytorch"}
 )
 def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, duckdb: DuckDBResource):
-    """One row per answered prompt (per variant and decoding): the raw answer, the parsed item id and
-    title, whether the format held and the id exists; rows of other variants/decodings are kept."""
+    """One row per answered prompt (per variant, adapter and decoding): the raw answer, the parsed item
+    id and title, whether the format held and the id exists; rows of other groups are kept."""
     defaults = llm_defaults()
     with duckdb.get_connection() as con:
         _require_tables(con, ["prompts", "items"])
@@ -508,6 +574,20 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
         for split in config.splits
         for row in _sample([r for r in rows if r[2] == split], cap, config.seed)
     ]
+    adapter = config.adapter or config.variant
+    unknown = sorted(set(config.categories) - {c[1] for c in catalog})
+    if unknown:
+        raise dg.Failure(
+            f"categories {unknown} are not in the catalog; it holds {sorted({c[1] for c in catalog})}"
+        )
+    if config.categories:
+        selected = [row for row in selected if row[3] in config.categories]
+        if not selected:
+            raise dg.Failure(f"the sampled {config.splits} prompts hold no target in {config.categories}")
+    try:
+        check_adapter(adapter_dir(adapter), adapter, config.variant)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
 
     settings = GenerationSettings(
         max_new_tokens=config.max_new_tokens,
@@ -517,11 +597,10 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
         constrained=config.constrained,
         restrict_to_category=config.restrict_to_category,
         restrict_to_candidates=config.restrict_to_candidates,
+        catalog_title=config.catalog_title,
         seed=config.seed,
     )
-    model, tokenizer = load_recommender_model(
-        read_base_model_pointer(base_lm_dir()), adapter_dir(config.variant)
-    )
+    model, tokenizer = load_recommender_model(read_base_model_pointer(base_lm_dir()), adapter_dir(adapter))
     # on CPU, dequantizing the 4-bit weights once gives the same logits at twice the speed; the serving
     # path does the same, so the evaluated answers are the ones an application gets
     dequantized = dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)
@@ -542,6 +621,7 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
             ("split", row[2]),
             ("category", row[3]),
             ("variant", config.variant),
+            ("adapter", adapter),
             ("constrained", config.constrained),
             ("raw_text", answer.raw_text),
             ("item_id", answer.item_id),
@@ -555,14 +635,17 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
         ):
             columns[name].append(value)
     _replace_generations(
-        duckdb, pa.table(columns, schema=GENERATIONS_SCHEMA), config.variant, config.constrained
+        duckdb, pa.table(columns, schema=GENERATIONS_SCHEMA), config.variant, config.constrained, adapter
     )
 
     metadata: dict[str, object] = {
         "dagster/row_count": len(selected),
         "variant": config.variant,
+        "adapter": adapter,
+        "categories": dg.MetadataValue.json(list(config.categories) or "all"),
         "constrained": config.constrained,
         "restrict_to_candidates": config.restrict_to_candidates,
+        "catalog_title": config.catalog_title,
         "prompts_per_split_cap": cap if cap is not None else "none",
         "prompts_available": len(rows),
         "format_ok_rate": round(run.format_ok_rate, 4),
@@ -610,16 +693,22 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _replace_generations(duckdb: DuckDBResource, table: pa.Table, variant: str, constrained: bool) -> None:
-    """Swap in this (variant, decoding)'s rows; the other variants' and decodings' rows stay."""
+def _replace_generations(
+    duckdb: DuckDBResource, table: pa.Table, variant: str, constrained: bool, adapter: str
+) -> None:
+    """Swap in this (variant, adapter, decoding)'s rows; the other groups' rows stay."""
     with duckdb.get_connection() as con:
         con.register("generations_arrow", table)
         if "generations" in _tables(con):
+            # a table from before adapters had a name: its rows were answered by their variant's adapter
+            con.execute("alter table generations add column if not exists adapter varchar")
+            con.execute("update generations set adapter = variant where adapter is null")
             con.execute(
                 "create or replace table generations as "
-                "select * from generations where not (variant = ? and constrained = ?) "
+                "select * from generations "
+                "where not (variant = ? and constrained = ? and adapter = ?) "
                 "union all by name select * from generations_arrow",
-                [variant, constrained],
+                [variant, constrained, adapter],
             )
         else:
             con.execute("create table generations as select * from generations_arrow")

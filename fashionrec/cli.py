@@ -78,11 +78,25 @@ def run(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Dagster console log level.")] = "WARNING",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            exists=True,
+            dir_okay=False,
+            help="Dagster run config (YAML or JSON), as the UI's launchpad takes it: "
+            "`ops: {lora_adapter: {config: {adapter: users_10, train_user_fraction: 0.1}}}`.",
+        ),
+    ] = None,
 ) -> None:
     """Materialize assets (and run their checks) with the same definitions the UI shows."""
-    from fashionrec.pipeline import materialize_selection
+    from fashionrec.pipeline import RunConfigError, load_run_config, materialize_selection
 
-    summary = materialize_selection(selection, log_level=log_level)
+    try:
+        run_config = load_run_config(config) if config else None
+        summary = materialize_selection(selection, log_level=log_level, run_config=run_config)
+    except RunConfigError as error:
+        raise typer.BadParameter(str(error), param_hint="--config") from error
     for name in summary.materialized:
         rows = summary.row_counts.get(name)
         typer.echo(f"  materialized {name}" + (f"  ({rows:,} rows)" if rows is not None else ""))
@@ -92,9 +106,54 @@ def run(
     )
     for failed in summary.checks_failed:
         typer.echo(f"  check failed: {failed}", err=True)
+    for failure in summary.step_failures:
+        typer.echo(f"  step failed: {failure}", err=True)
     if not summary.success:
         typer.echo("run failed; `make ui` shows the step logs", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def study(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A study of studies/ (ablations, cold_start, zero_shot, low_resource) or a YAML path."
+        ),
+    ] = None,
+    show_list: Annotated[bool, typer.Option("--list", help="List the studies and what they run.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the steps and their config only.")
+    ] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="ASSET.FIELD=VALUE for every step that materializes ASSET, e.g. "
+            "generations.max_prompts_per_split=50 (repeatable).",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Dagster console log level.")] = "WARNING",
+) -> None:
+    """Run one of the paper's studies (its steps in order, as Dagster runs), then print its table."""
+    from fashionrec.study_spec import StudyError, list_studies
+
+    if show_list or name is None:
+        for study_name, description in list_studies():
+            typer.echo(f"{study_name:<14} {description}")
+        if name is None:
+            return
+    from fashionrec.studies import describe_plan, plan_study, run_study
+
+    try:
+        plan = plan_study(name, overrides or [])
+        if dry_run:
+            typer.echo(describe_plan(plan))
+            return
+        run_study(plan, log_level=log_level, echo=typer.echo)
+    except StudyError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
 
 
 @app.command()
@@ -236,10 +295,6 @@ def _load_service(service):
     except ArtifactsUnavailable as error:
         typer.echo(f"cannot load the artifacts: {error}", err=True)
         raise typer.Exit(1) from error
-
-
-if __name__ == "__main__":
-    app()
 
 
 @app.command("baselines")

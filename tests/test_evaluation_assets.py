@@ -442,3 +442,71 @@ def test_a_missing_baseline_fails_the_run_with_what_to_do(evaluated, tmp_path):
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error.to_string()
     assert "fashionrec run 'key:baseline_sasrec'" in failure
+
+
+def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
+    """The study options: score one adapter's answers, add Table 3's retrieval ablations, and retrieve
+    titles from another table (as the CLIP row does) under a method suffix; mismatches are refused."""
+    from assets.features import title_vectors_manifest
+    from serving.encoders import build_encoder, save_encoder_manifest
+
+    home, items, _, _ = evaluated
+    resources = {
+        "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
+        "lancedb": LanceDBResource(uri=str(home / "lancedb")),
+    }
+    spec = f"lstm:{home / 'artifacts' / 'small_title_encoder'}"
+    config = {
+        "methods": ["llm_mixup"],
+        "adapters": ["no_attributes"],
+        "retrieval_ablations": ["no_text_embedding", "no_id_embedding"],
+        "title_encoder": spec,
+        "title_vectors_table": "item_title_vectors_alt",
+        "label": "alternative titles",
+    }
+
+    def evaluate(**changes):
+        return dg.materialize(
+            evaluation_assets,
+            resources=resources,
+            run_config={"ops": {"evaluation": {"config": {**config, **changes}}}},
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+
+    def failure(result) -> str:
+        assert not result.success
+        return result.get_step_failure_events()[0].event_specific_data.error.to_string()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASHIONREC_HOME", str(home))
+        mp.setenv("FASHIONREC_PRESET", "tiny")
+        assert "needs the title_encoder that wrote it and a method_suffix" in failure(evaluate())
+        assert "materialize item_title_vectors with config" in failure(evaluate(method_suffix="-alt"))
+        encoder = build_encoder(spec, show_progress=False)
+        db = lancedb.connect(str(home / "lancedb"))
+        write_vectors(
+            db, "item_title_vectors_alt", frame_to_arrow(items, encoder.encode(items["title"].tolist()))
+        )
+        save_encoder_manifest(title_vectors_manifest("item_title_vectors_alt"), encoder)
+        assert "no rows of adapter(s) ['zs_footwear']" in failure(
+            evaluate(method_suffix="-alt", adapters=["zs_footwear"])
+        )
+        result = evaluate(method_suffix="-alt")
+        assert result.success
+
+    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        sources = dict(
+            con.execute(
+                "select method, list(distinct source order by source) from recommendations where run_id = ? "
+                "group by method",
+                [result.run_id],
+            ).fetchall()
+        )
+        label = con.execute("select label from eval_runs where run_id = ?", [result.run_id]).fetchone()[0]
+    assert sources == {
+        "llm_mixup-no_attributes-alt": ["id", "title"],
+        "llm_mixup-no_attributes-no_text_embedding-alt": ["id"],
+        "llm_mixup-no_attributes-no_id_embedding-alt": ["title"],
+    }
+    assert label == "alternative titles"

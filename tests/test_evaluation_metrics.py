@@ -14,8 +14,6 @@ from training.evaluation import (
     catalog_by_category,
     evaluate_methods,
     generated_id_lists,
-    generated_target_ids,
-    llm_method_names,
     popular_top_k,
     popularity_counts,
     popularity_scorer,
@@ -24,6 +22,7 @@ from training.evaluation import (
     write_evaluation_run,
 )
 from training.leaderboard import format_leaderboard, leaderboard_frame, load_metrics, load_run
+from training.llm_methods import generated_target_ids, llm_method_names
 
 ITEMS = pd.DataFrame(
     {
@@ -268,12 +267,12 @@ def test_llm_method_names_follow_the_design_suffixes():
         }
     )
     assert llm_method_names(generations) == {
-        ("full", True): "",
-        ("full", False): "-unconstrained",
-        ("no_attributes", True): "-no_attributes",
-        ("no_query_memory", False): "-no_query_memory",
+        ("full", "full", True): "",
+        ("full", "full", False): "-unconstrained",
+        ("no_attributes", "no_attributes", True): "-no_attributes",
+        ("no_query_memory", "no_query_memory", False): "-no_query_memory",
     }
-    assert llm_method_names(generations, prefer_constrained=False)[("full", True)] == "-constrained"
+    assert llm_method_names(generations, prefer_constrained=False)[("full", "full", True)] == "-constrained"
 
 
 def test_methods_are_scored_on_the_targets_the_headline_generation_answered():

@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from serving.mixup import MixupConfig, mixup_batch
-from serving.retrieval import VectorCatalog, top_k_indices
+from serving.retrieval import top_k_indices
 from training.metrics import rank_of_target, ranking_metrics
 from training.sequence_data import build_examples
 from training.sequential import SequenceScorer, score_indices
@@ -465,93 +464,6 @@ DEFAULT_METHODS = (
     *SEQUENCE_BASELINE_METHODS,
     "text_seq_query",
 )
-FULL_VARIANT = "full"  # serving.prompts: the prompt with every part; other variants are ablations
-
-
-def llm_method_names(
-    generations: pd.DataFrame, prefer_constrained: bool = True
-) -> dict[tuple[str, bool], str]:
-    """The method suffix of each (prompt variant, constrained decoding) group of generations.
-
-    ``llm_mixup`` / ``llm_only`` are the full prompt; an ablation variant appends ``-<variant>``
-    (DESIGN.md: ``llm_mixup-no_attributes``). When a variant was generated both with and without
-    constrained decoding, the non-preferred one appends ``-constrained`` or ``-unconstrained``.
-    Returns ``{(variant, constrained): suffix}`` with suffix '' for the headline.
-    """
-    groups = generations[["variant", "constrained"]].drop_duplicates()
-    both = groups.groupby("variant")["constrained"].nunique() > 1
-    names = {}
-    for variant, constrained in groups.itertuples(index=False):
-        suffix = "" if variant == FULL_VARIANT else f"-{variant}"
-        if both[variant] and bool(constrained) != prefer_constrained:
-            suffix += "-constrained" if constrained else "-unconstrained"
-        names[(variant, bool(constrained))] = suffix
-    return names
-
-
-def with_generation_columns(generations: pd.DataFrame) -> pd.DataFrame:
-    """Generations with ``variant`` and ``constrained`` filled in when a table predates them."""
-    return generations.assign(
-        variant=generations["variant"] if "variant" in generations else FULL_VARIANT,
-        constrained=generations["constrained"].astype(bool) if "constrained" in generations else True,
-    )
-
-
-def generated_target_ids(generations: pd.DataFrame, prefer_constrained: bool = True) -> set[str]:
-    """Targets the headline LLM group answered (full prompt, preferred decoding; else any group).
-
-    The LLM answers a sample of the prompts at small presets; scoring every method on exactly these
-    targets keeps the comparison fair (a target without an answer would count against the LLM only).
-    """
-    generations = with_generation_columns(generations)
-    names = llm_method_names(generations, prefer_constrained)
-    headline = [group for group, suffix in names.items() if suffix == ""]
-    if not headline:
-        return set(generations["target_id"])
-    variant, constrained = headline[0]
-    chosen = (generations["variant"] == variant) & (generations["constrained"].astype(bool) == constrained)
-    return set(generations.loc[chosen, "target_id"])
-
-
-def llm_list_methods(
-    generations: pd.DataFrame,
-    catalog: Mapping[str, np.ndarray],
-    id_vectors: VectorCatalog,
-    title_vectors: VectorCatalog,
-    encode_titles: Callable[[list[str]], np.ndarray],
-    mixup_config: MixupConfig,
-    methods: tuple[str, ...] = DEFAULT_METHODS,
-    prefer_constrained: bool = True,
-) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
-    """``llm_mixup`` (mixup retrieval over the vector catalogs) and ``llm_only`` lists per generation group.
-
-    ``generations`` holds the rows of the evaluated split (target_id, category, item_id, title, raw_text,
-    and optionally variant and constrained); ``id_vectors`` / ``title_vectors`` are the loaded ID and
-    title tables. Returns the lists per method and the seconds each took to build (retrieval and title
-    encoding included).
-    """
-    generations = with_generation_columns(generations)
-    out: dict[str, pd.DataFrame] = {}
-    seconds: dict[str, float] = {}
-    for (variant, constrained), suffix in llm_method_names(generations, prefer_constrained).items():
-        group = generations[(generations["variant"] == variant) & (generations["constrained"] == constrained)]
-        repeated = group.loc[group["target_id"].duplicated(), "target_id"]
-        if len(repeated):
-            raise ValueError(
-                f"generations hold several rows for target {repeated.iloc[0]!r} with variant {variant!r}, "
-                f"constrained={constrained}; expected one answer per target"
-            )
-        for base in ("llm_mixup", "llm_only"):
-            if base not in methods:
-                continue
-            start = time.perf_counter()
-            if base == "llm_mixup":
-                lists = mixup_batch(group, id_vectors, title_vectors, encode_titles, mixup_config)
-            else:
-                lists = generated_id_lists(group, catalog)
-            out[base + suffix] = lists
-            seconds[base + suffix] = time.perf_counter() - start
-    return out, seconds
 
 
 def sequence_scorer(

@@ -1,0 +1,177 @@
+"""LLM method names per generation group, the retrieval ablations of Table 3, and the adapters'
+training selections (zero-shot categories, nested low-resource user shares), on hand-made cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.mixup import MixupConfig
+from serving.retrieval import VectorCatalog
+from training.adapter_selection import AdapterSelection, check_adapter, in_user_fraction
+from training.evaluation import catalog_by_category
+from training.llm_methods import llm_list_methods, llm_method_names, select_adapters
+
+ITEMS = [f"s{i}" for i in range(6)]
+# ID space: s0's neighbours are s1, s2 (list A); title space: the generated title is nearest s3, s4, s5
+ID_VECTORS = VectorCatalog(
+    ITEMS,
+    ["Footwear"] * 6,
+    np.array(
+        [[1, 0, 0], [0.9, 0.1, 0], [0.8, 0.2, 0], [0, 0, 1], [0, 0.1, 1], [0, 0.2, 1]], dtype=np.float32
+    ),
+)
+TITLE_VECTORS = VectorCatalog(
+    ITEMS,
+    ["Footwear"] * 6,
+    np.array(
+        [[0, 0, 1], [0, 0.1, 1], [0, 0.2, 1], [1, 0, 0], [0.9, 0.1, 0], [0.8, 0.2, 0]], dtype=np.float32
+    ),
+)
+CATALOG = catalog_by_category(pd.DataFrame({"item_id": ITEMS, "category": ["Footwear"] * 6}))
+
+
+def encode_near_s3(texts) -> np.ndarray:
+    return np.tile(np.array([[1.0, 0.0, 0.0]], dtype=np.float32), (len(texts), 1))
+
+
+def generations(variant: str = "full", adapter: str | None = None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "target_id": ["t1"],
+            "category": ["Footwear"],
+            "item_id": ["s0"],
+            "title": ["a generated title"],
+            "raw_text": ["{<id>s0</id>,<title>a generated title</title>}"],
+            "variant": [variant],
+            "adapter": [adapter],
+            "constrained": [True],
+        }
+    )
+
+
+def listed(lists: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(lists.sort_values("rank")[["item_id", "source"]].itertuples(index=False, name=None))
+
+
+def test_retrieval_ablations_take_every_item_from_one_list():
+    lists, seconds = llm_list_methods(
+        generations(),
+        CATALOG,
+        ID_VECTORS,
+        TITLE_VECTORS,
+        encode_near_s3,
+        MixupConfig(k=3, n=1),
+        ("llm_mixup",),
+        retrieval_ablations=["no_text_embedding", "no_id_embedding"],
+    )
+    assert (
+        set(lists)
+        == set(seconds)
+        == {"llm_mixup", "llm_mixup-no_text_embedding", "llm_mixup-no_id_embedding"}
+    )
+    assert listed(lists["llm_mixup"]) == [("s0", "id"), ("s3", "title"), ("s4", "title")]
+    assert listed(lists["llm_mixup-no_text_embedding"]) == [("s0", "id"), ("s1", "id"), ("s2", "id")]
+    assert listed(lists["llm_mixup-no_id_embedding"]) == [("s3", "title"), ("s4", "title"), ("s5", "title")]
+
+
+def test_ablations_and_suffixes_compose_with_the_generation_group_names():
+    lists, _ = llm_list_methods(
+        pd.concat([generations("no_query_memory"), generations("full", "users_10")]),
+        CATALOG,
+        ID_VECTORS,
+        TITLE_VECTORS,
+        encode_near_s3,
+        MixupConfig(k=3, n=1),
+        ("llm_mixup", "llm_only"),
+        retrieval_ablations=["no_id_embedding"],
+        method_suffix="-clip_text_embedding",
+    )
+    assert set(lists) == {
+        f"{base}{suffix}-clip_text_embedding"
+        for base, suffix in [
+            ("llm_mixup", "-no_query_memory"),
+            ("llm_mixup", "-no_query_memory-no_id_embedding"),
+            ("llm_only", "-no_query_memory"),
+            ("llm_mixup", "-users_10"),
+            ("llm_mixup", "-users_10-no_id_embedding"),
+            ("llm_only", "-users_10"),
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("ablations", "suffix", "message"),
+    [(["no_ids"], "", "unknown retrieval ablation"), ([], "clip", "must start with '-'")],
+)
+def test_bad_retrieval_options_are_named(ablations, suffix, message):
+    with pytest.raises(ValueError, match=message):
+        llm_list_methods(
+            generations(),
+            CATALOG,
+            ID_VECTORS,
+            TITLE_VECTORS,
+            encode_near_s3,
+            MixupConfig(),
+            (),
+            True,
+            ablations,
+            suffix,
+        )
+
+
+def test_adapter_names_and_old_tables_without_an_adapter_column():
+    frame = pd.concat(
+        [generations("full", None), generations("full", "zs_footwear"), generations("no_attributes")]
+    )
+    assert llm_method_names(frame) == {
+        ("full", "full", True): "",
+        ("full", "zs_footwear", True): "-zs_footwear",
+        ("no_attributes", "no_attributes", True): "-no_attributes",
+    }
+    assert set(select_adapters(frame, ["zs_footwear"])["adapter"]) == {"zs_footwear"}
+    with pytest.raises(ValueError, match=r"no rows of adapter\(s\) \['users_10'\]"):
+        select_adapters(frame, ["full", "users_10"])
+    assert llm_method_names(frame.drop(columns=["adapter"])) == {
+        ("full", "full", True): "",
+        ("no_attributes", "no_attributes", True): "-no_attributes",
+    }
+
+
+def test_user_fractions_are_nested_stable_and_near_their_share():
+    users = [f"u{i:05d}" for i in range(4000)]
+    kept = {
+        fraction: {u for u, k in zip(users, in_user_fraction(users, fraction), strict=True) if k}
+        for fraction in (0.1, 0.25, 0.5, 1.0)
+    }
+    assert kept[0.1] < kept[0.25] < kept[0.5] < kept[1.0] == set(users)
+    for fraction, chosen in kept.items():
+        assert abs(len(chosen) / len(users) - fraction) < 0.03, fraction
+    assert kept[0.25] == {u for u, k in zip(users, in_user_fraction(users, 0.25), strict=True) if k}
+    other_seed = {u for u, k in zip(users, in_user_fraction(users, 0.25, seed=1), strict=True) if k}
+    assert other_seed != kept[0.25]
+    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+        in_user_fraction(users, 0.0)
+
+
+def test_adapter_selection_keeps_categories_then_users_and_is_saved_with_the_adapter(tmp_path):
+    rows = [(f"t{i}", f"u{i % 40}", "Footwear" if i % 2 else "Clothing") for i in range(200)]
+    selection = AdapterSelection("zs_footwear", "full", ("Footwear",), 0.5)
+    footwear = selection.in_categories(rows, 2, {"Footwear", "Clothing"})
+    assert {row[2] for row in footwear} == {"Footwear"} and len(footwear) == 100
+    half = selection.of_users(footwear, 1)
+    assert {row[1] for row in half} == {u for u in {r[1] for r in footwear} if in_user_fraction([u], 0.5)[0]}
+    with pytest.raises(ValueError, match=r"\['Shoes'\] have no train prompts"):
+        AdapterSelection("x", "full", ("Shoes",)).in_categories(rows, 2, {"Footwear", "Clothing"})
+    with pytest.raises(ValueError, match="letters, digits and '_'"):
+        AdapterSelection("../up", "full")
+
+    with pytest.raises(ValueError, match="train it first"):
+        check_adapter(tmp_path, "zs_footwear", "full")
+    (tmp_path / "adapter_config.json").write_text("{}")
+    selection.save(tmp_path)
+    assert AdapterSelection.load(tmp_path) == selection
+    check_adapter(tmp_path, "zs_footwear", "full")
+    with pytest.raises(ValueError, match="trained on prompt variant 'full', not 'no_attributes'"):
+        check_adapter(tmp_path, "zs_footwear", "no_attributes")
