@@ -15,15 +15,17 @@ JSON record: epochs, best epoch, valid metrics, seconds per epoch); the evaluati
 there. The work lives in ``training.baselines`` and ``training.text_seq_query``.
 """
 
+# torch and the model code are imported inside the functions that train: every `fashionrec` command and
+# `dagster dev` load this module first, and those imports take seconds each. The method names come from
+# the torch-free training.baseline_names.
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pandas as pd
-import torch
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -32,16 +34,12 @@ from assets.resources import LanceDBResource
 from fashionrec.settings import paths, preset
 from serving.encoders import build_encoder
 from serving.retrieval import ITEM_TITLE_VECTORS, VectorCatalog
-from training.baselines import (
-    BASELINES,
-    ID_BASELINES,
-    TEXT_ID_BASELINES,
-    SequenceData,
-    train_baseline,
-)
+from training.baseline_names import BASELINES, ID_BASELINES, TEXT_ID_BASELINES
 from training.evaluation import catalog_by_category
-from training.sequential import save_sequential
 from training.text_seq_query import TITLE_OPTIONS, TextSeqQueryConfig, choose_max_titles
+
+if TYPE_CHECKING:
+    from training.baselines import SequenceData
 
 BASELINES_GROUP = "baselines"
 BASELINES_DIR = "baselines"  # under artifacts/: one folder per method
@@ -188,10 +186,13 @@ def _train_text_seq_query(
 def _train_sequence_baseline(
     context: dg.AssetExecutionContext,
     name: str,
-    data: SequenceData,
+    data: "SequenceData",
     settings: dict[str, int],
     titles: VectorCatalog | None,
 ) -> dict[str, Any]:
+    from training.baselines import train_baseline
+    from training.sequential import save_sequential
+
     start = time.perf_counter()
     result, extra = train_baseline(name, data, settings, titles, log=context.log.info)
     train_seconds = time.perf_counter() - start
@@ -220,6 +221,8 @@ def _train_chosen(
     marts: dict[str, pd.DataFrame],
     titles: VectorCatalog | None,
 ) -> Iterator[dg.MaterializeResult]:
+    from training.baselines import SequenceData
+
     data: SequenceData | None = None
     for name in chosen:
         if name == "text_seq_query" and titles is not None:
@@ -253,6 +256,8 @@ def baselines(
     lancedb: LanceDBResource,
 ):
     """Train (or fit on valid) the selected baselines and save each under artifacts/baselines/<method>."""
+    import torch
+
     chosen = [n for n in BASELINES if dg.AssetKey(baseline_key(n)) in context.selected_asset_keys]
     marts = _read_marts(duckdb, text="text_seq_query" in chosen)
     needs_titles = bool(set(chosen) & {*TEXT_ID_BASELINES, "text_seq_query"})

@@ -8,6 +8,9 @@ itself lives in ``training.evaluation`` (protocol, tables), ``serving.mixup`` (r
 the service runs) and ``training.leaderboard`` (tables, plots, report).
 """
 
+# The trained models (torch) are loaded inside the functions that score with them: every `fashionrec`
+# command and `dagster dev` load this module first, and those imports take seconds each. The protocol
+# and the method names it reads at load time come from torch-free modules.
 import json
 from pathlib import Path
 
@@ -24,8 +27,7 @@ from serving.encoders import TextEncoder, build_encoder
 from serving.mixup import MixupConfig
 from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog
 from serving.vector_store import table_exists
-from training.baselines import BASELINES, load_baseline
-from training.core import CoreScorer
+from training.baseline_names import BASELINES
 from training.evaluation import (
     DEFAULT_METHODS,
     SEQUENCE_BASELINE_METHODS,
@@ -48,7 +50,6 @@ from training.llm_methods import (
     select_adapters,
 )
 from training.text_seq_query import TextSeqQueryConfig, text_scorer, user_texts
-from training.title_encoder import load_title_encoder_spec
 
 EVALUATION_GROUP = "evaluation"
 LLM_METHODS = ("llm_mixup", "llm_only")
@@ -150,6 +151,8 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
 
 
 def _title_encoder(config: EvaluationRunConfig) -> TextEncoder:
+    from training.title_encoder import load_title_encoder_spec
+
     spec = config.title_encoder or load_title_encoder_spec(paths().artifacts_dir / TITLE_ENCODER_DIR)
     return build_encoder(spec, show_progress=False)
 
@@ -185,6 +188,8 @@ def _baseline_scorers(
     config: EvaluationRunConfig, inputs: dict[str, pd.DataFrame], lancedb: LanceDBResource
 ) -> dict[str, ScoreBatch]:
     """Scoring functions of the chosen baselines, loaded from what the ``baselines`` assets saved."""
+    from training.baselines import load_baseline
+
     directory = Path(config.baselines_dir) if config.baselines_dir else baselines_dir()
     scorers: dict[str, ScoreBatch] = {}
     for method in [m for m in config.methods if m in BASELINES]:
@@ -307,6 +312,8 @@ def evaluation(
         )
     score_methods = {}
     if "core" in config.methods:
+        from training.core import CoreScorer
+
         scorer = CoreScorer.load(
             Path(config.core_dir) if config.core_dir else paths().artifacts_dir / CORE_DIR
         )

@@ -12,6 +12,9 @@ and every vector table has an asset check: one row per catalog item (or stored q
 dimension, unit norm and no NaN.
 """
 
+# torch, sentence-transformers and the training code are imported inside the assets that run them: every
+# `fashionrec` command and `dagster dev` load this module first, and those imports take seconds each.
+# Module level keeps to what the definitions need (table names, defaults), from torch-free modules.
 import json
 import time
 from pathlib import Path
@@ -47,7 +50,7 @@ from serving.vector_store import (
     vector_table_stats,
     write_vectors,
 )
-from training.core import CONFIG_FILE as CORE_CONFIG_FILE
+from training.checkpoint_files import CONFIG_FILE as CORE_CONFIG_FILE
 
 FEATURES_GROUP = "features"
 QUERY_MEMORY_DIR = "query_memory"  # under artifacts/: the manifest naming the query encoder

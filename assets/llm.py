@@ -12,6 +12,9 @@ Work is capped per preset so that ``tiny`` runs in a minute or two and ``demo`` 
 CPU cores; every cap is a config field and is reported in the metadata. Paper-scale presets are uncapped.
 """
 
+# torch, transformers, peft and bitsandbytes are imported inside the assets that run them: every
+# `fashionrec` command and `dagster dev` load this module first, and those imports take seconds each.
+# The config defaults come from torch-free modules (serving.generation_settings, training.qlora_config).
 import base64
 import random
 from dataclasses import dataclass, replace
@@ -25,13 +28,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from fashionrec.settings import paths, preset
-from serving.generation import (
-    DEFAULT_MAX_DEQUANTIZED_BYTES,
-    GenerationSettings,
-    Recommender,
-    dequantize_4bit_layers,
-    load_recommender_model,
-)
+from serving.generation_settings import GenerationSettings
 from serving.prompts import (
     DEFAULT_TEMPLATE_PATH,
     PROMPT_VARIANTS,
@@ -41,16 +38,7 @@ from serving.prompts import (
     token_counter,
 )
 from training.adapter_selection import AdapterSelection, check_adapter
-from training.base_lm import (
-    BASE_LM_PRESETS,
-    build_domain_base_lm,
-    check_pretrained_source,
-    domain_corpus,
-    load_tokenizer,
-    read_base_model_pointer,
-    write_base_model_pointer,
-)
-from training.qlora import QLoRAConfig, save_loss_plot, train_qlora
+from training.qlora_config import QLoRAConfig
 
 LLM_GROUP = "llm"
 BASE_LM_DIR = "base_lm"  # under artifacts/: base_model.json (+ model/ for the domain model)
@@ -124,6 +112,15 @@ class BaseLMAssetConfig(dg.Config):
 def base_lm(context: dg.AssetExecutionContext, config: BaseLMAssetConfig, duckdb: DuckDBResource):
     """The base causal LM: a configured pretrained model, or a small Llama with its own BPE tokenizer
     pretrained on the catalog (products as prompts show them and answers name them) and the queries."""
+    from training.base_lm import (
+        BASE_LM_PRESETS,
+        build_domain_base_lm,
+        check_pretrained_source,
+        domain_corpus,
+        write_base_model_pointer,
+    )
+    from training.qlora import save_loss_plot
+
     target = base_lm_dir()
     if config.base_model:
         source = check_pretrained_source(config.base_model)
@@ -232,6 +229,8 @@ PROMPTS_SCHEMA = pa.schema(
 def prompts(context: dg.AssetExecutionContext, config: PromptsConfig, duckdb: DuckDBResource):
     """One row per (target, variant): the prompt text fitted to the token budget of the base model's
     tokenizer and the answer it should produce, ``{<id>ID</id>,<title>TITLE</title>}``."""
+    from training.base_lm import load_tokenizer, read_base_model_pointer
+
     unknown = [name for name in config.variants if name not in PROMPT_VARIANTS]
     if unknown or not config.variants:
         raise dg.Failure(f"variants {unknown or '[]'} invalid; choose from {', '.join(PROMPT_VARIANTS)}")
@@ -371,6 +370,9 @@ class LoraAdapterConfig(dg.Config):
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, duckdb: DuckDBResource):
     """LoRA adapters (r=16, alpha=16, dropout 0.05) on the 4-bit NF4 base, trained on the train prompts'
     responses: one epoch, three for the 20 % of prompts with the highest base-model perplexity."""
+    from training.base_lm import read_base_model_pointer
+    from training.qlora import train_qlora
+
     base_model = read_base_model_pointer(base_lm_dir())
     with duckdb.get_connection() as con:
         _require_tables(con, ["prompts"])
@@ -552,6 +554,14 @@ GENERATIONS_SCHEMA = pa.schema(
 def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, duckdb: DuckDBResource):
     """One row per answered prompt (per variant, adapter and decoding): the raw answer, the parsed item
     id and title, whether the format held and the id exists; rows of other groups are kept."""
+    from serving.generation import (
+        DEFAULT_MAX_DEQUANTIZED_BYTES,
+        Recommender,
+        dequantize_4bit_layers,
+        load_recommender_model,
+    )
+    from training.base_lm import read_base_model_pointer
+
     defaults = llm_defaults()
     with duckdb.get_connection() as con:
         _require_tables(con, ["prompts", "items"])

@@ -6,11 +6,15 @@ tests all point at the same files.
 
 from __future__ import annotations
 
-import lancedb
+from typing import TYPE_CHECKING
+
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
 from fashionrec.settings import paths
+
+if TYPE_CHECKING:
+    import lancedb
 
 
 class LanceDBResource(ConfigurableResource):
@@ -19,6 +23,9 @@ class LanceDBResource(ConfigurableResource):
     uri: str
 
     def connect(self) -> lancedb.DBConnection:
+        # imported on first use, so that loading the code location does not import LanceDB
+        import lancedb
+
         return lancedb.connect(self.uri)
 
 

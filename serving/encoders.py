@@ -14,6 +14,9 @@ Every encoder de-duplicates identical strings before encoding (popular queries r
 and a user's consecutive targets share their latest query), encodes in length-sorted batches under a
 progress bar, and exposes a ``fingerprint`` of its weights so that stored vectors can tell whether they
 came from the same model.
+
+torch and the model libraries are imported when an encoder is built or used, not with this module: the
+Dagster code location reads ``DEFAULT_ENCODER_SPEC`` and the ``TextEncoder`` type without loading them.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_ENCODER_SPEC = "sentence_transformers"
 
@@ -41,6 +46,8 @@ def default_minilm_path() -> Path:
 
 
 def default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -97,6 +104,8 @@ class BatchedEncoder(ABC):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors ``[len(texts), dim]``; each distinct string is encoded once."""
+        import torch
+
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
@@ -192,6 +201,7 @@ class OpenClipEncoder(BatchedEncoder):
         show_progress: bool = True,
     ) -> None:
         import open_clip
+        import torch
 
         if architecture not in open_clip.list_models() and ":" not in architecture:
             raise ValueError(

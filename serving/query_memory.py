@@ -9,6 +9,9 @@ Time-awareness: a listing may feed a prediction only if it was first shown befor
 and a stored query only if one of its listings was. The memory stores, per query, its best
 ``max_stored_items`` listings with their ``first_shown_at`` so that both the online lookup and the
 batch computation over every prompt can pick the top ``V`` among those already visible at that time.
+
+The table name, manifest file and :class:`MemorySettings` load without torch or lancedb (the Dagster code
+location reads them): callers pass the database in, and the lookup imports torch when it runs.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lancedb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import torch
 from tqdm.auto import tqdm
 
 from serving.encoders import TextEncoder, build_encoder
@@ -36,6 +38,9 @@ from serving.vector_store import (
     arrow_to_vectors,
     refresh_vectors,
 )
+
+if TYPE_CHECKING:
+    import lancedb
 
 MEMORY_TABLE = "query_memory"
 MANIFEST_FILE = "query_memory.json"
@@ -197,6 +202,8 @@ class QueryMemory:
         Returns memory indices ``[m, k]`` (-1 where fewer are visible) and similarities. Rows and memory
         are processed in chunks with a running top-k, so memory use stays bounded for large memories.
         """
+        import torch
+
         m = len(query_vectors)
         best_idx = np.full((m, k), -1, dtype=np.int64)
         best_sim = np.full((m, k), -np.inf, dtype=np.float32)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from serving import vector_store
 
@@ -95,6 +94,9 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     ``k + 1``: when the (k+1)-th score equals the k-th, items tie across the cut and only that row falls
     back to a full stable sort, so the result always equals a stable descending sort of every row.
     """
+    # imported here so that the table names above load without torch (the Dagster code location)
+    import torch
+
     batch, n_items = scores.shape
     k = min(k, n_items)
     if k == 0 or batch == 0:

@@ -14,6 +14,9 @@ Conventions every table follows:
 Below ``index_threshold`` rows a table is searched exactly (a flat scan of a few hundred thousand
 384-d vectors takes milliseconds); above it an IVF-PQ index is built, whose recall against exact
 search is checked in ``tests/test_vector_store.py``.
+
+Callers pass the connection or table in, so ``lancedb`` itself is imported only for type hints and the
+index configuration: the Dagster code location reads ``DEFAULT_INDEX_THRESHOLD`` without loading it.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import lancedb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from lancedb.index import IvfPq
+
+if TYPE_CHECKING:
+    import lancedb
 
 VECTOR_COLUMN = "vector"
 HASH_COLUMN = "content_hash"
@@ -128,6 +133,8 @@ def frame_to_arrow(frame: pd.DataFrame, vectors: np.ndarray, schema: pa.Schema |
 def ensure_index(table: lancedb.table.Table, index_threshold: int) -> bool:
     """Build (or fold new rows into) an IVF-PQ cosine index once the table holds ``index_threshold`` rows;
     below that, drop any index so search is exact."""
+    from lancedb.index import IvfPq
+
     rows = table.count_rows()
     has_index = any(VECTOR_COLUMN in idx.columns for idx in table.list_indices())
     if rows < index_threshold:

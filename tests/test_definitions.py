@@ -1,11 +1,30 @@
 """The code location loads, and its assets and checks are grouped as the design card says."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from dagster import AssetKey
 
 from assets.definitions import defs
 from fashionrec.pipeline import resolve_selection
 
 MARTS = ["items", "sessions", "query_listings", "user_sequences", "splits", "prompt_inputs"]
+# Libraries that only running an asset needs; each costs seconds to import, and every `fashionrec` command
+# and `dagster dev` load the code location first.
+HEAVY_MODULES = [
+    "torch",
+    "transformers",
+    "peft",
+    "bitsandbytes",
+    "torchvision",
+    "sentence_transformers",
+    "open_clip",
+    "lancedb",
+    "matplotlib",
+    "sklearn",
+]
 
 
 def test_definitions_load_and_validate():
@@ -28,3 +47,20 @@ def test_selection_syntax_picks_the_warehouse_group():
     keys = resolve_selection("group:warehouse")
     assert AssetKey("prompt_inputs") in keys
     assert all(defs.resolve_asset_graph().get(k).group_name == "warehouse" for k in keys)
+
+
+def test_loading_the_code_location_imports_no_model_or_vector_library():
+    # a fresh interpreter: this test process may have imported them for other tests
+    probe = (
+        "import assets.definitions, json, sys; "
+        f"print(json.dumps(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"loading the code location imports {loaded}; import them where they are used"

@@ -23,6 +23,13 @@ import pandas as pd
 import torch
 
 from serving.retrieval import VectorCatalog
+
+# the method names, re-exported: they live in a module without torch for the Dagster code location
+from training.baseline_names import BASELINES as BASELINES
+from training.baseline_names import ID_BASELINES as ID_BASELINES
+from training.baseline_names import SEQUENCE_BASELINES as SEQUENCE_BASELINES
+from training.baseline_names import TEXT_BASELINES as TEXT_BASELINES
+from training.baseline_names import TEXT_ID_BASELINES as TEXT_ID_BASELINES
 from training.bert4rec import Bert4RecConfig, Bert4RecModel
 from training.gru4rec import Gru4RecConfig, Gru4RecModel
 from training.llm2sasrec import Llm2SasRecModel, text_initialised_sasrec
@@ -46,12 +53,6 @@ from training.sequential import (
     load_sequential,
     train_sequential,
 )
-
-ID_BASELINES = ("gru4rec", "sasrec", "bert4rec", "nextitnet")
-TEXT_ID_BASELINES = ("llm2sasrec", "llmseqsim")  # sequence models that need item_title_vectors
-SEQUENCE_BASELINES = ID_BASELINES + TEXT_ID_BASELINES
-TEXT_BASELINES = ("text_seq_query",)
-BASELINES = SEQUENCE_BASELINES + TEXT_BASELINES
 
 # method name -> (hyperparameter dataclass, model class)
 MODEL_TYPES: dict[str, tuple[type[WindowConfig], type[SequentialRecommender]]] = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,9 @@ from tqdm.auto import tqdm
 from serving.retrieval import top_k_indices
 from training.metrics import rank_of_target, ranking_metrics
 from training.sequence_data import build_examples
-from training.sequential import SequenceScorer, score_indices
+
+if TYPE_CHECKING:
+    from training.sequential import SequenceScorer
 
 ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure (DESIGN.md)
 SLICES = ("all", "cold_start", "warm")
@@ -480,6 +483,10 @@ def sequence_scorer(
     (``training.sequence_data.build_examples``, the windows the model was validated on); items outside the
     model's vocabulary share the cold vector and tie.
     """
+    # the model code (torch) is imported by the scorers that use it, so the method names and the protocol
+    # load without it (the Dagster code location reads DEFAULT_METHODS)
+    from training.sequential import score_indices
+
     examples = build_examples(
         user_sequences, splits, scorer.vocabulary, split=split, max_len=scorer.model.config.max_seq_length
     )

@@ -28,36 +28,9 @@ from transformers import Trainer, TrainingArguments
 
 from serving.generation import load_quantized_model, preferred_device
 from training.base_lm import load_tokenizer
+from training.qlora_config import QLoRAConfig
 
 IGNORE_INDEX = -100  # label value that PyTorch's cross-entropy skips
-
-
-@dataclass(frozen=True)
-class QLoRAConfig:
-    lora_r: int = 16  # paper §5.1
-    lora_alpha: int = 16  # paper §5.1
-    lora_dropout: float = 0.05  # paper §5.1
-    # QLoRA (Dettmers et al. 2023, §4): adapters on every linear layer are needed to match full tuning
-    target_modules: str | tuple[str, ...] = "all-linear"
-    # The paper used 2e-5 for Falcon-7B and QLoRA 2e-4 for 7B models; a 3M-parameter model trained
-    # for ~70 steps (demo preset) needs larger steps. Measured on demo (400 prompts): 2e-3 and 1e-2
-    # end at the same response loss (~3.9 nats/token on the high-perplexity passes), 1e-2 with
-    # noisier steps, so 2e-3 is the default.
-    learning_rate: float = 2e-3
-    base_epochs: int = 1  # paper §5.1: one epoch over all prompts
-    high_perplexity_fraction: float = 0.2  # paper §5.1: top 20 % by perplexity ...
-    high_perplexity_epochs: int = 3  # ... are trained for 3 epochs
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.03  # QLoRA's recipe
-    max_grad_norm: float = 0.3  # QLoRA's recipe: clipping keeps 4-bit fine-tuning stable
-    lr_scheduler_type: str = "cosine"
-    weight_decay: float = 0.0
-    # paper §5.1: at most 1024 tokens per interaction sequence (prompt + response)
-    max_sequence_tokens: int = 1024
-    # recomputing activations saves memory for 7B models on a GPU and only costs time on small ones
-    gradient_checkpointing: bool = False
-    seed: int = 0
 
 
 @dataclass(frozen=True)

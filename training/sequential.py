@@ -37,6 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from training.checkpoint_files import CONFIG_FILE, VOCABULARY_FILE, WEIGHTS_FILE
 from training.metrics import ndcg_at_k, rank_of_target, ranking_metrics
 from training.sequence_data import (
     COLD_INDEX,
@@ -46,10 +47,6 @@ from training.sequence_data import (
     SequenceExamples,
     sequences_to_inputs,
 )
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-VOCABULARY_FILE = "item_vocabulary.json"
 
 
 @dataclass
