@@ -30,6 +30,17 @@ class TinyRun:
     summary: RunSummary
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small models train faster on one thread than with thread synchronisation on a busy machine."""
+    import torch  # only the tests that train pay for it
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """Fresh tiny logs, then every asset of the code location materialized once, as `fashionrec run` does:

@@ -38,13 +38,7 @@ ID_MODELS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec")
 N_ITEMS, WINDOW = 12, 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Models this small train faster on one thread than with thread synchronisation on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cycle_marts(n_users: int = 120, length: int = 10, seed: int = 0):

@@ -18,7 +18,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from fashionrec.cli import app
@@ -39,13 +38,7 @@ def quiet(_: str) -> None:
     """Training logs are not under test."""
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Models this small train faster on one thread than with thread synchronisation on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sequence_file(path: Path, kind: str, n_users: int, n_items: int, length: int, seed: int = 0) -> Path:
