@@ -501,8 +501,8 @@ class GenerationsConfig(dg.Config):
     restrict_to_candidates: bool = Field(
         default=GenerationSettings.restrict_to_candidates,
         description="Constrained ids come from the prompt's query-memory candidates when it has any (the "
-        "model ranks the shortlist); on by default (serving.generation says why). Off, as in the paper: "
-        "candidates are only a hint in the prompt.",
+        "model ranks the shortlist); on by default (serving.generation_settings says why). Off, as in the "
+        "paper: candidates are only a hint in the prompt.",
     )
     catalog_title: bool = Field(
         default=GenerationSettings.catalog_title,

@@ -162,7 +162,8 @@ class Recommender:
         self.model = model
         self.tokenizer = tokenizer
         self.settings = settings or GenerationSettings()
-        # titles bound the generated title's length (see serving.constrained_decoding)
+        # the catalog titles bound a free title's length, or are the title itself with catalog_title
+        # (see serving.constrained_decoding)
         self.grammar = ResponseGrammar(
             tokenizer, item_ids, item_categories, item_titles, catalog_title=self.settings.catalog_title
         )
