@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fashionrec.settings import PRESET_NAMES, paths, preset
+
+# torch's CPU wheels run parallel regions on libgomp threads, which busy-wait 300,000 spins before they
+# sleep. When another process shares the cores (a second run, the Dagster UI's runs, a test suite), each
+# spinning thread holds a core the other needs and both crawl: on 2 cores, two training processes made
+# 0.39 steps/s each by default and 3.4 with 1,000 spins, for ~6 % less alone (bench/contention.py).
+# libgomp reads this when torch loads it, which in this process is later; an explicit setting wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 app = typer.Typer(
     help="Fashion shopping logs -> next-purchase recommendations with a fine-tuned LLM.",
