@@ -62,7 +62,7 @@ LLM_PRESET_DEFAULTS: dict[str, LLMPresetDefaults] = {
     ),
     # the README's demo on 2 CPU cores: all 3.2k train prompts at 1024 tokens, 1 (+2 on the hardest
     # 20 %) epochs, would take most of an hour; 768 tokens and a 400-prompt sample keep the whole
-    # group at ~5 minutes (base 1.5, prompts 1, QLoRA 2, generation 0.7)
+    # group at ~7 minutes (measured: base 0.9, prompts 1.5, QLoRA 3.7, generation 1.2)
     "demo": LLMPresetDefaults(
         max_sequence_tokens=768, max_train_prompts=400, max_prompts_per_split=200, compare_prompts=64
     ),
