@@ -13,6 +13,13 @@ and the training examples built once (any subset can be materialized on its own)
 Each saves itself under ``$FASHIONREC_HOME/artifacts/baselines/<method>/`` (safetensors weights and a
 JSON record: epochs, best epoch, valid metrics, seconds per epoch); the evaluation assets load them from
 there. The work lives in ``training.baselines`` and ``training.text_seq_query``.
+
+For the low-resource setting (paper §5.4, Figure 6) the models that learn from the training users can be
+trained on a share of them under a run name (config ``run_name``, ``train_user_fraction``): saved as
+``artifacts/baselines/<method>-<run_name>/`` beside the default model, and scored by the evaluation as
+method ``<method>-<run_name>`` (its ``baseline_runs``). The ID models take the share's train examples;
+``text_seq_query`` takes the title vectors of a title encoder fine-tuned on the share
+(``title_vectors_table``), since its title encoder is what it learnt from the training users.
 """
 
 # torch and the model code are imported inside the functions that train: every `fashionrec` command and
@@ -29,12 +36,21 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from assets.features import TITLE_VECTORS_MANIFEST
+from assets.features import title_vectors_manifest
 from assets.resources import LanceDBResource
 from fashionrec.settings import paths, preset
 from serving.encoders import build_encoder
 from serving.retrieval import ITEM_TITLE_VECTORS, VectorCatalog
-from training.baseline_names import BASELINES, ID_BASELINES, TEXT_ID_BASELINES
+from serving.vector_store import table_exists
+from training.baseline_names import (
+    BASELINES,
+    BASELINES_DIR,
+    ID_BASELINES,
+    TEXT_ID_BASELINES,
+    USER_SHARE_METHODS,
+    check_user_share,
+    run_method,
+)
 from training.evaluation import catalog_by_category
 from training.text_seq_query import TITLE_OPTIONS, TextSeqQueryConfig, choose_max_titles
 
@@ -42,7 +58,6 @@ if TYPE_CHECKING:
     from training.baselines import SequenceData
 
 BASELINES_GROUP = "baselines"
-BASELINES_DIR = "baselines"  # under artifacts/: one folder per method
 
 # Training budgets per preset. RecBole's own (300 epochs, patience 10, batch 2048) apply at paper scale;
 # tiny must train every baseline in seconds for the test suite, demo in about two minutes for
@@ -111,6 +126,30 @@ class BaselinesConfig(dg.Config):
         default=300,
         description="text_seq_query: valid targets (sampled) used to choose the number of titles.",
     )
+    run_name: str = Field(
+        default="",
+        description="Name of a training run beside the default one (e.g. 'users_10'): each model is saved "
+        "as artifacts/baselines/<method>-<run_name> and scored as method <method>-<run_name> (evaluation "
+        "`baseline_runs`); empty: the default models. Only the models that learn from the training users "
+        f"({', '.join(m for m in USER_SHARE_METHODS if m != 'core')}) take one.",
+    )
+    train_user_fraction: float = Field(
+        default=1.0,
+        description="Share of training users whose train targets the models learn from (low-resource, "
+        "paper §5.4), drawn by a hash of user_id and user_seed as the LoRA adapters' shares are, so "
+        "smaller shares are nested in larger ones; below 1 it needs a run_name. Valid targets stay every "
+        "user's.",
+    )
+    user_seed: int = Field(
+        default=0, description="Seed of the user hash; 0 draws the same users as lora_adapter's seed 0."
+    )
+    title_vectors_table: str = Field(
+        default="",
+        description="LanceDB table of title vectors that llm2sasrec, llmseqsim and text_seq_query read; "
+        "empty = item_title_vectors. text_seq_query on a share of the users needs the table of a title "
+        "encoder trained on that share (item_title_vectors with title_encoder_run and table, e.g. "
+        "item_title_vectors_users_10).",
+    )
 
 
 def _settings(config: BaselinesConfig) -> dict[str, int]:
@@ -140,17 +179,34 @@ def _read_marts(duckdb: DuckDBResource, text: bool) -> dict[str, pd.DataFrame]:
     return frames
 
 
+def _check_title_share(config: BaselinesConfig, table: str, user_share: dict[str, Any]) -> None:
+    """text_seq_query learns from training users only through its title encoder: a run on a share must
+    read title vectors whose encoder was trained on that same share."""
+    if config.train_user_fraction >= 1.0:
+        return
+    share = (user_share.get("train_user_fraction", 1.0), user_share.get("user_seed", 0))
+    if share != (config.train_user_fraction, config.user_seed):
+        raise dg.Failure(
+            f"text_seq_query on {config.train_user_fraction:.0%} of the training users needs title vectors "
+            f"from a title encoder trained on that share, but {table!r} comes from one trained on "
+            f"{share[0]:.0%} (user_seed {share[1]}). Train it (title_encoder run_name, train_user_fraction), "
+            "write its vectors (item_title_vectors title_encoder_run, table) and set title_vectors_table"
+        )
+
+
 def _train_text_seq_query(
     context: dg.AssetExecutionContext, config: BaselinesConfig, marts: dict, titles: VectorCatalog
 ) -> dict[str, Any]:
-    manifest_path = paths().artifacts_dir / TITLE_VECTORS_MANIFEST
+    table = config.title_vectors_table or ITEM_TITLE_VECTORS
+    manifest_path = title_vectors_manifest(table)
     if not manifest_path.is_file():
         raise dg.Failure(f"{manifest_path} is missing; materialize item_title_vectors first")
     manifest = json.loads(manifest_path.read_text())
+    _check_title_share(config, table, manifest.get("user_share", {}))
     encoder = build_encoder(manifest["encoder_spec"], show_progress=False)
     if encoder.fingerprint != manifest["encoder_fingerprint"]:
         raise dg.Failure(
-            f"the encoder {manifest['encoder_spec']} no longer matches the one that made item_title_vectors; "
+            f"the encoder {manifest['encoder_spec']} no longer matches the one that made {table}; "
             "re-materialize item_title_vectors"
         )
     start = time.perf_counter()
@@ -171,15 +227,32 @@ def _train_text_seq_query(
         max_valid_targets=config.max_valid_targets,
         best_valid=best_valid,
         history=history,
+        title_vectors_table=table,
+        user_share=manifest.get("user_share", {}),
     )
-    directory = saved.save(baselines_dir() / "text_seq_query")
+    method = run_method("text_seq_query", config.run_name)
+    directory = saved.save(baselines_dir() / method)
     return {
         "path": dg.MetadataValue.path(str(directory)),
+        "method": method,
+        "title_vectors_table": table,
+        "title_encoder_user_share": dg.MetadataValue.json(saved.user_share),
         "max_titles": max_titles,
         "fit_seconds": round(fit_seconds, 2),
         "valid_targets": min(len(marts["valid_inputs"]), config.max_valid_targets),
         **{f"valid_{k}": round(v, 4) for k, v in best_valid.items()},
         "options": dg.MetadataValue.json(history),
+    }
+
+
+def _user_share_record(config: BaselinesConfig, data: "SequenceData", users_available: int) -> dict[str, Any]:
+    """Which training users a model learnt from: saved in its record and shown in its metadata."""
+    return {
+        "run_name": config.run_name,
+        "train_user_fraction": config.train_user_fraction,
+        "user_seed": config.user_seed,
+        "train_users_used": int(pd.unique(data.train.user_ids).size),
+        "train_users_available": users_available,
     }
 
 
@@ -189,17 +262,21 @@ def _train_sequence_baseline(
     data: "SequenceData",
     settings: dict[str, int],
     titles: VectorCatalog | None,
+    share: dict[str, Any],
 ) -> dict[str, Any]:
     from training.baselines import train_baseline
     from training.sequential import save_sequential
 
+    method = run_method(name, share["run_name"])
     start = time.perf_counter()
     result, extra = train_baseline(name, data, settings, titles, log=context.log.info)
     train_seconds = time.perf_counter() - start
-    directory = save_sequential(result, baselines_dir() / name, {"method": name, **extra})
+    directory = save_sequential(result, baselines_dir() / method, {"method": method, **share, **extra})
     trained = result.best_epoch > 0  # llmseqsim is fitted on valid, not trained
     return {
         "path": dg.MetadataValue.path(str(directory)),
+        "method": method,
+        **share,
         "model": result.model.model_name,
         "vocabulary_items": len(result.vocabulary.item_ids),
         "train_examples": len(data.train) if trained else 0,
@@ -222,18 +299,56 @@ def _train_chosen(
     titles: VectorCatalog | None,
 ) -> Iterator[dg.MaterializeResult]:
     from training.baselines import SequenceData
+    from training.sequence_data import train_users
 
     data: SequenceData | None = None
+    share: dict[str, Any] = {}
     for name in chosen:
         if name == "text_seq_query" and titles is not None:
             metadata = _train_text_seq_query(context, config, marts, titles)
         else:
             if data is None:  # built once for every sequence model
                 data = SequenceData.from_marts(
-                    marts["sequences"], marts["splits"], marts["items"], 50, config.train_targets
+                    marts["sequences"],
+                    marts["splits"],
+                    marts["items"],
+                    50,
+                    config.train_targets,
+                    config.train_user_fraction,
+                    config.user_seed,
                 )
-            metadata = _train_sequence_baseline(context, name, data, _settings(config), titles)
+                share = _user_share_record(config, data, train_users(marts["splits"]))
+                context.log.info(
+                    f"training on {share['train_users_used']} of {share['train_users_available']} training "
+                    f"users ({config.train_user_fraction:.0%}), {len(data.train)} train examples"
+                )
+            metadata = _train_sequence_baseline(context, name, data, _settings(config), titles, share)
         yield dg.MaterializeResult(asset_key=baseline_key(name), metadata=metadata)
+
+
+def _title_vectors(lancedb: LanceDBResource, table: str) -> VectorCatalog:
+    db = lancedb.connect()
+    if not table_exists(db, table):
+        raise dg.Failure(
+            f"no title vector table {table!r}; materialize item_title_vectors first (with config `table: "
+            f"{table}` for another table than item_title_vectors)"
+        )
+    return VectorCatalog.from_table(db.open_table(table))
+
+
+def _check_user_share(config: BaselinesConfig, chosen: list[str]) -> None:
+    """A run name or share of users applies only to the models that learn from train examples."""
+    try:
+        check_user_share(config.run_name, config.train_user_fraction)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
+    fitted_on_valid = [name for name in chosen if name not in USER_SHARE_METHODS]
+    if (config.run_name or config.train_user_fraction < 1.0) and fitted_on_valid:
+        raise dg.Failure(
+            f"{fitted_on_valid} learn nothing from train examples (they choose a setting on valid targets), "
+            f"so run_name / train_user_fraction do not apply; select only "
+            f"{[m for m in USER_SHARE_METHODS if m != 'core']}, e.g. `fashionrec run 'key:baseline_sasrec'`"
+        )
 
 
 @dg.multi_asset(
@@ -255,14 +370,16 @@ def baselines(
     duckdb: DuckDBResource,
     lancedb: LanceDBResource,
 ):
-    """Train (or fit on valid) the selected baselines and save each under artifacts/baselines/<method>."""
+    """Train (or fit on valid) the selected baselines and save each under artifacts/baselines/<method>
+    (<method>-<run_name> for a run on a share of the training users)."""
     import torch
 
     chosen = [n for n in BASELINES if dg.AssetKey(baseline_key(n)) in context.selected_asset_keys]
+    _check_user_share(config, chosen)
     marts = _read_marts(duckdb, text="text_seq_query" in chosen)
     needs_titles = bool(set(chosen) & {*TEXT_ID_BASELINES, "text_seq_query"})
     titles = (
-        VectorCatalog.from_table(lancedb.connect().open_table(ITEM_TITLE_VECTORS)) if needs_titles else None
+        _title_vectors(lancedb, config.title_vectors_table or ITEM_TITLE_VECTORS) if needs_titles else None
     )
     threads = config.torch_threads or PRESET_THREADS.get(preset(), torch.get_num_threads())
     previous_threads = torch.get_num_threads()

@@ -27,7 +27,8 @@ from serving.encoders import TextEncoder, build_encoder
 from serving.mixup import MixupConfig
 from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog
 from serving.vector_store import table_exists
-from training.baseline_names import BASELINES
+from training.baseline_names import BASELINES, parse_run_method, train_step_hint
+from training.checkpoint_files import CONFIG_FILE
 from training.evaluation import (
     DEFAULT_METHODS,
     SEQUENCE_BASELINE_METHODS,
@@ -94,6 +95,13 @@ class EvaluationRunConfig(dg.Config):
         description="Score only the generations of these adapters (e.g. ['users_10', 'users_100']); "
         "empty: every generation group.",
     )
+    baseline_runs: list[str] = Field(
+        default=[],
+        description="Baselines trained under a run name to score as well, by method name "
+        "<method>-<run_name> (e.g. ['core-users_10', 'sasrec-users_10', 'text_seq_query-users_10'], the "
+        "low-resource study): loaded from artifacts/baselines/<method>-<run_name>, which item_id_vectors "
+        "(core) or the baselines assets write when given that run_name.",
+    )
     retrieval_ablations: list[str] = Field(
         default=[],
         description="Paper Table 3 retrieval ablations added for every LLM group as llm_mixup-...-<name>: "
@@ -121,9 +129,11 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
     needed = {"splits", "items"}
     if set(config.methods) & set(LLM_METHODS):
         needed.add("generations")
-    if set(config.methods) & {"core", *SEQUENCE_BASELINE_METHODS}:
+    if set(config.methods) & {"core", *SEQUENCE_BASELINE_METHODS} or config.baseline_runs:
         needed.add("user_sequences")
-    if "text_seq_query" in config.methods:
+    if "text_seq_query" in config.methods or any(
+        name.startswith("text_seq_query-") for name in config.baseline_runs
+    ):
         needed.add("prompt_inputs")
     missing = sorted(needed - tables)
     if missing:
@@ -184,6 +194,27 @@ def _title_retrieval(config: EvaluationRunConfig, db) -> tuple[VectorCatalog, Te
     return VectorCatalog.from_table(db.open_table(table)), encoder
 
 
+def _text_seq_query_scorer(
+    directory: Path, prompt_inputs: pd.DataFrame, lancedb: LanceDBResource
+) -> ScoreBatch:
+    """text_seq_query as saved in ``directory``, with the encoder and title vectors it was fitted with."""
+    saved = TextSeqQueryConfig.load(directory)
+    encoder = build_encoder(saved.encoder_spec, show_progress=False)
+    if encoder.fingerprint != saved.encoder_fingerprint:
+        raise dg.Failure(
+            f"{directory.name} was fitted with another encoder than {saved.encoder_spec} is now; "
+            f"re-materialize {baseline_key('text_seq_query')}"
+        )
+    db = lancedb.connect()
+    if not table_exists(db, saved.title_vectors_table):
+        raise dg.Failure(
+            f"{directory.name} was fitted with title vectors {saved.title_vectors_table!r}, which are gone; "
+            f"re-materialize item_title_vectors (table: {saved.title_vectors_table})"
+        )
+    titles = VectorCatalog.from_table(db.open_table(saved.title_vectors_table))
+    return text_scorer(user_texts(prompt_inputs, saved.max_titles), encoder, titles)
+
+
 def _baseline_scorers(
     config: EvaluationRunConfig, inputs: dict[str, pd.DataFrame], lancedb: LanceDBResource
 ) -> dict[str, ScoreBatch]:
@@ -195,16 +226,7 @@ def _baseline_scorers(
     for method in [m for m in config.methods if m in BASELINES]:
         try:
             if method == "text_seq_query":
-                saved = TextSeqQueryConfig.load(directory / method)
-                encoder = build_encoder(saved.encoder_spec, show_progress=False)
-                if encoder.fingerprint != saved.encoder_fingerprint:
-                    raise dg.Failure(
-                        f"text_seq_query was fitted with another encoder than {saved.encoder_spec} is now; "
-                        f"re-materialize {baseline_key(method)}"
-                    )
-                titles = VectorCatalog.from_table(lancedb.connect().open_table(ITEM_TITLE_VECTORS))
-                texts = user_texts(inputs["prompt_inputs"], saved.max_titles)
-                scorers[method] = text_scorer(texts, encoder, titles)
+                scorers[method] = _text_seq_query_scorer(directory / method, inputs["prompt_inputs"], lancedb)
             else:
                 scorer = load_baseline(directory / method)
                 scorers[method] = sequence_scorer(
@@ -215,6 +237,34 @@ def _baseline_scorers(
                 f"{error}. Train it with `fashionrec run 'key:{baseline_key(method)}'` (or every baseline: "
                 "`fashionrec run 'group:baselines'`), or leave it out of methods"
             ) from error
+    return scorers
+
+
+def _baseline_run_scorers(
+    config: EvaluationRunConfig, inputs: dict[str, pd.DataFrame], lancedb: LanceDBResource
+) -> dict[str, ScoreBatch]:
+    """Scoring functions of the ``baseline_runs``: models trained under a run name (e.g. on a share of
+    the training users), each scored under its own method name next to the default ones."""
+    from training.baselines import load_baseline
+    from training.core import CoreScorer
+
+    directory = Path(config.baselines_dir) if config.baselines_dir else baselines_dir()
+    scorers: dict[str, ScoreBatch] = {}
+    for name in config.baseline_runs:
+        method, run_name = parse_run_method(name)
+        path = directory / name
+        if not (path / CONFIG_FILE).is_file():
+            raise dg.Failure(
+                f"baseline run {name!r} is not trained ({path} holds no model); train it with "
+                f"{train_step_hint(method, run_name)}, or leave it out of baseline_runs"
+            )
+        if method == "text_seq_query":
+            scorers[name] = _text_seq_query_scorer(path, inputs["prompt_inputs"], lancedb)
+        else:
+            scorer = CoreScorer.load(path) if method == "core" else load_baseline(path)
+            scorers[name] = sequence_scorer(
+                scorer, inputs["user_sequences"], inputs["splits"], config.split, name
+            )
     return scorers
 
 
@@ -235,8 +285,8 @@ def _baseline_scorers(
             ],
             description="Top-K lists per method and target: llm_mixup (LLM + mixup retrieval, paper §4.4), "
             "llm_only (the generated id), and the top-K of the scoring baselines (core, popularity and the "
-            "baselines group); source 'id' | 'title' | "
-            "'list'. Appended per run; eval_runs records each run's configuration.",
+            "baselines group, and runs of them on a share of the users, e.g. sasrec-users_10); source "
+            "'id' | 'title' | 'list'. Appended per run; eval_runs records each run's configuration.",
         ),
         dg.AssetSpec(
             "eval_ranks",
@@ -271,6 +321,11 @@ def evaluation(
         raise dg.Failure(str(error)) from error
     if config.split not in ("test", "valid"):
         raise dg.Failure(f"split {config.split!r} cannot be evaluated; use 'test' or 'valid'")
+    try:
+        for name in config.baseline_runs:
+            parse_run_method(name)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
     with duckdb.get_connection() as con:
         inputs = _read_inputs(con, config)
     if "generations" in inputs:
@@ -321,6 +376,7 @@ def evaluation(
     if "popularity" in config.methods:
         score_methods["popularity"] = popularity_scorer(counts)
     score_methods.update(_baseline_scorers(config, inputs, lancedb))
+    score_methods.update(_baseline_run_scorers(config, inputs, lancedb))
 
     result = evaluate_methods(
         targets, catalog, expected, list_methods, score_methods, EvaluationConfig(k=config.k), list_seconds

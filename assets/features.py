@@ -5,7 +5,9 @@
 - ``title_encoder`` -> ``item_title_vectors``: the triplet-fine-tuned title encoder
   (``training.title_encoder``) and every catalog title embedded with it, refreshed incrementally;
 - ``item_id_vectors``: CORE trained on the train split (``training.core``); its item table in LanceDB and
-  the model itself (the evaluation's CORE baseline) under ``artifacts/core``.
+  the model itself (the evaluation's CORE baseline) under ``artifacts/core``. A ``run_name`` trains CORE on
+  a share of the training users for the low-resource study and saves it as the baseline
+  ``artifacts/baselines/core-<run_name>`` only, so the table mixup retrieval reads stays the default one.
 
 Each asset records the LanceDB table version it wrote, so a run can be traced to the vectors it used,
 and every vector table has an asset check: one row per catalog item (or stored query), the expected
@@ -18,6 +20,7 @@ dimension, unit norm and no NaN.
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
@@ -50,11 +53,16 @@ from serving.vector_store import (
     vector_table_stats,
     write_vectors,
 )
+from training.baseline_names import BASELINES_DIR, check_user_share, run_method
 from training.checkpoint_files import CONFIG_FILE as CORE_CONFIG_FILE
+
+if TYPE_CHECKING:
+    from training.core import CoreConfig, CoreTrainResult
 
 FEATURES_GROUP = "features"
 QUERY_MEMORY_DIR = "query_memory"  # under artifacts/: the manifest naming the query encoder
 TITLE_ENCODER_DIR = "title_encoder"  # under artifacts/: fine-tuned encoder + its manifest
+USER_SHARE_FILE = "user_share.json"  # next to a title encoder: the training users it learnt from
 CORE_DIR = "core"  # under artifacts/: CORE weights (safetensors), config and vocabulary
 # under artifacts/: the encoder that made item_title_vectors (generated titles must use the same one)
 TITLE_VECTORS_MANIFEST = "item_title_vectors.json"
@@ -230,6 +238,27 @@ class TitleEncoderAssetConfig(dg.Config):
         default=None,
         description="Cap on train pairs per epoch (sampled); default 1,024 on demo, none otherwise.",
     )
+    run_name: str = Field(
+        default="",
+        description="Name of a title encoder run beside the default one (e.g. 'users_10', the low-resource "
+        "study): saved under artifacts/title_encoder-<run_name>, for item_title_vectors' "
+        "title_encoder_run; artifacts/title_encoder, which the default title vectors and the evaluation "
+        "read, is left as it is. Empty: the default title encoder.",
+    )
+    train_user_fraction: float = Field(
+        default=1.0,
+        description="Share of training users whose train (query, purchased title) pairs the encoder learns "
+        "from (low-resource, paper §5.4), drawn by a hash of user_id and user_seed as the LoRA adapters' "
+        "shares are (nested); below 1 it needs a run_name. Valid pairs stay every user's.",
+    )
+    user_seed: int = Field(
+        default=0, description="Seed of the user hash; 0 draws the same users as lora_adapter's seed 0."
+    )
+
+
+def title_encoder_dir(run_name: str = "") -> Path:
+    """Where a title encoder is saved: ``artifacts/title_encoder``, or ``-<run_name>`` for a named run."""
+    return paths().artifacts_dir / run_method(TITLE_ENCODER_DIR, run_name)
 
 
 @dg.asset(
@@ -239,19 +268,39 @@ class TitleEncoderAssetConfig(dg.Config):
 )
 def title_encoder(context: dg.AssetExecutionContext, config: TitleEncoderAssetConfig, duckdb: DuckDBResource):
     """Fine-tune the title encoder on train (query, purchased title) pairs with two hard negatives per
-    pair, re-mined every epoch; reports valid query->title Recall@10 before and after."""
+    pair, re-mined every epoch; reports valid query->title Recall@10 before and after. With a run_name
+    (low-resource study), an encoder trained on a share of the users' pairs is saved beside the default."""
     from training.lstm_title_encoder import LstmTitleConfig
+    from training.sequence_data import of_train_users
     from training.title_encoder import TitleEncoderConfig, purchase_query_pairs, train_title_encoder
 
+    try:
+        check_user_share(config.run_name, config.train_user_fraction)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
     with duckdb.get_connection() as con:
         sequences = con.execute(
             "select user_id, seq_no, event_id, session_key, action, query, query_norm, search_id, item_id "
             "from user_sequences where action in ('search', 'purchase')"
         ).df()
-        splits = con.execute("select target_id, split from splits").df()
+        splits = con.execute("select target_id, user_id, split from splits").df()
         items = con.execute("select item_id, title, category from items").df()
-    train_pairs = purchase_query_pairs(sequences, splits, items, "train")
+    train_splits = of_train_users(splits, config.train_user_fraction, config.user_seed)
+    train_pairs = purchase_query_pairs(sequences, train_splits, items, "train")
     valid_pairs = purchase_query_pairs(sequences, splits, items, "valid")
+    user_of = splits.set_index("target_id")["user_id"]
+    share = {
+        "run_name": config.run_name,
+        "train_user_fraction": config.train_user_fraction,
+        "user_seed": config.user_seed,
+        "train_users_used": int(train_pairs["target_id"].map(user_of).nunique()),
+        "train_users_available": int(splits.loc[splits["split"] == "train", "user_id"].nunique()),
+    }
+    if train_pairs.empty:
+        raise dg.Failure(
+            f"no train (query, purchased title) pairs among {config.train_user_fraction:.0%} of the training "
+            "users; raise train_user_fraction"
+        )
     lstm = LstmTitleConfig()
     if config.kind == "lstm":
         lstm = LstmTitleConfig(
@@ -272,15 +321,12 @@ def title_encoder(context: dg.AssetExecutionContext, config: TitleEncoderAssetCo
         lstm=lstm,
     )
     result = train_title_encoder(
-        train_pairs,
-        valid_pairs,
-        items,
-        paths().artifacts_dir / TITLE_ENCODER_DIR,
-        settings,
-        log=context.log.info,
+        train_pairs, valid_pairs, items, title_encoder_dir(config.run_name), settings, log=context.log.info
     )
+    (title_encoder_dir(config.run_name) / USER_SHARE_FILE).write_text(json.dumps(share, indent=2))
     return dg.MaterializeResult(
         metadata={
+            **share,
             "encoder": result.spec,
             "kind": config.kind,
             "dim": result.dim,
@@ -309,10 +355,39 @@ class TitleVectorsConfig(dg.Config):
         "service read. Another name (e.g. 'item_title_vectors_clip') keeps a second encoder's vectors beside "
         "it for an evaluation that names it (title_vectors_table).",
     )
+    title_encoder_run: str = Field(
+        default="",
+        description="Embed with the title encoder trained under this run_name (artifacts/title_encoder-"
+        "<run_name>, e.g. users_10 of the low-resource study) into a `table` of its own; empty: the "
+        "default fine-tuned title encoder, or `encoder`.",
+    )
     index_threshold: int = Field(
         default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
     )
     batch_size: int = Field(default=256, description="Strings per encoder batch.")
+
+
+def _title_vectors_encoder(config: TitleVectorsConfig, table: str) -> tuple[str, dict]:
+    """The encoder spec that embeds the titles, and the share of training users it learnt from (empty for
+    an encoder given by spec); a named run's encoder never writes the default table."""
+    from training.title_encoder import load_title_encoder_spec
+
+    if config.title_encoder_run and (config.encoder or table == ITEM_TITLE_VECTORS):
+        run = config.title_encoder_run
+        raise dg.Failure(
+            f"title_encoder_run {run!r} embeds with that run's title encoder into a table of its own: set "
+            f"`table` (e.g. item_title_vectors_{run}) and leave `encoder` empty"
+        )
+    if config.encoder:
+        return config.encoder, {}
+    directory = title_encoder_dir(config.title_encoder_run)
+    try:
+        spec = load_title_encoder_spec(directory)
+    except FileNotFoundError as error:
+        run = f" with run_name {config.title_encoder_run}" if config.title_encoder_run else ""
+        raise dg.Failure(f"{error}{run}") from error
+    share_file = directory / USER_SHARE_FILE
+    return spec, json.loads(share_file.read_text()) if share_file.is_file() else {}
 
 
 @dg.asset(
@@ -328,11 +403,9 @@ def item_title_vectors(
 ):
     """Every catalog title embedded with the fine-tuned title encoder (item_id, category, title, vector);
     only new items and changed titles are re-encoded (content hash of encoder weights + title)."""
-    from training.title_encoder import load_title_encoder_spec
-
-    spec = config.encoder or load_title_encoder_spec(paths().artifacts_dir / TITLE_ENCODER_DIR)
     table = config.table or ITEM_TITLE_VECTORS
     manifest = title_vectors_manifest(table)  # checks the name before a slow encoder load
+    spec, user_share = _title_vectors_encoder(config, table)
     encoder = build_encoder(spec, batch_size=config.batch_size)
     with duckdb.get_connection() as con:
         items = con.execute(
@@ -349,7 +422,7 @@ def item_title_vectors(
         index_threshold=config.index_threshold,
     )
     context.log.info(f"{table}: {written.encoded} of {written.rows} titles encoded, the rest unchanged")
-    save_encoder_manifest(manifest, encoder, lancedb_version=written.version)
+    save_encoder_manifest(manifest, encoder, lancedb_version=written.version, user_share=user_share)
     return dg.MaterializeResult(
         metadata={
             **written.metadata(),
@@ -385,6 +458,59 @@ class CoreAssetConfig(dg.Config):
     index_threshold: int = Field(
         default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
     )
+    run_name: str = Field(
+        default="",
+        description="Name of a CORE run beside the default one (e.g. 'users_10', the low-resource study): "
+        "the model is saved only as the baseline artifacts/baselines/core-<run_name>, scored as method "
+        "core-<run_name> (evaluation `baseline_runs`). The item_id_vectors table and artifacts/core, which "
+        "mixup retrieval and the `core` method read, are left as they are. Empty: the default CORE.",
+    )
+    train_user_fraction: float = Field(
+        default=1.0,
+        description="Share of training users whose train targets CORE learns from (low-resource, paper "
+        "§5.4), drawn by a hash of user_id and user_seed as the LoRA adapters' shares are (nested); below "
+        "1 it needs a run_name. Valid targets (early stopping) stay every user's.",
+    )
+    user_seed: int = Field(
+        default=0, description="Seed of the user hash; 0 draws the same users as lora_adapter's seed 0."
+    )
+
+
+def _core_settings(config: CoreAssetConfig) -> "CoreConfig":
+    """RecBole's CORE hyperparameters with the preset's training budget and the config's overrides."""
+    from training.core import CoreConfig
+
+    return CoreConfig(
+        embedding_size=config.embedding_size,
+        learning_rate=config.learning_rate,
+        # RecBole's 300 epochs / patience 10 / batches of 2048 are kept at paper scale. The README demo has
+        # ~15 minutes on 2 CPU cores for every asset: batches of 256 (8x the optimizer steps per epoch, as
+        # the demo's baselines use) reach a better valid NDCG@10 in 10 epochs (0.154, 48 s) than 25
+        # epochs of 2048 did (0.143, 251 s), and it stops on the first plateau
+        stopping_step=config.stopping_step or (3 if preset() == "demo" else CoreConfig.stopping_step),
+        epochs=config.epochs or {"tiny": 3, "demo": 20}.get(preset(), CoreConfig.epochs),
+        train_batch_size=config.train_batch_size
+        or (256 if preset() in ("tiny", "demo") else CoreConfig.train_batch_size),
+    )
+
+
+def _core_run_result(
+    config: CoreAssetConfig, result: "CoreTrainResult", share: dict, facts: dict
+) -> dg.MaterializeResult:
+    """A CORE run on a share of the users: saved as a baseline only, the retrieval's vectors untouched."""
+    from training.core import save_core
+
+    method = run_method("core", config.run_name)
+    directory = save_core(result, paths().artifacts_dir / BASELINES_DIR / method, {"method": method, **share})
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(directory)),
+            "method": method,
+            "item_id_vectors_table": f"unchanged: a run_name saves CORE as the baseline {method} only",
+            **share,
+            **facts,
+        }
+    )
 
 
 @dg.asset(
@@ -400,10 +526,21 @@ def item_id_vectors(
 ):
     """Train CORE-trm on train-split sequences (early stopping on valid NDCG@10), save it as the CORE
     baseline, and write its L2-normalised item table (item_id, category, vector) for every catalog item;
-    items never seen in training share the learned cold vector."""
-    from training.core import CoreConfig, CoreScorer, save_core, train_core
-    from training.sequence_data import CategoryCatalog, build_examples, build_vocabulary
+    items never seen in training share the learned cold vector. With a run_name (low-resource study), CORE
+    trained on a share of the users is saved as the baseline core-<run_name> only."""
+    from training.core import CoreScorer, save_core, train_core
+    from training.sequence_data import (
+        CategoryCatalog,
+        build_examples,
+        build_vocabulary,
+        of_train_users,
+        train_users,
+    )
 
+    try:
+        check_user_share(config.run_name, config.train_user_fraction)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
     with duckdb.get_connection() as con:
         sequences = con.execute(
             "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
@@ -412,23 +549,14 @@ def item_id_vectors(
             "select target_id, user_id, target_item_id, category, seq_no, split from splits"
         ).df()
         items = con.execute("select item_id, category from items order by item_id").df()
-    core_config = CoreConfig(
-        embedding_size=config.embedding_size,
-        learning_rate=config.learning_rate,
-        # RecBole's 300 epochs / patience 10 / batches of 2048 are kept at paper scale. The README demo has
-        # ~15 minutes on 2 CPU cores for every asset: batches of 256 (8x the optimizer steps per epoch, as
-        # the demo's baselines use) reach a better valid NDCG@10 in 10 epochs (0.154, 48 s) than 25
-        # epochs of 2048 did (0.143, 251 s), and it stops on the first plateau
-        stopping_step=config.stopping_step or (3 if preset() == "demo" else CoreConfig.stopping_step),
-        epochs=config.epochs or {"tiny": 3, "demo": 20}.get(preset(), CoreConfig.epochs),
-        train_batch_size=config.train_batch_size
-        or (256 if preset() in ("tiny", "demo") else CoreConfig.train_batch_size),
-    )
-    vocabulary = build_vocabulary(sequences, splits)
+    core_config = _core_settings(config)
+    # the vocabulary and train examples come from the sampled users only; valid stays every user's
+    training_splits = of_train_users(splits, config.train_user_fraction, config.user_seed)
+    vocabulary = build_vocabulary(sequences, training_splits)
     categories = items.set_index("item_id")["category"]
     train = build_examples(
         sequences,
-        splits,
+        training_splits,
         vocabulary,
         split="train",
         max_len=core_config.max_seq_length,
@@ -437,10 +565,38 @@ def item_id_vectors(
     )
     valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=core_config.max_seq_length)
     catalog = CategoryCatalog.from_items(items, vocabulary)
+    share = {
+        "run_name": config.run_name,
+        "train_user_fraction": config.train_user_fraction,
+        "user_seed": config.user_seed,
+        "train_users_used": int(pd.unique(train.user_ids).size),
+        "train_users_available": train_users(splits),
+    }
+    context.log.info(
+        f"CORE on {share['train_users_used']} of {share['train_users_available']} training users "
+        f"({config.train_user_fraction:.0%}), {len(train)} train examples"
+    )
     start = time.perf_counter()
     result = train_core(train, valid, vocabulary, catalog, core_config, log=context.log.info)
     train_seconds = time.perf_counter() - start
-    save_core(result, paths().artifacts_dir / CORE_DIR)
+    n_cold = int((~items["item_id"].isin(set(vocabulary.item_ids))).sum())
+    facts = {
+        "dim": core_config.embedding_size,
+        "vocabulary_items": len(vocabulary.item_ids),
+        "cold_catalog_items": n_cold,
+        "train_examples": len(train),
+        "valid_targets": len(valid),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": round(train_seconds, 2),
+        "seconds_per_epoch": round(result.seconds_per_epoch, 3),
+        "train_examples_per_second": round(len(train) / result.seconds_per_epoch, 1),
+        **{f"valid_{k}": _rounded(v) for k, v in result.best_valid.items()},
+        "history": dg.MetadataValue.json(result.history),
+    }
+    if config.run_name:
+        return _core_run_result(config, result, share, facts)
+    save_core(result, paths().artifacts_dir / CORE_DIR, share)
 
     scorer = CoreScorer(result.model, vocabulary)
     vectors = scorer.item_vectors(items["item_id"].tolist())
@@ -450,28 +606,12 @@ def item_id_vectors(
         frame_to_arrow(items, vectors),
         index_threshold=config.index_threshold,
     )
-    n_cold = int((~items["item_id"].isin(set(vocabulary.item_ids))).sum())
     # nothing is encoded here: the rows are the trained table itself
     write_metadata = {
         k: v for k, v in written.metadata().items() if k not in ("rows_encoded", "encoded_per_second")
     }
     return dg.MaterializeResult(
-        metadata={
-            **write_metadata,
-            "dagster/row_count": written.rows,
-            "dim": core_config.embedding_size,
-            "vocabulary_items": len(vocabulary.item_ids),
-            "cold_catalog_items": n_cold,
-            "train_examples": len(train),
-            "valid_targets": len(valid),
-            "best_epoch": result.best_epoch,
-            "epochs_run": len(result.history),
-            "train_seconds": round(train_seconds, 2),
-            "seconds_per_epoch": round(result.seconds_per_epoch, 3),
-            "train_examples_per_second": round(len(train) / result.seconds_per_epoch, 1),
-            **{f"valid_{k}": _rounded(v) for k, v in result.best_valid.items()},
-            "history": dg.MetadataValue.json(result.history),
-        }
+        metadata={**write_metadata, "dagster/row_count": written.rows, **share, **facts}
     )
 
 

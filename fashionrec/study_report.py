@@ -76,7 +76,7 @@ def study_table(study: Study, metrics: pd.DataFrame, skipped: dict[str, str]) ->
                 else:
                     line.update({column: np.nan for column in columns.values()})
                     line.update(n_users=0, note=_why_missing(row, metrics, skipped))
-                lines.append(line | {"x": row.x})
+                lines.append(line | {"x": row.x, "series": row.series})
     return pd.DataFrame(lines)
 
 
@@ -99,6 +99,8 @@ def _why_missing(row: TableRow, metrics: pd.DataFrame, skipped: dict[str, str]) 
 
 def format_study_table(table: pd.DataFrame, markdown: bool = False) -> str:
     shown = table.drop(columns=["x"])
+    if not shown["series"].astype(bool).any():  # rows drawn per category
+        shown = shown.drop(columns=["series"])
     if not shown["note"].astype(bool).any():
         shown = shown.drop(columns=["note"])
     if (shown["row"] == shown["method"]).all():  # rows without their own label
@@ -108,9 +110,27 @@ def format_study_table(table: pd.DataFrame, markdown: bool = False) -> str:
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")
 
 
+def plot_lines(table: pd.DataFrame, column: str) -> list[tuple[str, pd.DataFrame]]:
+    """The lines of one panel: per series (when the rows name one) and category, the scored points of
+    ``column`` in ``x`` order, labelled with the series, the category where there are several, and the
+    targets answered (every point of a study line answers the same ones)."""
+    rows = table[table["slice"] == "all"]
+    by_series = rows["series"].astype(bool).any()
+    several_categories = rows["category"].nunique() > 1
+    lines = []
+    for (series, category), points in rows.groupby(["series", "category"], sort=False):
+        points = points.dropna(subset=[column]).sort_values("x")
+        users = "/".join(str(n) for n in sorted(set(points["n_users"])))
+        name = category
+        if by_series:
+            name = f"{series}, {category}" if several_categories else series
+        lines.append((f"{name} ({users} users)", points))
+    return lines
+
+
 def plot_study(table: pd.DataFrame, plot: StudyPlot, path: Path) -> Path:
     """Paper Figure 6's shape: each metric against the row's ``x`` (e.g. the share of training users),
-    one line per category of the rows."""
+    one line per series of the rows (e.g. ours, CORE, SASRec), or per category when they name none."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,11 +140,12 @@ def plot_study(table: pd.DataFrame, plot: StudyPlot, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(plot.metrics), figsize=(4.2 * len(plot.metrics), 3.4), squeeze=False)
     for axis, metric in zip(axes[0], plot.metrics, strict=True):
         column = headings[METRICS[metric.split("@")[0]]]  # the study file's validation allows only these
-        for category, lines in table[table["slice"] == "all"].groupby("category", sort=False):
-            lines = lines.dropna(subset=[column]).sort_values("x")
-            users = "/".join(str(n) for n in sorted(set(lines["n_users"])))
-            axis.plot(lines["x"], lines[column], marker="o", label=f"{category} ({users} users)")
-            for x, y in zip(lines["x"], lines[column], strict=True):
+        lines = plot_lines(table, column)
+        for label, points in lines:
+            axis.plot(points["x"], points[column], marker="o", label=label)
+            if len(lines) > 1:  # values over several crossing lines would hide each other
+                continue
+            for x, y in zip(points["x"], points[column], strict=True):
                 axis.annotate(
                     f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
                 )
@@ -134,7 +155,7 @@ def plot_study(table: pd.DataFrame, plot: StudyPlot, path: Path) -> Path:
         peak = table[column].max()  # NaN when no row was scored
         axis.set_ylim(bottom=0.0, top=0.05 if pd.isna(peak) else max(0.05, float(peak) * 1.2))
         axis.grid(alpha=0.3)
-        axis.legend(title="category", fontsize=8)
+        axis.legend(title="method" if table["series"].astype(bool).any() else "category", fontsize=8)
     fig.suptitle(f"{plot.title} (preset {preset()})")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

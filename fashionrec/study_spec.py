@@ -14,7 +14,8 @@ a curve, the ``plot``) to print from the evaluation runs its steps made::
     table:
       slices: [all]                              # all | cold_start | warm
       rows:                                      # empty: every method the study's evaluations scored
-        - {method: llm_mixup-users_10, label: 10 % of training users, x: 0.1}
+        - {method: llm_mixup-users_10, label: 10 % of training users, x: 0.1, series: ours}
+        - {method: core-users_10, label: 10 % of training users, x: 0.1, series: CORE}
     plot: {title: ..., x_label: share of training users, metrics: [recall@10, ndcg@10]}
 
 Strings in a step's config may name environment variables as ``${NAME}`` (e.g. a local CLIP checkpoint).
@@ -64,6 +65,11 @@ class TableRow(_Strict):
     label: str = ""
     categories: list[str] = Field(default=["all"], description="'all' and/or category names.")
     x: float | None = Field(default=None, description="Position on the plot's x axis.")
+    series: str = Field(
+        default="",
+        description="The plot line of the row (e.g. 'CORE': one line per method family, as paper Figure "
+        "6); rows without one are drawn one line per category.",
+    )
     step: str = Field(default="", description="The step that produces the row; when skipped, says why.")
 
 

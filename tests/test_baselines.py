@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from serving.retrieval import VectorCatalog
+from training.adapter_selection import in_user_fraction
+from training.baseline_names import check_user_share, parse_run_method, run_method
 from training.baselines import (
     SEQUENCE_BASELINES,
     SequenceData,
@@ -246,6 +248,42 @@ def test_save_and_load_round_trip(name, cycle, trained, tmp_path):
     original = SequenceScorer(result.model, result.vocabulary).score(histories, candidates)
     np.testing.assert_allclose(scorer.score(histories, candidates), original, atol=1e-6)
     assert np.all(original[3] == 0)
+
+
+def test_a_share_of_the_users_trains_on_their_examples_and_validates_on_everyone():
+    sequences, splits, items = cycle_marts()
+    full = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW)
+    users = sorted(set(splits["user_id"]))
+    shares = {}
+    for fraction in (0.25, 0.5):
+        data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW, train_user_fraction=fraction)
+        sampled = {u for u, kept in zip(users, in_user_fraction(users, fraction), strict=True) if kept}
+        assert set(data.train.user_ids) == sampled
+        assert len(data.train) == np.isin(full.train.user_ids, list(sampled)).sum()
+        assert data.valid.target_ids.tolist() == full.valid.target_ids.tolist()
+        shares[fraction] = sampled
+    assert 0 < len(shares[0.25]) < len(shares[0.5]) < len(users) and shares[0.25] <= shares[0.5]
+
+
+@pytest.mark.parametrize(
+    ("run_name", "fraction", "message"),
+    [
+        ("users_10", 0.0, r"train_user_fraction must be in \(0, 1\]"),
+        ("users_10", 1.5, r"train_user_fraction must be in \(0, 1\]"),
+        ("", 0.1, "needs a run_name"),
+        ("../users_10", 0.1, "only letters, digits and '_'"),
+    ],
+)
+def test_a_share_needs_a_valid_fraction_and_its_own_name(run_name, fraction, message):
+    with pytest.raises(ValueError, match=message):
+        check_user_share(run_name, fraction)
+    check_user_share("users_10", 0.1)
+    check_user_share("", 1.0)  # the default model
+    assert run_method("sasrec", "users_10") == "sasrec-users_10" and run_method("sasrec", "") == "sasrec"
+    assert parse_run_method("core-users_10") == ("core", "users_10")
+    for bad in ("sasrec", "llmseqsim-users_10", "sasrec-users/10"):
+        with pytest.raises(ValueError, match="is not <method>-<run_name>"):
+            parse_run_method(bad)
 
 
 def test_bert4rec_appends_after_the_last_item_and_shifts_only_full_windows():

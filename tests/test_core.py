@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from training.adapter_selection import in_user_fraction
 from training.core import (
     CoreConfig,
     CoreModel,
@@ -23,6 +24,7 @@ from training.sequence_data import (
     CategoryCatalog,
     build_examples,
     build_vocabulary,
+    of_train_users,
     sequences_to_inputs,
 )
 
@@ -115,6 +117,47 @@ def test_windows_are_left_aligned_truncated_and_map_unknown_items_to_cold(small_
     assert augmented.inputs.tolist() == [[2, 0, 0], [2, 3, 0], [2, 3, 4]]
     with pytest.raises(ValueError, match="train only"):
         build_examples(sequences, splits, vocabulary, split="valid", targets="all_items")
+
+
+def test_a_share_of_the_users_knows_only_their_items_and_is_validated_on_everyone():
+    """Low-resource training (paper §5.4): every user clicked an item nobody else saw; the share-trained
+    vocabulary holds the sampled users' items only, the others' are cold, and valid stays whole."""
+    sequences, splits = marts(
+        {
+            f"u{n}": [
+                ("click", f"own{n}"),
+                ("purchase", "shared"),
+                ("purchase", f"own{n}"),
+                ("purchase", "z"),
+            ]
+            for n in range(40)
+        }
+    )
+    users = [f"u{n}" for n in range(40)]
+    sampled = {user for user, kept in zip(users, in_user_fraction(users, 0.25), strict=True) if kept}
+    assert 0 < len(sampled) < 20
+    share = of_train_users(splits, 0.25)
+    assert set(share.loc[share["split"] == "train", "user_id"]) == sampled
+    assert share[share["split"] != "train"].equals(splits[splits["split"] != "train"])
+
+    vocabulary = build_vocabulary(sequences, share)
+    assert set(vocabulary.item_ids) == {"shared"} | {f"own{user[1:]}" for user in sampled}
+    train = build_examples(sequences, share, vocabulary, split="train", max_len=3, targets="all_items")
+    assert set(train.user_ids) == sampled and len(train) == len(sampled)  # "shared", after their own item
+
+    whole = build_vocabulary(sequences, splits)
+    valid = build_examples(sequences, share, vocabulary, split="valid", max_len=3)
+    assert (
+        valid.target_ids.tolist()
+        == build_examples(sequences, splits, whole, split="valid").target_ids.tolist()
+    )
+    others = ~np.isin(valid.user_ids, list(sampled))
+    assert (valid.inputs[others, 0] == COLD_INDEX).all()  # their own item: unknown to the share
+    assert (valid.inputs[~others, 0] >= 2).all()
+
+    assert of_train_users(splits, 1.0).equals(splits)
+    with pytest.raises(ValueError, match=r"train_user_fraction must be in \(0, 1\]; got 0.0"):
+        of_train_users(splits, 0.0)
 
 
 def test_raw_histories_become_the_same_windows(small_marts):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -510,3 +511,66 @@ def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
         "llm_mixup-no_attributes-no_id_embedding-alt": ["title"],
     }
     assert label == "alternative titles"
+
+
+def test_baseline_runs_are_scored_under_their_own_names(evaluated, tmp_path):
+    """The low-resource study's baselines: models saved under a run name are scored as
+    <method>-<run_name> next to the default ones; a run that was never trained says how to train it."""
+    home, _, _, _ = evaluated
+    runs = tmp_path / "baselines"
+    shutil.copytree(home / "artifacts" / "baselines" / "sasrec", runs / "sasrec")
+    shutil.copytree(home / "artifacts" / "baselines" / "sasrec", runs / "sasrec-users_10")
+    shutil.copytree(home / "artifacts" / "core", runs / "core-users_10")  # the same weights: the same ranks
+    for name in ("text_seq_query", "text_seq_query-users_10"):
+        shutil.copytree(home / "artifacts" / "baselines" / "text_seq_query", runs / name)
+    config = {
+        "methods": ["popularity", "core", "sasrec", "text_seq_query"],
+        "baseline_runs": ["sasrec-users_10", "core-users_10", "text_seq_query-users_10"],
+        "baselines_dir": str(runs),
+        "label": "baseline runs",
+    }
+
+    def evaluate(**changes):
+        return dg.materialize(
+            evaluation_assets,
+            resources={
+                "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
+                "lancedb": LanceDBResource(uri=str(home / "lancedb")),
+            },
+            run_config={"ops": {"evaluation": {"config": {**config, **changes}}}},
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+
+    def failure(result) -> str:
+        assert not result.success
+        return result.get_step_failure_events()[0].event_specific_data.error.to_string()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASHIONREC_HOME", str(home))
+        mp.setenv("FASHIONREC_PRESET", "tiny")
+        missing = failure(evaluate(baseline_runs=["sasrec-users_25"]))
+        assert "fashionrec run 'key:baseline_sasrec'" in missing and "run_name: users_25" in missing
+        assert "fashionrec run 'key:item_id_vectors'" in failure(evaluate(baseline_runs=["core-users_25"]))
+        assert "key:baseline_text_seq_query'" in failure(evaluate(baseline_runs=["text_seq_query-users_25"]))
+        assert "is not <method>-<run_name>" in failure(evaluate(baseline_runs=["sasrec"]))
+        result = evaluate()
+        assert result.success
+
+    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        ranks = con.execute(
+            "select method, target_id, rank from eval_ranks where run_id = ?", [result.run_id]
+        ).df()
+        scored = {
+            method
+            for (method,) in con.execute(
+                "select distinct method from eval_metrics where run_id = ? and metric = 'ndcg@10'",
+                [result.run_id],
+            ).fetchall()
+        }
+    assert scored == set(config["methods"] + config["baseline_runs"])
+    by_method = ranks.pivot(index="target_id", columns="method", values="rank")
+    assert len(by_method) == ranks.groupby("method").size().max() == ranks.groupby("method").size().min()
+    assert by_method["core-users_10"].equals(by_method["core"])
+    assert by_method["sasrec-users_10"].equals(by_method["sasrec"])
+    assert by_method["text_seq_query-users_10"].equals(by_method["text_seq_query"])

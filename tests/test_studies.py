@@ -8,12 +8,15 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from fashionrec.cli import app
 from fashionrec.studies import EVALUATION_OP, describe_plan, plan_study
-from fashionrec.study_spec import StudyError, list_studies
+from fashionrec.study_report import format_study_table, plot_lines, study_table
+from fashionrec.study_spec import StudyError, list_studies, load_study
 from tests.conftest import point_at
 from tests.test_readme import STUDY_SQL_BLOCKS
 
@@ -148,7 +151,78 @@ def test_run_passes_a_run_config_file_to_dagster(study_home, tmp_path):
     assert 'unexpected config entry "methodz"' in result.output
 
 
+def _files(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``directory`` with its size and modification time: what a rewrite changes."""
+    return {
+        str(path.relative_to(directory)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("selection", "op", "config", "message"),
+    [
+        (
+            "key:baseline_sasrec",
+            "baselines",
+            {"train_user_fraction": 0.5},
+            "needs a run_name (e.g. users_10)",
+        ),
+        (
+            "key:item_id_vectors",
+            "item_id_vectors",
+            {"run_name": "users_50", "train_user_fraction": 1.5},
+            "train_user_fraction must be in (0, 1]; got 1.5",
+        ),
+        (
+            "key:baseline_llmseqsim",
+            "baselines",
+            {"run_name": "users_50"},
+            "learn nothing from train examples",
+        ),
+        (
+            "key:baseline_text_seq_query",
+            "baselines",
+            {"run_name": "users_50", "train_user_fraction": 0.5},
+            "needs title vectors from a title encoder trained on that share",
+        ),
+        (
+            "key:item_title_vectors",
+            "item_title_vectors",
+            {"title_encoder_run": "users_50"},
+            "into a table of its own: set `table`",
+        ),
+    ],
+)
+def test_a_share_that_would_replace_or_mislabel_a_model_fails_with_what_to_do(
+    study_home, selection, op, config, message
+):
+    from dagster import DagsterInstance
+
+    from fashionrec.pipeline import materialize_selection
+
+    summary = materialize_selection(
+        selection,
+        instance=DagsterInstance.ephemeral(),
+        log_level="CRITICAL",
+        run_config={"ops": {op: {"config": config}}},
+    )
+    assert not summary.success
+    assert message in "\n".join(summary.step_failures)
+
+
 def test_a_study_runs_end_to_end_and_lands_in_the_evaluation_tables(study_home):
+    import lancedb
+
+    artifacts = study_home / "artifacts"
+    defaults = {
+        name: _files(artifacts / name)
+        for name in ("core", "baselines/sasrec", "baselines/text_seq_query", "title_encoder")
+    }
+    title_manifest = (artifacts / "item_title_vectors.json").read_text()
+    db = lancedb.connect(str(study_home / "lancedb"))
+    versions = {table: db.open_table(table).version for table in ("item_id_vectors", "item_title_vectors")}
     result = runner.invoke(
         app,
         [
@@ -158,12 +232,19 @@ def test_a_study_runs_end_to_end_and_lands_in_the_evaluation_tables(study_home):
             "lora_adapter.max_train_prompts=8",
             "--set",
             "generations.max_prompts_per_split=6",
+            "--set",
+            "title_encoder.epochs=1",
+            "--set",
+            "title_encoder.max_pairs=32",
         ],
     )
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     print(result.output)  # the study's table, for `pytest -s`
-    for line in ("[5/5] evaluate", "50 % of training users", "100 % of training users", "NDCG@10", "plot: "):
+    for line in ("[9/9] evaluate", "50 % of training users", "100 % of training users", "NDCG@10", "plot: "):
         assert line in result.output, line
+    printed = [line.rstrip() for line in result.output.splitlines()]
+    for series in ("ours", "CORE", "SASRec", "text_seq_query"):  # the table's last column
+        assert sum(line.endswith(f" {series}") for line in printed) == 2, series
     plot = Path(result.output.split("plot: ")[1].split()[0])
     assert plot.is_file() and plot.is_relative_to(study_home / "reports" / "studies")
 
@@ -182,16 +263,74 @@ def test_a_study_runs_end_to_end_and_lands_in_the_evaluation_tables(study_home):
             "select adapter, count(*) from generations where adapter like 'users_%' group by 1 order by 1"
         ).fetchall()
         readme_rows = [con.execute(sql).fetchall() for sql in STUDY_SQL_BLOCKS]
-    assert [(method, n) for method, n, _ in rows] == [("llm_mixup-users_100", 6), ("llm_mixup-users_50", 6)]
+    families = ("core", "llm_mixup", "sasrec", "text_seq_query")
+    methods = [f"{family}-users_{share}" for family in families for share in (100, 50)]
+    # every method of every share answers the same 6 test targets
+    assert [(method, n) for method, n, _ in rows] == [(method, 6) for method in methods]
     assert all(0.0 <= value <= 1.0 for _, _, value in rows)
-    assert sorted(history) == [("llm_mixup-users_100",), ("llm_mixup-users_50",)]
+    assert sorted(history) == [(method,) for method in methods]
     assert answered == [("users_100", 6), ("users_50", 6)]
     assert len(readme_rows) >= 2 and all(readme_rows), "README's study SQL returns the study's rows"
 
-    adapters = study_home / "artifacts" / "lora_adapter"
+    adapters = artifacts / "lora_adapter"
     used = {
         name: json.loads((adapters / name / "adapter_selection.json").read_text())
         for name in ("users_50", "users_100")
     }
     assert used["users_100"]["counts"]["train_prompts"] == 8
     assert 0 < used["users_50"]["counts"]["train_prompts"] < 8
+
+    # every share's models are saved beside the default ones, which stay as they were
+    for family in ("core", "sasrec"):
+        record = {
+            share: json.loads(
+                (artifacts / "baselines" / f"{family}-users_{share}" / "config.json").read_text()
+            )
+            for share in (50, 100)
+        }
+        default = json.loads(
+            (artifacts / ("core" if family == "core" else "baselines/sasrec") / "config.json").read_text()
+        )
+        assert record[100]["train_users_used"] == default["train_users_used"]  # every user with an example
+        assert 0 < record[50]["train_users_used"] < record[100]["train_users_used"]
+        assert record[50]["train_user_fraction"] == 0.5 and record[50]["run_name"] == "users_50"
+    text = {
+        share: json.loads(
+            (artifacts / "baselines" / f"text_seq_query-users_{share}" / "config.json").read_text()
+        )
+        for share in (50, 100)
+    }
+    assert text[50]["title_vectors_table"] == "item_title_vectors_users_50"
+    assert text[50]["encoder_spec"].endswith("title_encoder-users_50/model")
+    assert 0 < text[50]["user_share"]["train_users_used"] < text[100]["user_share"]["train_users_used"]
+    assert {name: _files(artifacts / name) for name in defaults} == defaults
+    assert (artifacts / "item_title_vectors.json").read_text() == title_manifest
+    db = lancedb.connect(str(study_home / "lancedb"))
+    assert {table: db.open_table(table).version for table in versions} == versions
+
+
+def test_the_plot_draws_one_line_per_series_or_per_category(no_warehouse):
+    """Rows with a `series` (paper Figure 6: ours, CORE, Recformer; here SASRec too) are one line each;
+    rows without one are drawn per category, as study files without series always were."""
+    _, _, study = load_study("low_resource")
+    metrics = pd.DataFrame(
+        [
+            (row.method, category, "all", metric, value, users)
+            for row, value in zip(study.table.rows, np.linspace(0.1, 0.5, len(study.table.rows)), strict=True)
+            for category, users in (("all", 6), ("Footwear", 2))
+            for metric in ("recall@10", "ndcg@10", "mrr@10")
+        ],
+        columns=["method", "category", "slice", "metric", "value", "n_users"],
+    )
+    table = study_table(study, metrics, {})
+    lines = dict(plot_lines(table, "NDCG@10"))
+    assert list(lines) == [f"{name} (6 users)" for name in ("ours", "CORE", "SASRec", "text_seq_query")]
+    assert all(points["x"].tolist() == [0.1, 0.25, 0.5, 1.0] for points in lines.values())
+    assert lines["CORE (6 users)"]["method"].tolist() == [f"core-users_{n}" for n in (10, 25, 50, 100)]
+    assert "series" in format_study_table(table)
+
+    for row in study.table.rows:
+        row.categories, row.series = ["all", "Footwear"], ""
+    table = study_table(study, metrics, {})
+    assert [label for label, _ in plot_lines(table, "NDCG@10")] == ["all (6 users)", "Footwear (2 users)"]
+    assert "series" not in format_study_table(table)

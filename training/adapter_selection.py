@@ -6,7 +6,10 @@
 Users are kept by a hash of their id and a seed, not by a random draw: the share kept is stable from run
 to run and nested (every user of the 10 % sample is in the 25 % one), so a curve over the shares
 compares training sets that grow, not different ones. The selection is saved next to the adapter, so
-whoever loads it knows which prompt variant it was trained on.
+whoever loads it knows which prompt variant it was trained on. The baselines of the low-resource study
+(CORE, SASRec, the title encoder) draw their shares with the same :func:`in_user_fraction`
+(``training.sequence_data.of_train_users``), so each method's 10 % is the same users (the adapter's,
+drawn after its prompt cap, are those of them in the capped sample).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ RecBole's default hyperparameters), ``llm2sasrec`` (SASRec with a text-initialis
 Every ID model trains on exactly CORE's examples: the train portion of ``user_sequences`` with every item
 event as a target (RecBole's prefix augmentation), windows of the latest 50 items, the vocabulary of
 ``training.sequence_data.build_vocabulary`` (so ``splits.is_cold_item`` means the same for all of them),
-and validation on the valid-split purchases ranked within their category.
+and validation on the valid-split purchases ranked within their category. For the low-resource setting
+(paper §5.4) they train on a share of the users' train targets, validated on the same valid targets.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from training.sequence_data import (
     SequenceExamples,
     build_examples,
     build_vocabulary,
+    of_train_users,
 )
 from training.sequential import (
     ModelBuilder,
@@ -109,7 +111,13 @@ class SequenceData:
         items: pd.DataFrame,
         max_len: int = 50,
         train_targets: str = "all_items",
+        train_user_fraction: float = 1.0,
+        user_seed: int = 0,
     ) -> SequenceData:
+        """``train_user_fraction`` < 1 keeps the train targets (and so the vocabulary and train examples)
+        of that share of the users only (:func:`training.sequence_data.of_train_users`); the valid
+        targets that stop the training early are every user's."""
+        splits = of_train_users(splits, train_user_fraction, user_seed)
         vocabulary = build_vocabulary(sequences, splits)
         train = build_examples(
             sequences,

@@ -175,9 +175,10 @@ def train_core(
     )
 
 
-def save_core(result: TrainResult, directory: Path) -> Path:
-    """Weights as safetensors, hyperparameters and training record as JSON, vocabulary as a JSON list."""
-    return save_sequential(result, directory)
+def save_core(result: TrainResult, directory: Path, extra: dict[str, Any] | None = None) -> Path:
+    """Weights as safetensors, hyperparameters and training record as JSON (plus ``extra``, e.g. the share
+    of training users), vocabulary as a JSON list."""
+    return save_sequential(result, directory, extra)
 
 
 def _build_core(n_items: int, config: dict[str, Any]) -> CoreModel:

@@ -13,7 +13,8 @@ and is exactly this:
 2. **Encoding.** The text is embedded with the encoder that made ``item_title_vectors`` (the
    triplet-fine-tuned MiniLM title encoder of ``artifacts/title_encoder``; its manifest
    ``artifacts/item_title_vectors.json`` names it): the same model on both sides, as Recformer encodes
-   the sequence and the items with one model.
+   the sequence and the items with one model. For the low-resource study another table, written by a
+   title encoder fine-tuned on a share of the training users, takes its place (``title_vectors_table``).
 3. **Scoring.** Cosine similarity between the user vector and every item title vector of the target's
    category. A target with neither a query nor an item in its history has no text: every item scores 0.
 4. **Selection.** Nothing is trained; ``max_titles`` is chosen by valid NDCG@10 among
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from serving.encoders import TextEncoder
-from serving.retrieval import VectorCatalog
+from serving.retrieval import ITEM_TITLE_VECTORS, VectorCatalog
 from training.evaluation import EvaluationConfig, ScoreBatch, rank_by_scores
 from training.metrics import ranking_metrics
 
@@ -59,6 +60,10 @@ class TextSeqQueryConfig:
     valid_metric_k: int = 10
     best_valid: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per option tried
+    # the title vectors it was fitted with (another table for a run on a share of the training users),
+    # and the share of users their title encoder learnt from
+    title_vectors_table: str = ITEM_TITLE_VECTORS
+    user_share: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
