@@ -430,19 +430,28 @@ def test_a_missing_baseline_fails_the_run_with_what_to_do(evaluated, tmp_path):
         mp.setenv("FASHIONREC_HOME", str(home))
         mp.setenv("FASHIONREC_PRESET", "tiny")
         config = {"baselines_dir": str(tmp_path), "methods": ["popularity", "sasrec"]}
-        result = dg.materialize(
-            evaluation_assets,
-            resources={
-                "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
-                "lancedb": LanceDBResource(uri=str(home / "lancedb")),
-            },
-            run_config={"ops": {"evaluation": {"config": config}}},
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-        )
-    assert not result.success
-    failure = result.get_step_failure_events()[0].event_specific_data.error.to_string()
+        failure = _step_error(_evaluate(home, config))
     assert "fashionrec run 'key:baseline_sasrec'" in failure
+
+
+def _evaluate(home: Path, config: dict):
+    """Materialize the evaluation assets on ``home``'s warehouse with this evaluation config."""
+    return dg.materialize(
+        evaluation_assets,
+        resources={
+            "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
+            "lancedb": LanceDBResource(uri=str(home / "lancedb")),
+        },
+        run_config={"ops": {"evaluation": {"config": config}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _step_error(result) -> str:
+    """The error of a run that must have failed."""
+    assert not result.success
+    return result.get_step_failure_events()[0].event_specific_data.error.to_string()
 
 
 def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
@@ -452,10 +461,6 @@ def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
     from serving.encoders import build_encoder, save_encoder_manifest
 
     home, items, _, _ = evaluated
-    resources = {
-        "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
-        "lancedb": LanceDBResource(uri=str(home / "lancedb")),
-    }
     spec = f"lstm:{home / 'artifacts' / 'small_title_encoder'}"
     config = {
         "methods": ["llm_mixup"],
@@ -467,30 +472,20 @@ def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
     }
 
     def evaluate(**changes):
-        return dg.materialize(
-            evaluation_assets,
-            resources=resources,
-            run_config={"ops": {"evaluation": {"config": {**config, **changes}}}},
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-        )
-
-    def failure(result) -> str:
-        assert not result.success
-        return result.get_step_failure_events()[0].event_specific_data.error.to_string()
+        return _evaluate(home, {**config, **changes})
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FASHIONREC_HOME", str(home))
         mp.setenv("FASHIONREC_PRESET", "tiny")
-        assert "needs the title_encoder that wrote it and a method_suffix" in failure(evaluate())
-        assert "materialize item_title_vectors with config" in failure(evaluate(method_suffix="-alt"))
+        assert "needs the title_encoder that wrote it and a method_suffix" in _step_error(evaluate())
+        assert "materialize item_title_vectors with config" in _step_error(evaluate(method_suffix="-alt"))
         encoder = build_encoder(spec, show_progress=False)
         db = lancedb.connect(str(home / "lancedb"))
         write_vectors(
             db, "item_title_vectors_alt", frame_to_arrow(items, encoder.encode(items["title"].tolist()))
         )
         save_encoder_manifest(title_vectors_manifest("item_title_vectors_alt"), encoder)
-        assert "no rows of adapter(s) ['zs_footwear']" in failure(
+        assert "no rows of adapter(s) ['zs_footwear']" in _step_error(
             evaluate(method_suffix="-alt", adapters=["zs_footwear"])
         )
         result = evaluate(method_suffix="-alt")
@@ -531,29 +526,19 @@ def test_baseline_runs_are_scored_under_their_own_names(evaluated, tmp_path):
     }
 
     def evaluate(**changes):
-        return dg.materialize(
-            evaluation_assets,
-            resources={
-                "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
-                "lancedb": LanceDBResource(uri=str(home / "lancedb")),
-            },
-            run_config={"ops": {"evaluation": {"config": {**config, **changes}}}},
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-        )
-
-    def failure(result) -> str:
-        assert not result.success
-        return result.get_step_failure_events()[0].event_specific_data.error.to_string()
+        return _evaluate(home, {**config, **changes})
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FASHIONREC_HOME", str(home))
         mp.setenv("FASHIONREC_PRESET", "tiny")
-        missing = failure(evaluate(baseline_runs=["sasrec-users_25"]))
+        missing = _step_error(evaluate(baseline_runs=["sasrec-users_25"]))
         assert "fashionrec run 'key:baseline_sasrec'" in missing and "run_name: users_25" in missing
-        assert "fashionrec run 'key:item_id_vectors'" in failure(evaluate(baseline_runs=["core-users_25"]))
-        assert "key:baseline_text_seq_query'" in failure(evaluate(baseline_runs=["text_seq_query-users_25"]))
-        assert "is not <method>-<run_name>" in failure(evaluate(baseline_runs=["sasrec"]))
+        for run, selection in (
+            ("core-users_25", "fashionrec run 'key:item_id_vectors'"),
+            ("text_seq_query-users_25", "key:baseline_text_seq_query'"),
+        ):
+            assert selection in _step_error(evaluate(baseline_runs=[run]))
+        assert "is not <method>-<run_name>" in _step_error(evaluate(baseline_runs=["sasrec"]))
         result = evaluate()
         assert result.success
 
