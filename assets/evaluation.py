@@ -20,7 +20,8 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from assets.baselines import baseline_key, baselines_dir
-from assets.features import CORE_DIR, TITLE_ENCODER_DIR, title_vectors_manifest
+from assets.features import TITLE_ENCODER_DIR, title_vectors_manifest
+from assets.id_vectors import CORE_DIR
 from assets.resources import LanceDBResource
 from fashionrec.settings import paths, preset
 from serving.encoders import TextEncoder, build_encoder

@@ -4,10 +4,8 @@
   gives every prompt target (arXiv 2410.11327 §4.2), computed with ``serving.query_memory``;
 - ``title_encoder`` -> ``item_title_vectors``: the triplet-fine-tuned title encoder
   (``training.title_encoder``) and every catalog title embedded with it, refreshed incrementally;
-- ``item_id_vectors``: CORE trained on the train split (``training.core``); its item table in LanceDB and
-  the model itself (the evaluation's CORE baseline) under ``artifacts/core``. A ``run_name`` trains CORE on
-  a share of the training users for the low-resource study and saves it as the baseline
-  ``artifacts/baselines/core-<run_name>`` only, so the table mixup retrieval reads stays the default one.
+- ``item_id_vectors``: CORE trained on the train split, in ``assets.id_vectors`` (it shares this module's
+  vector-table checks).
 
 Each asset records the LanceDB table version it wrote, so a run can be traced to the vectors it used,
 and every vector table has an asset check: one row per catalog item (or stored query), the expected
@@ -20,7 +18,6 @@ dimension, unit norm and no NaN.
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
@@ -44,26 +41,19 @@ from serving.query_memory import (
     hit_rate,
     prompt_candidates,
 )
-from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS
+from serving.retrieval import ITEM_TITLE_VECTORS
 from serving.vector_store import (
     DEFAULT_INDEX_THRESHOLD,
-    frame_to_arrow,
     refresh_vectors,
     table_exists,
     vector_table_stats,
-    write_vectors,
 )
-from training.baseline_names import BASELINES_DIR, check_user_share, run_method
-from training.checkpoint_files import CONFIG_FILE as CORE_CONFIG_FILE
-
-if TYPE_CHECKING:
-    from training.core import CoreConfig, CoreTrainResult
+from training.baseline_names import check_user_share, run_method
 
 FEATURES_GROUP = "features"
 QUERY_MEMORY_DIR = "query_memory"  # under artifacts/: the manifest naming the query encoder
 TITLE_ENCODER_DIR = "title_encoder"  # under artifacts/: fine-tuned encoder + its manifest
 USER_SHARE_FILE = "user_share.json"  # next to a title encoder: the training users it learnt from
-CORE_DIR = "core"  # under artifacts/: CORE weights (safetensors), config and vocabulary
 # under artifacts/: the encoder that made item_title_vectors (generated titles must use the same one)
 TITLE_VECTORS_MANIFEST = "item_title_vectors.json"
 NORM_TOLERANCE = 1e-3
@@ -81,7 +71,7 @@ def _is_tiny() -> bool:
     return preset() == "tiny"
 
 
-def _rounded(value: float) -> float:
+def rounded_metric(value: float) -> float:
     """Four decimals; NaN (nothing to measure, e.g. logs without searches) stays NaN."""
     return round(float(value), 4) if np.isfinite(value) else float("nan")
 
@@ -193,7 +183,7 @@ def query_memory(
             "share_with_candidates": float((candidates["n_candidates"] > 0).mean())
             if len(candidates)
             else 0.0,
-            **{k: _rounded(v) for k, v in quality.items()},
+            **{k: rounded_metric(v) for k, v in quality.items()},
         },
     )
 
@@ -334,8 +324,8 @@ def title_encoder(context: dg.AssetExecutionContext, config: TitleEncoderAssetCo
             "valid_pairs": result.valid_pairs,
             "epochs": result.epochs,
             "seconds": round(result.seconds, 2),
-            "valid_recall@10_before": _rounded(result.recall_before),
-            "valid_recall@10_after": _rounded(result.recall_after),
+            "valid_recall@10_before": rounded_metric(result.recall_before),
+            "valid_recall@10_after": rounded_metric(result.recall_after),
             "train_loss_by_epoch": dg.MetadataValue.json(result.history),
         }
     )
@@ -434,188 +424,7 @@ def item_title_vectors(
     )
 
 
-class CoreAssetConfig(dg.Config):
-    """CORE training; unset fields take RecBole's defaults (``training.core.CoreConfig``), or quick
-    settings on the tiny preset."""
-
-    epochs: int | None = Field(
-        default=None, description="Max epochs; default 300 (RecBole), 20 on demo, 3 on tiny."
-    )
-    train_batch_size: int | None = Field(
-        default=None, description="Default 2048 (RecBole), 256 on demo and tiny."
-    )
-    embedding_size: int = Field(default=64, description="RecBole CORE.yaml: 64.")
-    learning_rate: float = Field(default=1e-3, description="RecBole overall.yaml: 1e-3.")
-    stopping_step: int | None = Field(
-        default=None,
-        description="Epochs without valid NDCG@10 gain before stopping; default 10 (RecBole), 3 on demo.",
-    )
-    train_targets: str = Field(
-        default="all_items",
-        description="'all_items': every item event of the train portion is a target (RecBole's prefix "
-        "augmentation); 'purchases': train-split purchases only.",
-    )
-    index_threshold: int = Field(
-        default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
-    )
-    run_name: str = Field(
-        default="",
-        description="Name of a CORE run beside the default one (e.g. 'users_10', the low-resource study): "
-        "the model is saved only as the baseline artifacts/baselines/core-<run_name>, scored as method "
-        "core-<run_name> (evaluation `baseline_runs`). The item_id_vectors table and artifacts/core, which "
-        "mixup retrieval and the `core` method read, are left as they are. Empty: the default CORE.",
-    )
-    train_user_fraction: float = Field(
-        default=1.0,
-        description="Share of training users whose train targets CORE learns from (low-resource, paper "
-        "§5.4), drawn by a hash of user_id and user_seed as the LoRA adapters' shares are (nested); below "
-        "1 it needs a run_name. Valid targets (early stopping) stay every user's.",
-    )
-    user_seed: int = Field(
-        default=0, description="Seed of the user hash; 0 draws the same users as lora_adapter's seed 0."
-    )
-
-
-def _core_settings(config: CoreAssetConfig) -> "CoreConfig":
-    """RecBole's CORE hyperparameters with the preset's training budget and the config's overrides."""
-    from training.core import CoreConfig
-
-    return CoreConfig(
-        embedding_size=config.embedding_size,
-        learning_rate=config.learning_rate,
-        # RecBole's 300 epochs / patience 10 / batches of 2048 are kept at paper scale. The README demo has
-        # ~15 minutes on 2 CPU cores for every asset: batches of 256 (8x the optimizer steps per epoch, as
-        # the demo's baselines use) reach a better valid NDCG@10 in 10 epochs (0.154, 48 s) than 25
-        # epochs of 2048 did (0.143, 251 s), and it stops on the first plateau
-        stopping_step=config.stopping_step or (3 if preset() == "demo" else CoreConfig.stopping_step),
-        epochs=config.epochs or {"tiny": 3, "demo": 20}.get(preset(), CoreConfig.epochs),
-        train_batch_size=config.train_batch_size
-        or (256 if preset() in ("tiny", "demo") else CoreConfig.train_batch_size),
-    )
-
-
-def _core_run_result(
-    config: CoreAssetConfig, result: "CoreTrainResult", share: dict, facts: dict
-) -> dg.MaterializeResult:
-    """A CORE run on a share of the users: saved as a baseline only, the retrieval's vectors untouched."""
-    from training.core import save_core
-
-    method = run_method("core", config.run_name)
-    directory = save_core(result, paths().artifacts_dir / BASELINES_DIR / method, {"method": method, **share})
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(directory)),
-            "method": method,
-            "item_id_vectors_table": f"unchanged: a run_name saves CORE as the baseline {method} only",
-            **share,
-            **facts,
-        }
-    )
-
-
-@dg.asset(
-    group_name=FEATURES_GROUP,
-    deps=["user_sequences", "splits", "items"],
-    kinds={"pytorch", "lancedb"},
-)
-def item_id_vectors(
-    context: dg.AssetExecutionContext,
-    config: CoreAssetConfig,
-    duckdb: DuckDBResource,
-    lancedb: LanceDBResource,
-):
-    """Train CORE-trm on train-split sequences (early stopping on valid NDCG@10), save it as the CORE
-    baseline, and write its L2-normalised item table (item_id, category, vector) for every catalog item;
-    items never seen in training share the learned cold vector. With a run_name (low-resource study), CORE
-    trained on a share of the users is saved as the baseline core-<run_name> only."""
-    from training.core import CoreScorer, save_core, train_core
-    from training.sequence_data import (
-        CategoryCatalog,
-        build_examples,
-        build_vocabulary,
-        of_train_users,
-        train_users,
-    )
-
-    try:
-        check_user_share(config.run_name, config.train_user_fraction)
-    except ValueError as error:
-        raise dg.Failure(str(error)) from error
-    with duckdb.get_connection() as con:
-        sequences = con.execute(
-            "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
-        ).df()
-        splits = con.execute(
-            "select target_id, user_id, target_item_id, category, seq_no, split from splits"
-        ).df()
-        items = con.execute("select item_id, category from items order by item_id").df()
-    core_config = _core_settings(config)
-    # the vocabulary and train examples come from the sampled users only; valid stays every user's
-    training_splits = of_train_users(splits, config.train_user_fraction, config.user_seed)
-    vocabulary = build_vocabulary(sequences, training_splits)
-    categories = items.set_index("item_id")["category"]
-    train = build_examples(
-        sequences,
-        training_splits,
-        vocabulary,
-        split="train",
-        max_len=core_config.max_seq_length,
-        targets=config.train_targets,  # type: ignore[arg-type]
-        item_categories=categories,
-    )
-    valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=core_config.max_seq_length)
-    catalog = CategoryCatalog.from_items(items, vocabulary)
-    share = {
-        "run_name": config.run_name,
-        "train_user_fraction": config.train_user_fraction,
-        "user_seed": config.user_seed,
-        "train_users_used": int(pd.unique(train.user_ids).size),
-        "train_users_available": train_users(splits),
-    }
-    context.log.info(
-        f"CORE on {share['train_users_used']} of {share['train_users_available']} training users "
-        f"({config.train_user_fraction:.0%}), {len(train)} train examples"
-    )
-    start = time.perf_counter()
-    result = train_core(train, valid, vocabulary, catalog, core_config, log=context.log.info)
-    train_seconds = time.perf_counter() - start
-    n_cold = int((~items["item_id"].isin(set(vocabulary.item_ids))).sum())
-    facts = {
-        "dim": core_config.embedding_size,
-        "vocabulary_items": len(vocabulary.item_ids),
-        "cold_catalog_items": n_cold,
-        "train_examples": len(train),
-        "valid_targets": len(valid),
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "train_seconds": round(train_seconds, 2),
-        "seconds_per_epoch": round(result.seconds_per_epoch, 3),
-        "train_examples_per_second": round(len(train) / result.seconds_per_epoch, 1),
-        **{f"valid_{k}": _rounded(v) for k, v in result.best_valid.items()},
-        "history": dg.MetadataValue.json(result.history),
-    }
-    if config.run_name:
-        return _core_run_result(config, result, share, facts)
-    save_core(result, paths().artifacts_dir / CORE_DIR, share)
-
-    scorer = CoreScorer(result.model, vocabulary)
-    vectors = scorer.item_vectors(items["item_id"].tolist())
-    written = write_vectors(
-        lancedb.connect(),
-        ITEM_ID_VECTORS,
-        frame_to_arrow(items, vectors),
-        index_threshold=config.index_threshold,
-    )
-    # nothing is encoded here: the rows are the trained table itself
-    write_metadata = {
-        k: v for k, v in written.metadata().items() if k not in ("rows_encoded", "encoded_per_second")
-    }
-    return dg.MaterializeResult(
-        metadata={**write_metadata, "dagster/row_count": written.rows, **share, **facts}
-    )
-
-
-def _expected_dim(manifest: str, field: str) -> int | None:
+def expected_dim(manifest: str, field: str) -> int | None:
     path = paths().artifacts_dir / manifest
     if not path.is_file():
         return None
@@ -625,7 +434,7 @@ def _expected_dim(manifest: str, field: str) -> int | None:
     return int(record)
 
 
-def _check_vectors(
+def check_vector_table(
     lancedb: LanceDBResource, table_name: str, key: str, expected_keys: set[str], expected_dim: int | None
 ) -> dg.AssetCheckResult:
     db = lancedb.connect()
@@ -663,7 +472,7 @@ def _check_vectors(
     )
 
 
-def _catalog_ids(duckdb: DuckDBResource) -> set[str]:
+def catalog_item_ids(duckdb: DuckDBResource) -> set[str]:
     with duckdb.get_connection() as con:
         return {r[0] for r in con.execute("select item_id from items").fetchall()}
 
@@ -680,8 +489,8 @@ def query_memory_vectors_check(duckdb: DuckDBResource, lancedb: LanceDBResource)
                 "select distinct query_norm from query_listings where query_norm is not null"
             ).fetchall()
         }
-    dim = _expected_dim(f"{QUERY_MEMORY_DIR}/{QUERY_MEMORY_MANIFEST}", "dim")
-    return _check_vectors(lancedb, MEMORY_TABLE, "query_norm", queries, dim)
+    dim = expected_dim(f"{QUERY_MEMORY_DIR}/{QUERY_MEMORY_MANIFEST}", "dim")
+    return check_vector_table(lancedb, MEMORY_TABLE, "query_norm", queries, dim)
 
 
 @dg.asset_check(asset="prompt_candidates", description="One row per prompt_inputs target.")
@@ -709,22 +518,13 @@ def prompt_candidates_check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     description="One row per catalog item; title encoder dimension; unit norm; no NaN.",
 )
 def item_title_vectors_check(duckdb: DuckDBResource, lancedb: LanceDBResource) -> dg.AssetCheckResult:
-    dim = _expected_dim(TITLE_VECTORS_MANIFEST, "dim")
-    return _check_vectors(lancedb, ITEM_TITLE_VECTORS, "item_id", _catalog_ids(duckdb), dim)
+    dim = expected_dim(TITLE_VECTORS_MANIFEST, "dim")
+    return check_vector_table(lancedb, ITEM_TITLE_VECTORS, "item_id", catalog_item_ids(duckdb), dim)
 
 
-@dg.asset_check(
-    asset=ITEM_ID_VECTORS, description="One row per catalog item; CORE embedding size; unit norm; no NaN."
-)
-def item_id_vectors_check(duckdb: DuckDBResource, lancedb: LanceDBResource) -> dg.AssetCheckResult:
-    dim = _expected_dim(f"{CORE_DIR}/{CORE_CONFIG_FILE}", "config.embedding_size")
-    return _check_vectors(lancedb, ITEM_ID_VECTORS, "item_id", _catalog_ids(duckdb), dim)
-
-
-feature_assets = [query_memory, title_encoder, item_title_vectors, item_id_vectors]
+feature_assets = [query_memory, title_encoder, item_title_vectors]  # + assets.id_vectors
 feature_checks = [
     query_memory_vectors_check,
     prompt_candidates_check,
     item_title_vectors_check,
-    item_id_vectors_check,
 ]

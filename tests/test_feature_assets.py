@@ -22,6 +22,7 @@ from assets.features import (
     item_title_vectors,
     item_title_vectors_check,
 )
+from assets.id_vectors import id_vector_assets, id_vector_checks
 from assets.resources import LanceDBResource
 from serving.query_memory import MEMORY_TABLE, MemorySettings
 from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS
@@ -51,7 +52,7 @@ def features(tiny_pipeline, tmp_path_factory):
             "lancedb": LanceDBResource(uri=str(home / "lancedb")),
         }
         result = dg.materialize(
-            [*feature_assets, *feature_checks],
+            [*feature_assets, *id_vector_assets, *feature_checks, *id_vector_checks],
             resources=resources,
             run_config=QUICK,
             instance=dg.DagsterInstance.ephemeral(),
@@ -87,7 +88,7 @@ def test_every_asset_and_check_succeeds(features):
         ITEM_ID_VECTORS,
     }
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert len(checks) == len(feature_checks)
+    assert len(checks) == len(feature_checks) + len(id_vector_checks)
     failed = {name: e.metadata for name, e in checks.items() if not e.passed}
     assert not failed
 
