@@ -50,6 +50,7 @@ from training.baseline_names import (
     USER_SHARE_METHODS,
     check_user_share,
     run_method,
+    user_share_record,
 )
 from training.evaluation import catalog_by_category
 from training.text_seq_query import TITLE_OPTIONS, TextSeqQueryConfig, choose_max_titles
@@ -245,17 +246,6 @@ def _train_text_seq_query(
     }
 
 
-def _user_share_record(config: BaselinesConfig, data: "SequenceData", users_available: int) -> dict[str, Any]:
-    """Which training users a model learnt from: saved in its record and shown in its metadata."""
-    return {
-        "run_name": config.run_name,
-        "train_user_fraction": config.train_user_fraction,
-        "user_seed": config.user_seed,
-        "train_users_used": int(pd.unique(data.train.user_ids).size),
-        "train_users_available": users_available,
-    }
-
-
 def _train_sequence_baseline(
     context: dg.AssetExecutionContext,
     name: str,
@@ -317,7 +307,9 @@ def _train_chosen(
                     config.train_user_fraction,
                     config.user_seed,
                 )
-                share = _user_share_record(config, data, train_users(marts["splits"]))
+                share = user_share_record(
+                    config, pd.unique(data.train.user_ids).size, train_users(marts["splits"])
+                )
                 context.log.info(
                     f"training on {share['train_users_used']} of {share['train_users_available']} training "
                     f"users ({config.train_user_fraction:.0%}), {len(data.train)} train examples"

@@ -48,7 +48,7 @@ from serving.vector_store import (
     table_exists,
     vector_table_stats,
 )
-from training.baseline_names import check_user_share, run_method
+from training.baseline_names import check_user_share, run_method, user_share_record
 
 FEATURES_GROUP = "features"
 QUERY_MEMORY_DIR = "query_memory"  # under artifacts/: the manifest naming the query encoder
@@ -261,7 +261,7 @@ def title_encoder(context: dg.AssetExecutionContext, config: TitleEncoderAssetCo
     pair, re-mined every epoch; reports valid query->title Recall@10 before and after. With a run_name
     (low-resource study), an encoder trained on a share of the users' pairs is saved beside the default."""
     from training.lstm_title_encoder import LstmTitleConfig
-    from training.sequence_data import of_train_users
+    from training.sequence_data import of_train_users, train_users
     from training.title_encoder import TitleEncoderConfig, purchase_query_pairs, train_title_encoder
 
     try:
@@ -279,13 +279,7 @@ def title_encoder(context: dg.AssetExecutionContext, config: TitleEncoderAssetCo
     train_pairs = purchase_query_pairs(sequences, train_splits, items, "train")
     valid_pairs = purchase_query_pairs(sequences, splits, items, "valid")
     user_of = splits.set_index("target_id")["user_id"]
-    share = {
-        "run_name": config.run_name,
-        "train_user_fraction": config.train_user_fraction,
-        "user_seed": config.user_seed,
-        "train_users_used": int(train_pairs["target_id"].map(user_of).nunique()),
-        "train_users_available": int(splits.loc[splits["split"] == "train", "user_id"].nunique()),
-    }
+    share = user_share_record(config, train_pairs["target_id"].map(user_of).nunique(), train_users(splits))
     if train_pairs.empty:
         raise dg.Failure(
             f"no train (query, purchased title) pairs among {config.train_user_fraction:.0%} of the training "

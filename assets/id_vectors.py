@@ -28,7 +28,7 @@ from assets.resources import LanceDBResource
 from fashionrec.settings import paths, preset
 from serving.retrieval import ITEM_ID_VECTORS
 from serving.vector_store import DEFAULT_INDEX_THRESHOLD, frame_to_arrow, write_vectors
-from training.baseline_names import BASELINES_DIR, check_user_share, run_method
+from training.baseline_names import BASELINES_DIR, check_user_share, run_method, user_share_record
 from training.checkpoint_files import CONFIG_FILE as CORE_CONFIG_FILE
 
 if TYPE_CHECKING:
@@ -168,13 +168,7 @@ def item_id_vectors(
     )
     valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=core_config.max_seq_length)
     catalog = CategoryCatalog.from_items(items, vocabulary)
-    share = {
-        "run_name": config.run_name,
-        "train_user_fraction": config.train_user_fraction,
-        "user_seed": config.user_seed,
-        "train_users_used": int(pd.unique(train.user_ids).size),
-        "train_users_available": train_users(splits),
-    }
+    share = user_share_record(config, pd.unique(train.user_ids).size, train_users(splits))
     context.log.info(
         f"CORE on {share['train_users_used']} of {share['train_users_available']} training users "
         f"({config.train_user_fraction:.0%}), {len(train)} train examples"

@@ -8,6 +8,7 @@ location declares one asset per baseline without importing torch.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from training.adapter_selection import in_user_fraction
 
@@ -44,6 +45,18 @@ def check_user_share(run_name: str, train_user_fraction: float) -> None:
             f"train_user_fraction {train_user_fraction} needs a run_name (e.g. users_10): a model trained on "
             "a share of the users is saved next to the default one, not over it"
         )
+
+
+def user_share_record(config: Any, users_used: int, users_available: int) -> dict[str, Any]:
+    """Which training users a share-trained model learnt from (``config`` has ``run_name``,
+    ``train_user_fraction`` and ``user_seed``): saved in its record and shown in its metadata."""
+    return {
+        "run_name": config.run_name,
+        "train_user_fraction": config.train_user_fraction,
+        "user_seed": config.user_seed,
+        "train_users_used": int(users_used),
+        "train_users_available": int(users_available),
+    }
 
 
 def run_method(method: str, run_name: str) -> str:
