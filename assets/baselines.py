@@ -107,7 +107,9 @@ class BaselinesConfig(dg.Config):
 
     epochs: int | None = Field(default=None, description="Max epochs: 300 (RecBole), 4 on demo, 3 on tiny.")
     stopping_step: int | None = Field(
-        default=None, description="Epochs without valid NDCG@10 gain before stopping: 10 (RecBole), 2."
+        default=None,
+        description="Stop once more epochs than this in a row bring no valid NDCG@10 gain (RecBole's "
+        "stopping_step): 10 (RecBole), 2 on demo and tiny.",
     )
     train_batch_size: int | None = Field(default=None, description="2048 (RecBole), 256 on demo and tiny.")
     train_targets: str = Field(

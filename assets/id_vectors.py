@@ -51,7 +51,8 @@ class CoreAssetConfig(dg.Config):
     learning_rate: float = Field(default=1e-3, description="RecBole overall.yaml: 1e-3.")
     stopping_step: int | None = Field(
         default=None,
-        description="Epochs without valid NDCG@10 gain before stopping; default 10 (RecBole), 3 on demo.",
+        description="Stop once more epochs than this in a row bring no valid NDCG@10 gain (RecBole's "
+        "stopping_step); default 10 (RecBole), 3 on demo.",
     )
     train_targets: str = Field(
         default="all_items",

@@ -67,8 +67,19 @@ def recbole_child(request_path: str) -> None:
     train, valid, test = data_preparation(config, dataset)
     model = get_model(config["model"])(config, train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    curve = []  # RecBole's per-epoch valid metrics, which its trainer only logs
+    valid_epoch = trainer._valid_epoch
+
+    def recorded_valid_epoch(*args, **kwargs):
+        score, metrics = valid_epoch(*args, **kwargs)
+        curve.append({"epoch": len(curve) + 1, **{m: float(v) for m, v in metrics.items()}})
+        return score, metrics
+
+    trainer._valid_epoch = recorded_valid_epoch
     start = time.perf_counter()
     _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False)
+    for row in curve:  # train_loss_dict is keyed by 0-based epoch
+        row["train_loss"] = float(trainer.train_loss_dict[row["epoch"] - 1]) / len(train)
     result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     print(
         "RECBOLE_RESULT "
@@ -80,13 +91,16 @@ def recbole_child(request_path: str) -> None:
                 "train_targets": len(train.dataset),
                 "test_users": len(test.dataset),
                 "seconds": round(time.perf_counter() - start, 2),
+                "curve": curve,
             }
         ),
         flush=True,
     )
 
 
-def run_recbole(python: str, inter: Path, model: str, epochs: int, seed: int, scratch: Path) -> dict:
+def run_recbole(
+    python: str, inter: Path, model: str, epochs: int, patience: int, seed: int, scratch: Path
+) -> dict:
     """One RecBole run in ``python`` on ``inter`` (which must sit at ``<data_path>/<name>/<name>.inter``)."""
     import yaml
 
@@ -100,6 +114,7 @@ def run_recbole(python: str, inter: Path, model: str, epochs: int, seed: int, sc
         config["load_col"].pop("item")
     config.update(
         epochs=epochs,
+        stopping_step=patience,
         seed=seed,
         reproducibility=True,
         device="cpu",
@@ -119,15 +134,27 @@ def run_recbole(python: str, inter: Path, model: str, epochs: int, seed: int, sc
     return json.loads(lines[-1].removeprefix("RECBOLE_RESULT "))
 
 
-def run_ours(inter: Path, item: Path | None, method: str, epochs: int, seed: int) -> dict:
+def run_ours(inter: Path, item: Path | None, method: str, epochs: int, patience: int, seed: int) -> dict:
     """One run of ``fashionrec baselines``' code path on the same files."""
     from training.recbole_atomic import read_inter, read_items
     from training.recbole_protocol import LeaveOneOut, run_baselines
 
     items = read_items(item) if item else None
     split = LeaveOneOut(read_inter(inter), None if items is None else items["item_id"].tolist())
-    (row,) = run_baselines(split, [method], {"epochs": epochs, "seed": seed}, log=lambda _: None)
+    (row,) = run_baselines(split, [method], {"epochs": epochs, "stopping_step": patience, "seed": seed}, log=lambda _: None)
     return row
+
+
+def print_curves(ours: list[dict], theirs: list[dict]) -> None:
+    """Both sides' valid NDCG@10 and train loss per epoch. The losses differ by a constant-ish offset:
+    RecBole's softmax runs over every item of the files, ours over the trained vocabulary and cold row."""
+    print(f"{'epoch':>5s} {'valid ndcg@10 ours':>19s} {'RecBole':>8s} {'train loss ours':>16s} {'RecBole':>8s}")
+    for epoch in range(1, max(len(ours), len(theirs)) + 1):
+        cells = []
+        for key in ("ndcg@10", "train_loss"):
+            for side in (ours, theirs):
+                cells.append(f"{side[epoch - 1][key]:.4f}" if epoch <= len(side) else "-")
+        print(f"{epoch:5d} {cells[0]:>19s} {cells[1]:>8s} {cells[2]:>16s} {cells[3]:>8s}")
 
 
 def spread(values: list[float]) -> str:
@@ -143,11 +170,19 @@ def main() -> None:
         "--recbole-python", required=True, help="An interpreter where `import recbole` works."
     )
     parser.add_argument("--methods", default="sasrec,gru4rec", help=f"Any of {', '.join(RECBOLE_MODELS)}.")
-    parser.add_argument("--epochs", type=int, default=20, help="Max epochs on both sides (patience 10).")
+    parser.add_argument("--epochs", type=int, default=20, help="Max epochs on both sides.")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="Epochs without valid gain before stopping, both sides (RecBole's stopping_step); "
+        "--patience EPOCHS trains every epoch, to compare the curves.",
+    )
     parser.add_argument(
         "--seeds", type=int, default=1, help="Runs per side, seeds 2020 (RecBole's default), 2021, ..."
     )
-    parser.add_argument("--out", type=Path, help="Also write every run as JSON.")
+    parser.add_argument("--curves", action="store_true", help="Print both per-epoch valid curves.")
+    parser.add_argument("--out", type=Path, help="Also write every run, curves included, as JSON.")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -161,9 +196,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="recbole_compare_") as scratch:
         for method in methods:
             for seed in range(2020, 2020 + args.seeds):
-                ours = run_ours(args.inter, args.item, method, args.epochs, seed)
+                ours = run_ours(args.inter, args.item, method, args.epochs, args.patience, seed)
                 theirs = run_recbole(
-                    args.recbole_python, args.inter, RECBOLE_MODELS[method], args.epochs, seed, Path(scratch)
+                    args.recbole_python,
+                    args.inter,
+                    RECBOLE_MODELS[method],
+                    args.epochs,
+                    args.patience,
+                    seed,
+                    Path(scratch),
                 )
                 runs.append({"method": method, "seed": seed, "ours": ours, "recbole": theirs})
                 print(
@@ -174,6 +215,8 @@ def main() -> None:
                     + f" ({theirs['seconds']:.0f} s)",
                     flush=True,
                 )
+                if args.curves:
+                    print_curves(ours["curve"], theirs["curve"])
     print(f"\n{args.inter}: test, mean over {args.seeds} seed(s), max {args.epochs} epochs")
     print(f"{'method':10s} {'metric':10s} {'ours':>18s} {'RecBole':>18s} {'ours/RecBole':>13s}")
     for method in methods:

@@ -24,11 +24,14 @@ from training.baselines import (
     train_baseline,
 )
 from training.bert4rec import append_item
+from training.gru4rec import Gru4RecModel
 from training.sequence_data import COLD_INDEX, build_examples
+from training import sequential
 from training.sequential import (
     WEIGHTS_FILE,
     SequenceScorer,
     as_cold,
+    batch_pieces,
     rank_examples,
     save_sequential,
     score_indices,
@@ -127,7 +130,13 @@ RECBOLE_DEFAULTS = {
         "reg_weight": 1e-5,
     },
 }
-RECBOLE_TRAINING = {"learning_rate": 1e-3, "train_batch_size": 2048, "epochs": 300, "stopping_step": 10}
+RECBOLE_TRAINING = {
+    "learning_rate": 1e-3,
+    "train_batch_size": 2048,
+    "epochs": 300,
+    "stopping_step": 10,
+    "metric_decimal_place": 4,
+}
 
 
 @pytest.mark.parametrize("name", sorted(RECBOLE_DEFAULTS))
@@ -295,10 +304,67 @@ def test_bert4rec_appends_after_the_last_item_and_shifts_only_full_windows():
 
 def test_length_buckets_cover_every_example_once():
     lengths = np.random.default_rng(0).integers(1, 50, size=1000)
-    config = baseline_config("sasrec", {"train_batch_size": 32})
+    config = baseline_config("sasrec", {"train_batch_size": 32, "bucket_by_length": True})
     batches = shuffled_batches(lengths, config, np.random.default_rng(0))
     assert sorted(np.concatenate([b.numpy() for b in batches]).tolist()) == list(range(1000))
     spread = np.mean([np.ptp(lengths[b.numpy()]) for b in batches])
     unsorted = baseline_config("sasrec", {"train_batch_size": 32, "bucket_by_length": False})
     plain = shuffled_batches(lengths, unsorted, np.random.default_rng(0))
     assert spread < 0.5 * np.mean([np.ptp(lengths[b.numpy()]) for b in plain])
+
+
+@pytest.mark.parametrize("name", ID_MODELS)
+def test_batches_are_random_draws_as_in_recbole(name):
+    assert not baseline_config(name).bucket_by_length
+
+
+def test_length_pieces_take_the_whole_batch_step():
+    """A random batch run in length-sorted pieces gives the gradient of one pass over the batch."""
+    torch.manual_seed(0)
+    config = baseline_config("gru4rec", {"length_pieces": 3})
+    lengths = np.array([1, 5, 2, 4, 3, 1, 5])
+    inputs = torch.zeros(len(lengths), 5, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        inputs[row, :length] = torch.randint(2, N_ITEMS + 2, (int(length),))
+    targets = torch.randint(2, N_ITEMS + 2, (len(lengths),))
+    batch = torch.tensor([6, 0, 3, 2, 5, 1])
+    pieces = batch_pieces(batch, lengths, config)
+    assert len(pieces) == 3 and sorted(torch.cat(pieces).tolist()) == sorted(batch.tolist())
+    assert [lengths[p.numpy()].max() for p in pieces] == [1, 4, 5]  # each piece trimmed to its longest
+    bucketed = baseline_config("gru4rec", {"bucket_by_length": True})
+    assert [p.tolist() for p in batch_pieces(batch, lengths, bucketed)] == [batch.tolist()]
+
+    model = Gru4RecModel(N_ITEMS + 2, config).eval()  # no dropout: both passes see the same network
+    model.loss(trim_padding(inputs[batch]), targets[batch]).backward()
+    whole = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for piece in pieces:
+        (model.loss(trim_padding(inputs[piece]), targets[piece]) * len(piece) / len(batch)).backward()
+    for expected, parameter in zip(whole, model.parameters(), strict=True):
+        torch.testing.assert_close(parameter.grad, expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "scores, best_epoch, epochs_run",
+    [
+        # epoch 2 ties epoch 1 at 4 decimals: a gain, and the later epoch is kept
+        ([0.1, 0.10004, 0.05, 0.05, 0.05, 0.9], 2, 5),
+        # 3 and 4 bring nothing, not yet more than 2 epochs; 5 gains; 6, 7, 8 bring nothing: stop
+        ([0.1, 0.1, 0.09, 0.09, 0.2, 0.05, 0.05, 0.05, 0.9], 5, 8),
+    ],
+)
+def test_early_stopping_is_recboles(scores, best_epoch, epochs_run, cycle, monkeypatch):
+    """recbole.utils.early_stopping: scores rounded to 4 decimals, a tie is a gain, and training stops
+    once more than stopping_step epochs in a row bring none."""
+    data, _, _ = cycle
+    script = iter(scores)
+
+    def scripted_validate(*_):
+        score = next(script)
+        return {"ndcg@10": score, "_score": score}
+
+    monkeypatch.setattr(sequential, "validate", scripted_validate)
+    settings = QUICK | {"epochs": len(scores), "stopping_step": 2, "train_batch_size": 512}
+    result, _ = train_baseline("gru4rec", data, settings, device="cpu", log=lambda _: None)
+    assert (result.best_epoch, len(result.history)) == (best_epoch, epochs_run)
+    assert result.best_valid["ndcg@10"] == scores[best_epoch - 1]

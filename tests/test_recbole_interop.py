@@ -249,6 +249,10 @@ def test_baselines_command_prints_and_writes_the_table(tmp_path):
     assert table["method"].tolist() == ["popularity", "gru4rec"] and table.loc[1, "epochs"] == 2
     record = json.loads((out / "baselines.json").read_text())
     assert record["protocol"]["test_targets"] == 40 and record["protocol"]["settings"] == {"epochs": 2}
+    popularity, gru4rec = record["rows"]
+    assert popularity["curve"] == [] and [row["epoch"] for row in gru4rec["curve"]] == [1, 2]
+    assert "ndcg@10" in gru4rec["curve"][0] and "train_loss" in gru4rec["curve"][0]
+    assert "curve" not in table.columns and "curve" not in result.stdout
 
     bad = runner.invoke(app, ["baselines", "--inter", str(inter), "--methods", "sasrec,svd"])
     assert bad.exit_code != 0 and "unknown method 'svd'" in bad.output

@@ -168,7 +168,7 @@ def train_core(
     log: Callable[[str], Any] = print,
 ) -> TrainResult:
     """Adam on full-softmax CE at temperature ``config.temperature``; keeps the epoch with the best valid
-    NDCG@k, stops after ``stopping_step`` epochs without improvement (``training.sequential``)."""
+    NDCG@k and stops as RecBole does (``training.sequential.train_sequential``)."""
     config = config or CoreConfig()
     return train_sequential(
         lambda: CoreModel(len(vocabulary), config), config, train, valid, vocabulary, catalog, device, log
