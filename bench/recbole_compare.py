@@ -134,21 +134,30 @@ def run_recbole(
     return json.loads(lines[-1].removeprefix("RECBOLE_RESULT "))
 
 
-def run_ours(inter: Path, item: Path | None, method: str, epochs: int, patience: int, seed: int) -> dict:
+def run_ours(
+    inter: Path, item: Path | None, method: str, epochs: int, patience: int, seed: int, item_table: str
+) -> dict:
     """One run of ``fashionrec baselines``' code path on the same files."""
     from training.recbole_atomic import read_inter, read_items
     from training.recbole_protocol import LeaveOneOut, run_baselines
 
     items = read_items(item) if item else None
     split = LeaveOneOut(read_inter(inter), None if items is None else items["item_id"].tolist())
-    (row,) = run_baselines(split, [method], {"epochs": epochs, "stopping_step": patience, "seed": seed}, log=lambda _: None)
+    (row,) = run_baselines(
+        split,
+        [method],
+        {"epochs": epochs, "stopping_step": patience, "seed": seed, "item_table": item_table},
+        log=lambda _: None,
+    )
     return row
 
 
 def print_curves(ours: list[dict], theirs: list[dict]) -> None:
     """Both sides' valid NDCG@10 and train loss per epoch. The losses differ by a constant-ish offset:
     RecBole's softmax runs over every item of the files, ours over the trained vocabulary and cold row."""
-    print(f"{'epoch':>5s} {'valid ndcg@10 ours':>19s} {'RecBole':>8s} {'train loss ours':>16s} {'RecBole':>8s}")
+    print(
+        f"{'epoch':>5s} {'valid ndcg@10 ours':>19s} {'RecBole':>8s} {'train loss ours':>16s} {'RecBole':>8s}"
+    )
     for epoch in range(1, max(len(ours), len(theirs)) + 1):
         cells = []
         for key in ("ndcg@10", "train_loss"):
@@ -181,6 +190,14 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=1, help="Runs per side, seeds 2020 (RecBole's default), 2021, ..."
     )
+    parser.add_argument(
+        "--item-table",
+        choices=["catalog", "trained"],
+        default="catalog",
+        help="Our embedding rows: 'catalog' (default), one per item of the files as RecBole's table has, "
+        "so both sides compute the same softmax; 'trained', ours as the pipeline runs it (items seen in "
+        "training and one shared cold row).",
+    )
     parser.add_argument("--curves", action="store_true", help="Print both per-epoch valid curves.")
     parser.add_argument("--out", type=Path, help="Also write every run, curves included, as JSON.")
     args = parser.parse_args()
@@ -196,7 +213,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="recbole_compare_") as scratch:
         for method in methods:
             for seed in range(2020, 2020 + args.seeds):
-                ours = run_ours(args.inter, args.item, method, args.epochs, args.patience, seed)
+                ours = run_ours(
+                    args.inter, args.item, method, args.epochs, args.patience, seed, args.item_table
+                )
                 theirs = run_recbole(
                     args.recbole_python,
                     args.inter,

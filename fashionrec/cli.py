@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -338,6 +338,13 @@ def baselines_command(
             help="Where baselines.csv and .json go (default: $FASHIONREC_HOME/reports/recbole/<inter stem>)."
         ),
     ] = None,
+    item_table: Annotated[
+        str,
+        typer.Option(
+            help="Embedding rows: 'trained' (ours: items seen in training, one shared cold row for the "
+            "rest) or 'catalog' (RecBole's: one row per item of the files).",
+        ),
+    ] = "trained",
 ) -> None:
     """Train and test the sequential baselines on a RecBole .inter file with RecBole's leave-one-out
     protocol (last interaction test, second to last valid, full ranking) and print the table."""
@@ -346,7 +353,9 @@ def baselines_command(
 
     chosen = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
     out_dir = out or paths().reports_dir / "recbole" / inter.stem
-    settings = {"epochs": epochs} if epochs else {}
+    settings: dict[str, Any] = {"epochs": epochs} if epochs else {}
+    if item_table != "trained":
+        settings["item_table"] = item_table
     try:
         rows, _ = compare_on_files(
             inter, item, chosen, settings, out_dir, log=lambda m: typer.echo(m, err=True)

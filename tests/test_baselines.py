@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from serving.retrieval import VectorCatalog
+from training import sequential
 from training.adapter_selection import in_user_fraction
 from training.baseline_names import check_user_share, parse_run_method, run_method
 from training.baselines import (
@@ -26,7 +27,6 @@ from training.baselines import (
 from training.bert4rec import append_item
 from training.gru4rec import Gru4RecModel
 from training.sequence_data import COLD_INDEX, build_examples
-from training import sequential
 from training.sequential import (
     WEIGHTS_FILE,
     SequenceScorer,

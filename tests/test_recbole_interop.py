@@ -29,7 +29,9 @@ from training.recbole_atomic import (
     read_items,
     write_atomic,
 )
+from training.baselines import SequenceData
 from training.recbole_protocol import LeaveOneOut, run_baselines, title_vectors
+from training.sequence_data import COLD_INDEX, FIRST_ITEM_INDEX
 
 runner = CliRunner()
 
@@ -221,6 +223,28 @@ class CircleEncoder:
         return np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
 
 
+def test_catalog_item_table_gives_every_item_its_own_row_as_recbole(tmp_path):
+    """``item_table='catalog'``: one row per item of the files, the never-trained ones included, as
+    RecBole's table has; the default gives unseen items the one shared cold row, where they tie."""
+    inter = sequence_file(tmp_path / "cycle.inter", "cycle", 30, 12, 6)
+    split = LeaveOneOut(read_inter(inter), [f"i{i:02d}" for i in range(12)] + ["never_a", "never_b"])
+    trained = SequenceData.from_marts(split.sequences, split.splits, split.items, 50, "purchases")
+    catalog = SequenceData.from_marts(
+        split.sequences, split.splits, split.items, 50, "purchases", item_table="catalog"
+    )
+    never = ["never_a", "never_b"]
+    assert trained.vocabulary.index_of(never).tolist() == [COLD_INDEX, COLD_INDEX]
+    assert len(catalog.vocabulary) == len(split.items) + FIRST_ITEM_INDEX
+    assert len(set(catalog.vocabulary.index_of(never).tolist()) - {COLD_INDEX}) == 2
+    assert np.array_equal(catalog.train.target_item_ids, trained.train.target_item_ids)
+    with pytest.raises(ValueError, match="unknown item_table 'all'"):
+        SequenceData.from_marts(split.sequences, split.splits, split.items, item_table="all")
+
+    settings = SMALL | {"epochs": 2, "item_table": "catalog"}
+    (row,) = run_baselines(split, ["gru4rec"], settings, log=quiet)
+    assert row["test_users"] == 30 and row["test_cold_targets"] == 0 and len(row["curve"]) == 2
+
+
 def test_text_baseline_ranks_with_its_own_vocabulary(tmp_path):
     """LLMSeqSim on titles whose vectors place each item between its cycle neighbours: with the latest
     item as the session (chosen on valid), the next item ties with the previous one right after the item
@@ -256,6 +280,10 @@ def test_baselines_command_prints_and_writes_the_table(tmp_path):
 
     bad = runner.invoke(app, ["baselines", "--inter", str(inter), "--methods", "sasrec,svd"])
     assert bad.exit_code != 0 and "unknown method 'svd'" in bad.output
+    bad = runner.invoke(
+        app, ["baselines", "--inter", str(inter), "--methods", "gru4rec", "--item-table", "all"]
+    )
+    assert bad.exit_code != 0 and "unknown item_table 'all'" in bad.output
     broken = tmp_path / "broken.inter"
     broken.write_text(inter.read_text() + "u1\ti01\n")
     bad = runner.invoke(app, ["baselines", "--inter", str(broken), "--methods", "popularity"])

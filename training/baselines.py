@@ -91,6 +91,9 @@ def baseline_config(name: str, settings: Mapping[str, Any] | None = None) -> Win
     return config_class(**{k: v for k, v in (settings or {}).items() if k in known})
 
 
+ITEM_TABLES = ("trained", "catalog")  # see SequenceData.from_marts
+
+
 @dataclass(frozen=True)
 class SequenceData:
     """The marts as the ID models train on them: CORE's vocabulary, examples and category catalog."""
@@ -113,12 +116,24 @@ class SequenceData:
         train_targets: str = "all_items",
         train_user_fraction: float = 1.0,
         user_seed: int = 0,
+        item_table: str = "trained",
     ) -> SequenceData:
         """``train_user_fraction`` < 1 keeps the train targets (and so the vocabulary and train examples)
         of that share of the users only (:func:`training.sequence_data.of_train_users`); the valid
-        targets that stop the training early are every user's."""
+        targets that stop the training early are every user's.
+
+        ``item_table``: ``"trained"`` gives an embedding row to each item seen in training and one shared
+        cold row to all others (the project's models); ``"catalog"`` gives every item of ``items`` its
+        own row, as RecBole's item table does, so never-trained items are softmax negatives with rows of
+        their own."""
         splits = of_train_users(splits, train_user_fraction, user_seed)
-        vocabulary = build_vocabulary(sequences, splits)
+        if item_table not in ITEM_TABLES:
+            raise ValueError(f"unknown item_table {item_table!r}; choose from {', '.join(ITEM_TABLES)}")
+        vocabulary = (
+            ItemVocabulary(np.array(sorted(items["item_id"].unique()), dtype=object))
+            if item_table == "catalog"
+            else build_vocabulary(sequences, splits)
+        )
         train = build_examples(
             sequences,
             splits,

@@ -50,7 +50,7 @@ from training.baselines import (
 from training.evaluation import catalog_by_category, popularity_counts, popularity_scorer, rank_by_scores
 from training.metrics import ndcg_at_k, ranking_metrics
 from training.recbole_atomic import read_inter, read_items
-from training.sequence_data import COLD_INDEX, CategoryCatalog, build_examples
+from training.sequence_data import COLD_INDEX, CategoryCatalog, build_examples, build_vocabulary
 from training.sequential import TrainResult, rank_examples
 
 ALL_ITEMS = "all"  # the one catalog "category": RecBole ranks every item
@@ -161,16 +161,23 @@ def run_baselines(
     """Train each method on the train targets (early stopping on valid) and rank the test targets.
 
     ``settings`` override RecBole's training defaults (``epochs``, ``hidden_size``, ...; fields a model
-    lacks are ignored). One row per method: epochs run, best valid NDCG@10, test metrics, seconds, and
-    the valid curve.
+    lacks are ignored); ``item_table`` (``"trained"`` or ``"catalog"``, see
+    :meth:`training.baselines.SequenceData.from_marts`) picks the embedding rows. One row per method:
+    epochs run, best valid NDCG@10, test metrics, seconds, and the valid curve.
     """
     settings = {**RECBOLE_PARITY, **(settings or {})}
     k = 10
     data = SequenceData.from_marts(
-        split.sequences, split.splits, split.items, settings.get("max_seq_length", 50), "purchases"
+        split.sequences,
+        split.splits,
+        split.items,
+        settings.get("max_seq_length", 50),
+        "purchases",
+        item_table=settings.get("item_table", "trained"),
     )
     test_items = split.splits.loc[split.splits["split"] == "test", "target_item_id"]
-    cold = int(np.sum(data.vocabulary.index_of(test_items) == COLD_INDEX))
+    trained = build_vocabulary(split.sequences, split.splits)
+    cold = int(np.sum(trained.index_of(test_items) == COLD_INDEX))
     rows = []
     for name in check_methods(methods, titles is not None):
         start = time.perf_counter()
