@@ -95,6 +95,11 @@ def _core_settings(config: CoreAssetConfig) -> "CoreConfig":
         epochs=config.epochs or {"tiny": 3, "demo": 20}.get(preset(), CoreConfig.epochs),
         train_batch_size=config.train_batch_size
         or (256 if preset() in ("tiny", "demo") else CoreConfig.train_batch_size),
+        # Demo only, for its time budget: length-sorted batches (the opt-in speed trick; random batches
+        # everywhere else, see training.sequential.shuffled_batches). For CORE on demo they cost nothing
+        # measurable: valid NDCG@10 0.185 after 20 epochs in 79 s, against 0.187 in 187 s at random
+        # batches, which made `make demo` take 15:27 instead of 12:21 on a quiet machine.
+        bucket_by_length=preset() == "demo",
     )
 
 

@@ -272,3 +272,12 @@ def test_trimming_padding_leaves_session_vectors_unchanged():
     with torch.no_grad():
         np.testing.assert_allclose(model(trimmed).numpy(), model(seq).numpy(), atol=1e-6)
     assert trim_padding(torch.zeros((2, 10), dtype=torch.long)).shape == (2, 1)
+
+
+@pytest.mark.parametrize("name, bucketed", [("demo", True), ("tiny", False), ("luggage", False)])
+def test_only_the_demo_core_sorts_batches_by_length(name, bucketed, monkeypatch):
+    """Random batches everywhere (RecBole's); the demo's CORE trades them for its time budget."""
+    from assets.id_vectors import CoreAssetConfig, _core_settings
+
+    monkeypatch.setenv("FASHIONREC_PRESET", name)
+    assert _core_settings(CoreAssetConfig()).bucket_by_length is bucketed

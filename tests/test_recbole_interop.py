@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fashionrec.cli import app
+from training.baselines import SequenceData
 from training.recbole_atomic import (
     INTER_COLUMNS,
     AtomicFileError,
@@ -29,7 +30,6 @@ from training.recbole_atomic import (
     read_items,
     write_atomic,
 )
-from training.baselines import SequenceData
 from training.recbole_protocol import LeaveOneOut, run_baselines, title_vectors
 from training.sequence_data import COLD_INDEX, FIRST_ITEM_INDEX
 
