@@ -1,4 +1,6 @@
-"""Deterministic synthetic fashion shopping logs in the raw-data contract (see DESIGN.md).
+"""Deterministic synthetic fashion shopping logs in the raw-data contract (docs/raw-data.md).
+
+The generator, its presets and the C1-C4 properties it reproduces are described in docs/synthetic-data.md.
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""Arrow tables in the raw-data contract (DESIGN.md "Raw-data contract") and the files they land in."""
+"""Arrow tables in the raw-data contract (docs/raw-data.md) and the files they land in."""
 
 from __future__ import annotations
 
