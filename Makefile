@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export DO_NOT_TRACK ?= 1
-# short OpenMP busy-wait, so torch in two processes on the same cores does not stall (fashionrec/cli.py)
+# short OpenMP busy-wait, so torch in two processes on the same cores does not stall (cli/main.py)
 export GOMP_SPINCOUNT ?= 1000
 
 .PHONY: demo test ui bench env lint clean

@@ -28,7 +28,6 @@ method ``<method>-<run_name>`` (its ``baseline_runs``). The ID models take the s
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -36,42 +35,26 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from assets.features import title_vectors_manifest
-from assets.resources import LanceDBResource
-from fashionrec.settings import paths, preset
-from serving.encoders import build_encoder
-from serving.retrieval import ITEM_TITLE_VECTORS, VectorCatalog
-from serving.vector_store import table_exists
+from assets.config import UserShareConfig
+from assets.resources import LanceDBResource, PipelineSettings
+from evaluation.protocol import catalog_by_category
+from fashionrec.layout import ITEM_TITLE_VECTORS, ArtifactLayout, run_method
+from fashionrec.presets import SequenceBudget
+from recommender.encoder_specs import build_encoder
+from recommender.retrieval import VectorCatalog
+from recommender.vector_store import table_exists
 from training.baseline_names import (
     BASELINES,
-    BASELINES_DIR,
     ID_BASELINES,
     TEXT_ID_BASELINES,
     USER_SHARE_METHODS,
-    check_user_share,
-    run_method,
-    user_share_record,
 )
-from training.evaluation import catalog_by_category
 from training.text_seq_query import TITLE_OPTIONS, TextSeqQueryConfig, choose_max_titles
 
 if TYPE_CHECKING:
     from training.baselines import SequenceData
 
 BASELINES_GROUP = "baselines"
-
-# Training budgets per preset. RecBole's own (300 epochs, patience 10, batch 2048) apply at paper scale;
-# tiny must train every baseline in seconds for the test suite, demo in about two minutes for
-# `make demo` (measured on 2 CPU cores: ~36 s for one epoch of all five trained models on demo's 13k
-# train examples). Batches of 256 give these few epochs 8x the optimizer steps of RecBole's 2048. Only
-# the budget changes, never a model hyperparameter, so demo's ID baselines are undertrained by design.
-PRESET_TRAINING: dict[str, dict[str, int]] = {
-    "tiny": {"epochs": 3, "stopping_step": 2, "train_batch_size": 256},
-    "demo": {"epochs": 4, "stopping_step": 2, "train_batch_size": 256},
-}
-# Models this small train faster on one CPU thread than with two that wait on each other (up to 20x
-# on a busy 2-core machine); at paper scale torch's default applies.
-PRESET_THREADS = {"tiny": 1, "demo": 1}
 
 _DEPS = {
     **{name: ["user_sequences", "splits", "items"] for name in ID_BASELINES},
@@ -96,22 +79,22 @@ def baseline_key(method: str) -> str:
     return f"baseline_{method}"
 
 
-def baselines_dir() -> Path:
-    """Where the baselines are saved: ``$FASHIONREC_HOME/artifacts/baselines``."""
-    return paths().artifacts_dir / BASELINES_DIR
+class BaselinesConfig(UserShareConfig):
+    """Training budget of the baselines; unset fields take the preset's budget (``fashionrec.presets``:
+    RecBole's at paper scale). Model hyperparameters are always the published defaults. A run_name and a
+    train_user_fraction apply to the models that learn from the training users only."""
 
-
-class BaselinesConfig(dg.Config):
-    """Training budget of the baselines; unset fields take the preset's budget (``PRESET_TRAINING``),
-    or RecBole's defaults at paper scale. Model hyperparameters are always the published defaults."""
-
-    epochs: int | None = Field(default=None, description="Max epochs: 300 (RecBole), 4 on demo, 3 on tiny.")
+    epochs: int | None = Field(
+        default=None, description="Max epochs; default: the preset's (300 at paper scale)."
+    )
     stopping_step: int | None = Field(
         default=None,
         description="Stop once more epochs than this in a row bring no valid NDCG@10 gain (RecBole's "
-        "stopping_step): 10 (RecBole), 2 on demo and tiny.",
+        "stopping_step); default: the preset's (10 at paper scale).",
     )
-    train_batch_size: int | None = Field(default=None, description="2048 (RecBole), 256 on demo and tiny.")
+    train_batch_size: int | None = Field(
+        default=None, description="Default: the preset's (RecBole's 2048 at paper scale)."
+    )
     train_targets: str = Field(
         default="all_items",
         description="'all_items': every item event of the train portion is a target (as CORE trains); "
@@ -122,29 +105,12 @@ class BaselinesConfig(dg.Config):
     )
     torch_threads: int = Field(
         default=0,
-        description="CPU threads for training; 0 = the preset's (PRESET_THREADS: 1 on tiny and demo), "
-        "torch's default elsewhere.",
+        description="CPU threads for training; 0 = the preset's (1 on tiny and demo), torch's default "
+        "elsewhere.",
     )
     max_valid_targets: int = Field(
         default=300,
         description="text_seq_query: valid targets (sampled) used to choose the number of titles.",
-    )
-    run_name: str = Field(
-        default="",
-        description="Name of a training run beside the default one (e.g. 'users_10'): each model is saved "
-        "as artifacts/baselines/<method>-<run_name> and scored as method <method>-<run_name> (evaluation "
-        "`baseline_runs`); empty: the default models. Only the models that learn from the training users "
-        f"({', '.join(m for m in USER_SHARE_METHODS if m != 'core')}) take one.",
-    )
-    train_user_fraction: float = Field(
-        default=1.0,
-        description="Share of training users whose train targets the models learn from (low-resource, "
-        "paper §5.4), drawn by a hash of user_id and user_seed as the LoRA adapters' shares are, so "
-        "smaller shares are nested in larger ones; below 1 it needs a run_name. Valid targets stay every "
-        "user's.",
-    )
-    user_seed: int = Field(
-        default=0, description="Seed of the user hash; 0 draws the same users as lora_adapter's seed 0."
     )
     title_vectors_table: str = Field(
         default="",
@@ -155,8 +121,14 @@ class BaselinesConfig(dg.Config):
     )
 
 
-def _settings(config: BaselinesConfig) -> dict[str, int]:
-    settings = dict(PRESET_TRAINING.get(preset(), {}))
+def _settings(config: BaselinesConfig, budget: SequenceBudget) -> dict[str, int]:
+    """The preset's training budget with the config's overrides."""
+    settings = {
+        "epochs": budget.epochs,
+        "stopping_step": budget.stopping_step,
+        "train_batch_size": budget.train_batch_size,
+        "bucket_by_length": budget.bucket_by_length,
+    }
     for name in ("epochs", "stopping_step", "train_batch_size"):
         if getattr(config, name) is not None:
             settings[name] = getattr(config, name)
@@ -164,20 +136,14 @@ def _settings(config: BaselinesConfig) -> dict[str, int]:
 
 
 def _read_marts(duckdb: DuckDBResource, text: bool) -> dict[str, pd.DataFrame]:
+    from warehouse.marts import read_sequence_marts
+
     with duckdb.get_connection() as con:
-        frames = {
-            "sequences": con.execute(
-                "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
-            ).df(),
-            "splits": con.execute(
-                "select target_id, user_id, target_item_id, category, seq_no, split from splits"
-            ).df(),
-            "items": con.execute("select item_id, category from items order by item_id").df(),
-        }
+        frames = dict(zip(("sequences", "splits", "items"), read_sequence_marts(con), strict=True))
         if text:
             frames["valid_inputs"] = con.execute(
                 "select target_id, user_id, category, target_item_id, is_cold_item, latest_query, history "
-                "from prompt_inputs where split = 'valid'"
+                "from prompt_inputs where split = 'valid' order by target_id"
             ).df()
     return frames
 
@@ -187,8 +153,8 @@ def _check_title_share(config: BaselinesConfig, table: str, user_share: dict[str
     read title vectors whose encoder was trained on that same share."""
     if config.train_user_fraction >= 1.0:
         return
-    share = (user_share.get("train_user_fraction", 1.0), user_share.get("user_seed", 0))
-    if share != (config.train_user_fraction, config.user_seed):
+    if not config.user_share().same_users(user_share):
+        share = (user_share.get("train_user_fraction", 1.0), user_share.get("user_seed", 0))
         raise dg.Failure(
             f"text_seq_query on {config.train_user_fraction:.0%} of the training users needs title vectors "
             f"from a title encoder trained on that share, but {table!r} comes from one trained on "
@@ -198,10 +164,14 @@ def _check_title_share(config: BaselinesConfig, table: str, user_share: dict[str
 
 
 def _train_text_seq_query(
-    context: dg.AssetExecutionContext, config: BaselinesConfig, marts: dict, titles: VectorCatalog
+    context: dg.AssetExecutionContext,
+    config: BaselinesConfig,
+    marts: dict,
+    titles: VectorCatalog,
+    layout: ArtifactLayout,
 ) -> dict[str, Any]:
     table = config.title_vectors_table or ITEM_TITLE_VECTORS
-    manifest_path = title_vectors_manifest(table)
+    manifest_path = layout.title_vectors_manifest(table)
     if not manifest_path.is_file():
         raise dg.Failure(f"{manifest_path} is missing; materialize item_title_vectors first")
     manifest = json.loads(manifest_path.read_text())
@@ -233,8 +203,8 @@ def _train_text_seq_query(
         title_vectors_table=table,
         user_share=manifest.get("user_share", {}),
     )
-    method = run_method("text_seq_query", config.run_name)
-    directory = saved.save(baselines_dir() / method)
+    method = config.user_share().method("text_seq_query")
+    directory = saved.save(layout.baseline(method))
     return {
         "path": dg.MetadataValue.path(str(directory)),
         "method": method,
@@ -255,6 +225,7 @@ def _train_sequence_baseline(
     settings: dict[str, int],
     titles: VectorCatalog | None,
     share: dict[str, Any],
+    layout: ArtifactLayout,
 ) -> dict[str, Any]:
     from training.baselines import train_baseline
     from training.sequential import save_sequential
@@ -263,7 +234,7 @@ def _train_sequence_baseline(
     start = time.perf_counter()
     result, extra = train_baseline(name, data, settings, titles, log=context.log.info)
     train_seconds = time.perf_counter() - start
-    directory = save_sequential(result, baselines_dir() / method, {"method": method, **share, **extra})
+    directory = save_sequential(result, layout.baseline(method), {"method": method, **share, **extra})
     trained = result.best_epoch > 0  # llmseqsim is fitted on valid, not trained
     return {
         "path": dg.MetadataValue.path(str(directory)),
@@ -289,15 +260,16 @@ def _train_chosen(
     chosen: list[str],
     marts: dict[str, pd.DataFrame],
     titles: VectorCatalog | None,
+    settings: PipelineSettings,
 ) -> Iterator[dg.MaterializeResult]:
     from training.baselines import SequenceData
-    from training.sequence_data import train_users
+    from training.user_share import count_train_users
 
     data: SequenceData | None = None
     share: dict[str, Any] = {}
     for name in chosen:
         if name == "text_seq_query" and titles is not None:
-            metadata = _train_text_seq_query(context, config, marts, titles)
+            metadata = _train_text_seq_query(context, config, marts, titles, settings.artifacts)
         else:
             if data is None:  # built once for every sequence model
                 data = SequenceData.from_marts(
@@ -306,17 +278,24 @@ def _train_chosen(
                     marts["items"],
                     50,
                     config.train_targets,
-                    config.train_user_fraction,
-                    config.user_seed,
+                    config.user_share(),
                 )
-                share = user_share_record(
-                    config, pd.unique(data.train.user_ids).size, train_users(marts["splits"])
+                share = config.user_share().record(
+                    pd.unique(data.train.user_ids).size, count_train_users(marts["splits"])
                 )
                 context.log.info(
                     f"training on {share['train_users_used']} of {share['train_users_available']} training "
                     f"users ({config.train_user_fraction:.0%}), {len(data.train)} train examples"
                 )
-            metadata = _train_sequence_baseline(context, name, data, _settings(config), titles, share)
+            metadata = _train_sequence_baseline(
+                context,
+                name,
+                data,
+                _settings(config, settings.budgets.baselines),
+                titles,
+                share,
+                settings.artifacts,
+            )
         yield dg.MaterializeResult(asset_key=baseline_key(name), metadata=metadata)
 
 
@@ -332,10 +311,7 @@ def _title_vectors(lancedb: LanceDBResource, table: str) -> VectorCatalog:
 
 def _check_user_share(config: BaselinesConfig, chosen: list[str]) -> None:
     """A run name or share of users applies only to the models that learn from train examples."""
-    try:
-        check_user_share(config.run_name, config.train_user_fraction)
-    except ValueError as error:
-        raise dg.Failure(str(error)) from error
+    config.user_share()  # checks the run name and the share
     fitted_on_valid = [name for name in chosen if name not in USER_SHARE_METHODS]
     if (config.run_name or config.train_user_fraction < 1.0) and fitted_on_valid:
         raise dg.Failure(
@@ -363,6 +339,7 @@ def baselines(
     config: BaselinesConfig,
     duckdb: DuckDBResource,
     lancedb: LanceDBResource,
+    settings: PipelineSettings,
 ):
     """Train (or fit on valid) the selected baselines and save each under artifacts/baselines/<method>
     (<method>-<run_name> for a run on a share of the training users)."""
@@ -375,11 +352,11 @@ def baselines(
     titles = (
         _title_vectors(lancedb, config.title_vectors_table or ITEM_TITLE_VECTORS) if needs_titles else None
     )
-    threads = config.torch_threads or PRESET_THREADS.get(preset(), torch.get_num_threads())
+    threads = config.torch_threads or settings.budgets.baselines.torch_threads or torch.get_num_threads()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        yield from _train_chosen(context, config, chosen, marts, titles)
+        yield from _train_chosen(context, config, chosen, marts, titles, settings)
     finally:
         torch.set_num_threads(previous_threads)
 

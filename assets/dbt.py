@@ -10,6 +10,7 @@ from typing import Any
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from assets.resources import PipelineSettings
 from fashionrec.settings import DBT_PROJECT_DIR, paths
 from warehouse.raw_files import dbt_env
 
@@ -66,12 +67,12 @@ class GroupTranslator(DagsterDbtTranslator):
         return self.group
 
 
-def _build(context: AssetExecutionContext, dbt: DbtCliResource):
+def _build(context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
     # dbt reads the raw-file locations and the DuckDB path from the environment (profiles.yml,
-    # sources); resolve them now so a run sees the FASHIONREC_* values of this process.
-    home, raw_dir = paths().home, paths().raw_dir
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(dbt_env(home, raw_dir))
+    # sources): the dbt process gets those of the settings resource.
+    where = settings.paths
+    where.home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(dbt_env(where.home, where.raw_dir))
     yield from dbt.cli(["build"], context=context).stream()
 
 
@@ -86,9 +87,9 @@ EVALUATION_MODELS = "tag:evaluation"
     exclude=EVALUATION_MODELS,
     dagster_dbt_translator=GroupTranslator(WAREHOUSE_GROUP),
 )
-def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource):
+def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
     """dbt build: staging, quarantine, intermediate and marts, with their tests as asset checks."""
-    yield from _build(context, dbt)
+    yield from _build(context, dbt, settings)
 
 
 @dbt_assets(
@@ -97,9 +98,9 @@ def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource):
     select=EVALUATION_MODELS,
     dagster_dbt_translator=GroupTranslator("evaluation"),
 )
-def evaluation_marts(context: AssetExecutionContext, dbt: DbtCliResource):
+def evaluation_marts(context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
     """dbt build of the analyst marts over the evaluation tables (leaderboard, slices, run history)."""
-    yield from _build(context, dbt)
+    yield from _build(context, dbt, settings)
 
 
 def dbt_resource() -> DbtCliResource:

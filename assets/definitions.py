@@ -5,30 +5,30 @@ from dagster import Definitions
 from assets.baselines import baseline_assets
 from assets.dbt import dbt_resource, evaluation_marts, warehouse_models
 from assets.evaluation import evaluation_assets
-from assets.features import feature_assets, feature_checks
-from assets.id_vectors import id_vector_assets, id_vector_checks
+from assets.id_vectors import id_vector_assets
 from assets.llm import llm_assets
-from assets.resources import default_duckdb, default_lancedb
+from assets.query_memory import query_memory
+from assets.resources import PipelineSettings, pipeline_resources
+from assets.title_vectors import title_vector_assets
+from assets.vector_checks import feature_checks
 
 
-def build_defs() -> Definitions:
-    """Definitions whose DuckDB and LanceDB paths are read from FASHIONREC_HOME now (not at first import)."""
+def build_defs(settings: PipelineSettings | None = None) -> Definitions:
+    """The definitions with resources for ``settings``; by default those of ``FASHIONREC_*`` now (not at
+    first import), so a CLI call or a test that sets them first gets its own home."""
     return Definitions(
         assets=[
             warehouse_models,
-            *feature_assets,
+            query_memory,
+            *title_vector_assets,
             *id_vector_assets,
             *llm_assets,
             *baseline_assets,
             *evaluation_assets,
             evaluation_marts,
         ],
-        asset_checks=[*feature_checks, *id_vector_checks],
-        resources={
-            "dbt": dbt_resource(),
-            "duckdb": default_duckdb(),
-            "lancedb": default_lancedb(),
-        },
+        asset_checks=feature_checks,
+        resources={"dbt": dbt_resource(), **pipeline_resources(settings or PipelineSettings.from_env())},
     )
 
 

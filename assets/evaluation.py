@@ -4,8 +4,8 @@
 same run: the top-K lists the methods produced, the rank of each target under each method, and the
 metrics aggregated from those ranks (DESIGN.md "Evaluation protocol"). Each run appends its rows under
 its Dagster run id and records its configuration in ``eval_runs``; earlier runs stay queryable. The work
-itself lives in ``training.evaluation`` (protocol, tables), ``serving.mixup`` (retrieval, the same code
-the service runs) and ``training.leaderboard`` (tables, plots, report).
+itself lives in ``evaluation.protocol`` (protocol, tables), ``recommender.mixup`` (retrieval, the same code
+the service runs) and ``evaluation.leaderboard`` (tables, plots, report).
 """
 
 # The trained models (torch) are loaded inside the functions that score with them: every `fashionrec`
@@ -19,18 +19,17 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from assets.baselines import baseline_key, baselines_dir
-from assets.features import TITLE_ENCODER_DIR, title_vectors_manifest
-from assets.id_vectors import CORE_DIR
-from assets.resources import LanceDBResource
-from fashionrec.settings import paths, preset
-from serving.encoders import TextEncoder, build_encoder
-from serving.mixup import MixupConfig
-from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog
-from serving.vector_store import table_exists
-from training.baseline_names import BASELINES, parse_run_method, train_step_hint
-from training.checkpoint_files import CONFIG_FILE
-from training.evaluation import (
+from assets.baselines import baseline_key
+from assets.resources import LanceDBResource, PipelineSettings
+from evaluation.leaderboard import EvaluationRun, format_leaderboard, png_markdown, write_report
+from evaluation.llm_methods import (
+    RETRIEVAL_ABLATIONS,
+    check_retrieval_options,
+    generated_target_ids,
+    llm_list_methods,
+    select_adapters,
+)
+from evaluation.protocol import (
     DEFAULT_METHODS,
     SEQUENCE_BASELINE_METHODS,
     EvaluationConfig,
@@ -43,14 +42,13 @@ from training.evaluation import (
     sequence_scorer,
     write_evaluation_run,
 )
-from training.leaderboard import EvaluationRun, format_leaderboard, png_markdown, write_report
-from training.llm_methods import (
-    RETRIEVAL_ABLATIONS,
-    check_retrieval_options,
-    generated_target_ids,
-    llm_list_methods,
-    select_adapters,
-)
+from fashionrec.layout import CONFIG_FILE, ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, ArtifactLayout
+from recommender.encoder_specs import build_encoder
+from recommender.encoders import TextEncoder
+from recommender.mixup import MixupConfig
+from recommender.retrieval import VectorCatalog
+from recommender.vector_store import table_exists
+from training.baseline_names import BASELINES, parse_run_method, train_step_hint
 from training.text_seq_query import TextSeqQueryConfig, text_scorer, user_texts
 
 EVALUATION_GROUP = "evaluation"
@@ -139,41 +137,49 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
     missing = sorted(needed - tables)
     if missing:
         raise dg.Failure(
-            f"the evaluation needs table(s) {missing} in {paths().duckdb_path}; materialize them first, "
+            f"the evaluation needs table(s) {missing} in the warehouse; materialize them first, "
             "e.g. `fashionrec run '+key:recommendations'`"
         )
     frames = {
         "splits": con.execute(
-            "select target_id, user_id, category, target_item_id, is_cold_item, split, seq_no from splits"
+            "select target_id, user_id, category, target_item_id, is_cold_item, split, seq_no from splits "
+            "order by target_id"
         ).df(),
-        "items": con.execute("select item_id, category from items").df(),
+        "items": con.execute("select item_id, category from items order by item_id").df(),
     }
     if "generations" in needed:
-        frames["generations"] = con.execute("select * from generations where split = ?", [config.split]).df()
+        frames["generations"] = con.execute(
+            "select * from generations where split = ? order by target_id, variant, adapter, constrained",
+            [config.split],
+        ).df()
     if "user_sequences" in needed:
         frames["user_sequences"] = con.execute(
-            "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
+            "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null "
+            "order by user_id, seq_no"
         ).df()
     if "prompt_inputs" in needed:
         frames["prompt_inputs"] = con.execute(
-            "select target_id, latest_query, history from prompt_inputs where split = ?", [config.split]
+            "select target_id, latest_query, history from prompt_inputs where split = ? order by target_id",
+            [config.split],
         ).df()
     return frames
 
 
-def _title_encoder(config: EvaluationRunConfig) -> TextEncoder:
+def _title_encoder(config: EvaluationRunConfig, layout: ArtifactLayout) -> TextEncoder:
     from training.title_encoder import load_title_encoder_spec
 
-    spec = config.title_encoder or load_title_encoder_spec(paths().artifacts_dir / TITLE_ENCODER_DIR)
+    spec = config.title_encoder or load_title_encoder_spec(layout.title_encoder())
     return build_encoder(spec, show_progress=False)
 
 
-def _title_retrieval(config: EvaluationRunConfig, db) -> tuple[VectorCatalog, TextEncoder]:
+def _title_retrieval(
+    config: EvaluationRunConfig, db, layout: ArtifactLayout
+) -> tuple[VectorCatalog, TextEncoder]:
     """Mixup's title vectors and the encoder of generated titles. Another table than the default must
     come with the encoder that wrote it and a method suffix: vectors of two models never meet."""
     table = config.title_vectors_table or ITEM_TITLE_VECTORS
     if table != ITEM_TITLE_VECTORS:
-        manifest = title_vectors_manifest(table)
+        manifest = layout.title_vectors_manifest(table)
         if not (config.title_encoder and config.method_suffix):
             raise dg.Failure(
                 f"title_vectors_table {table!r} needs the title_encoder that wrote it and a method_suffix "
@@ -184,7 +190,7 @@ def _title_retrieval(config: EvaluationRunConfig, db) -> tuple[VectorCatalog, Te
                 f"no title vector table {table!r}; materialize item_title_vectors with config "
                 f"{{encoder: {config.title_encoder!r}, table: {table!r}}} first"
             )
-    encoder = _title_encoder(config)
+    encoder = _title_encoder(config, layout)
     if table != ITEM_TITLE_VECTORS:
         written_by = json.loads(manifest.read_text())
         if written_by.get("encoder_fingerprint") != encoder.fingerprint:
@@ -217,12 +223,15 @@ def _text_seq_query_scorer(
 
 
 def _baseline_scorers(
-    config: EvaluationRunConfig, inputs: dict[str, pd.DataFrame], lancedb: LanceDBResource
+    config: EvaluationRunConfig,
+    inputs: dict[str, pd.DataFrame],
+    lancedb: LanceDBResource,
+    layout: ArtifactLayout,
 ) -> dict[str, ScoreBatch]:
     """Scoring functions of the chosen baselines, loaded from what the ``baselines`` assets saved."""
     from training.baselines import load_baseline
 
-    directory = Path(config.baselines_dir) if config.baselines_dir else baselines_dir()
+    directory = Path(config.baselines_dir) if config.baselines_dir else layout.baselines
     scorers: dict[str, ScoreBatch] = {}
     for method in [m for m in config.methods if m in BASELINES]:
         try:
@@ -242,14 +251,17 @@ def _baseline_scorers(
 
 
 def _baseline_run_scorers(
-    config: EvaluationRunConfig, inputs: dict[str, pd.DataFrame], lancedb: LanceDBResource
+    config: EvaluationRunConfig,
+    inputs: dict[str, pd.DataFrame],
+    lancedb: LanceDBResource,
+    layout: ArtifactLayout,
 ) -> dict[str, ScoreBatch]:
     """Scoring functions of the ``baseline_runs``: models trained under a run name (e.g. on a share of
     the training users), each scored under its own method name next to the default ones."""
     from training.baselines import load_baseline
     from training.core import CoreScorer
 
-    directory = Path(config.baselines_dir) if config.baselines_dir else baselines_dir()
+    directory = Path(config.baselines_dir) if config.baselines_dir else layout.baselines
     scorers: dict[str, ScoreBatch] = {}
     for name in config.baseline_runs:
         method, run_name = parse_run_method(name)
@@ -310,6 +322,7 @@ def evaluation(
     config: EvaluationRunConfig,
     duckdb: DuckDBResource,
     lancedb: LanceDBResource,
+    settings: PipelineSettings,
 ):
     """Score llm_mixup, llm_only, core, popularity and the baselines on the test targets and append the
     results."""
@@ -353,7 +366,7 @@ def evaluation(
     list_methods, list_seconds = {}, {}
     if set(config.methods) & set(LLM_METHODS):
         db = lancedb.connect()
-        title_vectors, title_encoder = _title_retrieval(config, db)
+        title_vectors, title_encoder = _title_retrieval(config, db, settings.artifacts)
         list_methods, list_seconds = llm_list_methods(
             inputs["generations"],
             catalog,
@@ -370,14 +383,12 @@ def evaluation(
     if "core" in config.methods:
         from training.core import CoreScorer
 
-        scorer = CoreScorer.load(
-            Path(config.core_dir) if config.core_dir else paths().artifacts_dir / CORE_DIR
-        )
+        scorer = CoreScorer.load(Path(config.core_dir) if config.core_dir else settings.artifacts.core)
         score_methods["core"] = sequence_scorer(scorer, inputs["user_sequences"], splits, config.split)
     if "popularity" in config.methods:
         score_methods["popularity"] = popularity_scorer(counts)
-    score_methods.update(_baseline_scorers(config, inputs, lancedb))
-    score_methods.update(_baseline_run_scorers(config, inputs, lancedb))
+    score_methods.update(_baseline_scorers(config, inputs, lancedb, settings.artifacts))
+    score_methods.update(_baseline_run_scorers(config, inputs, lancedb, settings.artifacts))
 
     result = evaluate_methods(
         targets, catalog, expected, list_methods, score_methods, EvaluationConfig(k=config.k), list_seconds
@@ -386,7 +397,7 @@ def evaluation(
         run_id=context.run_id,
         created_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
         label=config.label,
-        preset=preset(),
+        preset=settings.preset,
         split=config.split,
         config=json.dumps(config.model_dump(), sort_keys=True),
     )
@@ -402,9 +413,7 @@ def evaluation(
             preset=run.preset,
             config_json=run.config,
         )
-    report, plots = write_report(
-        run, result.metrics, paths().reports_dir / "evaluation" / run.run_id, config.k
-    )
+    report, plots = write_report(run, result.metrics, settings.reports.evaluation(run.run_id), config.k)
     context.log.info("\n" + format_leaderboard(result.metrics, ["all"], title=run.title()))
 
     speed = {m: round(v, 1) for m, v in result.users_per_second().items()}

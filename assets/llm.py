@@ -3,10 +3,10 @@
 - ``base_lm``: the base causal LM; a configured Hugging Face id / local folder, or by default a small
   Llama pretrained here on the catalog and the queries (``training.base_lm``);
 - ``prompts``: every ``prompt_inputs`` target rendered with the paper's template (Figure 3) and the
-  query memory's candidates, fitted to the token budget, for each prompt variant (``serving.prompts``);
+  query memory's candidates, fitted to the token budget, for each prompt variant (``recommender.prompts``);
 - ``lora_adapter``: QLoRA on the train prompts with the high-perplexity schedule (``training.qlora``);
 - ``generations``: ``{<id>..</id>,<title>..</title>}`` for the valid and test prompts, constrained to the
-  catalog by default, parsed (``serving.generation``).
+  catalog by default, parsed (``recommender.generation``).
 
 Work is capped per preset so that ``tiny`` runs in a minute or two and ``demo`` in a few minutes on two
 CPU cores; every cap is a config field and is reported in the metadata. Paper-scale presets are uncapped.
@@ -14,10 +14,10 @@ CPU cores; every cap is a config field and is reported in the metadata. Paper-sc
 
 # torch, transformers, peft and bitsandbytes are imported inside the assets that run them: every
 # `fashionrec` command and `dagster dev` load this module first, and those imports take seconds each.
-# The config defaults come from torch-free modules (serving.generation_settings, training.qlora_config).
+# The config defaults come from torch-free modules (recommender.generation_settings, training.qlora_config).
 import base64
 import random
-from dataclasses import dataclass, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,9 +27,10 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from fashionrec.settings import paths, preset
-from serving.generation_settings import GenerationSettings
-from serving.prompts import (
+from assets.resources import PipelineSettings
+from fashionrec.layout import PRETRAINING_LOSS_PLOT
+from recommender.generation_settings import GenerationSettings
+from recommender.prompts import (
     DEFAULT_TEMPLATE_PATH,
     PROMPT_VARIANTS,
     PromptBudget,
@@ -41,51 +42,6 @@ from training.adapter_selection import AdapterSelection, check_adapter
 from training.qlora_config import QLoRAConfig
 
 LLM_GROUP = "llm"
-BASE_LM_DIR = "base_lm"  # under artifacts/: base_model.json (+ model/ for the domain model)
-LORA_ADAPTER_DIR = "lora_adapter"  # under artifacts/: one folder per prompt variant
-
-
-@dataclass(frozen=True)
-class LLMPresetDefaults:
-    """Per-preset sizes of the LLM stage; ``None`` means no cap."""
-
-    max_sequence_tokens: int  # prompt + answer
-    max_train_prompts: int | None
-    max_prompts_per_split: int | None  # generation, per split
-    compare_prompts: int  # prompts also decoded the other way (constrained vs not) for the format report
-
-
-LLM_PRESET_DEFAULTS: dict[str, LLMPresetDefaults] = {
-    # tests: a handful of steps and generations, shorter sequences (CPU time grows with length)
-    "tiny": LLMPresetDefaults(
-        max_sequence_tokens=512, max_train_prompts=48, max_prompts_per_split=24, compare_prompts=16
-    ),
-    # the README's demo on 2 CPU cores: all 3.2k train prompts at 1024 tokens, 1 (+2 on the hardest
-    # 20 %) epochs, would take most of an hour; 768 tokens and a 400-prompt sample keep the whole
-    # group at ~7 minutes (measured: base 0.9, prompts 1.5, QLoRA 3.7, generation 1.2)
-    "demo": LLMPresetDefaults(
-        max_sequence_tokens=768, max_train_prompts=400, max_prompts_per_split=200, compare_prompts=64
-    ),
-    **{
-        # paper scale (§5.1: 1024 tokens per sequence), every prompt; meant for a GPU
-        name: LLMPresetDefaults(
-            max_sequence_tokens=1024, max_train_prompts=None, max_prompts_per_split=None, compare_prompts=500
-        )
-        for name in ("luggage", "footwear", "accessories", "clothing")
-    },
-}
-
-
-def llm_defaults() -> LLMPresetDefaults:
-    return LLM_PRESET_DEFAULTS[preset()]
-
-
-def base_lm_dir() -> Path:
-    return paths().artifacts_dir / BASE_LM_DIR
-
-
-def adapter_dir(variant: str) -> Path:
-    return paths().artifacts_dir / LORA_ADAPTER_DIR / variant
 
 
 # --------------------------------------------------------------------------------------------- base_lm
@@ -109,22 +65,22 @@ class BaseLMAssetConfig(dg.Config):
 
 
 @dg.asset(group_name=LLM_GROUP, deps=["items", "prompt_inputs"], kinds={"pytorch"})
-def base_lm(context: dg.AssetExecutionContext, config: BaseLMAssetConfig, duckdb: DuckDBResource):
+def base_lm(
+    context: dg.AssetExecutionContext,
+    config: BaseLMAssetConfig,
+    duckdb: DuckDBResource,
+    settings: PipelineSettings,
+):
     """The base causal LM: a configured pretrained model, or a small Llama with its own BPE tokenizer
     pretrained on the catalog (products as prompts show them and answers name them) and the queries."""
-    from training.base_lm import (
-        BASE_LM_PRESETS,
-        build_domain_base_lm,
-        check_pretrained_source,
-        domain_corpus,
-        write_base_model_pointer,
-    )
+    from recommender.language_model import check_pretrained_source, write_base_model_pointer
+    from training.base_lm import BaseLMConfig, build_domain_base_lm, domain_corpus
     from training.qlora import save_loss_plot
 
-    target = base_lm_dir()
+    layout = settings.artifacts
     if config.base_model:
         source = check_pretrained_source(config.base_model)
-        write_base_model_pointer(target, source, "pretrained")
+        write_base_model_pointer(layout.base_model_pointer, source, "pretrained")
         return dg.MaterializeResult(metadata={"base_model": source, "source": "pretrained"})
 
     with duckdb.get_connection() as con:
@@ -143,16 +99,18 @@ def base_lm(context: dg.AssetExecutionContext, config: BaseLMAssetConfig, duckdb
                 "where event.action = 'search' and event.query is not null order by 1"
             ).fetchall()
         ]
-    settings = BASE_LM_PRESETS[preset()]
+    pretraining = BaseLMConfig(**asdict(settings.budgets.base_lm))
     if config.epochs is not None:
-        settings = replace(settings, epochs=config.epochs)
+        pretraining = replace(pretraining, epochs=config.epochs)
     if config.max_corpus_tokens is not None:
-        settings = replace(settings, max_corpus_tokens=config.max_corpus_tokens)
+        pretraining = replace(pretraining, max_corpus_tokens=config.max_corpus_tokens)
     documents = domain_corpus(items, queries)
     context.log.info(f"pretraining the domain base model on {len(documents)} documents")
-    result = build_domain_base_lm(documents, target / "model", settings)
-    write_base_model_pointer(target, str(result.model_dir), "domain")
-    plot = save_loss_plot(result.losses, target / "pretraining_loss.png", "domain pretraining", ylabel="loss")
+    result = build_domain_base_lm(documents, layout.domain_model, pretraining)
+    write_base_model_pointer(layout.base_model_pointer, str(result.model_dir), "domain")
+    plot = save_loss_plot(
+        result.losses, layout.base_lm / PRETRAINING_LOSS_PLOT, "domain pretraining", ylabel="loss"
+    )
     return dg.MaterializeResult(
         metadata={
             "base_model": str(result.model_dir),
@@ -160,11 +118,11 @@ def base_lm(context: dg.AssetExecutionContext, config: BaseLMAssetConfig, duckdb
             "n_parameters": result.n_parameters,
             "architecture": dg.MetadataValue.json(
                 {
-                    "hidden_size": settings.hidden_size,
-                    "intermediate_size": settings.intermediate_size,
-                    "num_hidden_layers": settings.num_hidden_layers,
-                    "num_attention_heads": settings.num_attention_heads,
-                    "vocab_size": settings.vocab_size,
+                    "hidden_size": pretraining.hidden_size,
+                    "intermediate_size": pretraining.intermediate_size,
+                    "num_hidden_layers": pretraining.num_hidden_layers,
+                    "num_attention_heads": pretraining.num_attention_heads,
+                    "vocab_size": pretraining.vocab_size,
                 }
             ),
             "corpus_documents": result.n_corpus_documents,
@@ -200,7 +158,8 @@ class PromptsConfig(dg.Config):
     )
     template_path: str = Field(
         default="",
-        description=f"Prompt template file (Jinja2); empty: serving/templates/{DEFAULT_TEMPLATE_PATH.name}.",
+        description="Prompt template file (Jinja2); empty: "
+        f"recommender/templates/{DEFAULT_TEMPLATE_PATH.name}.",
     )
 
 
@@ -226,19 +185,24 @@ PROMPTS_SCHEMA = pa.schema(
 @dg.asset(
     group_name=LLM_GROUP, deps=["prompt_inputs", "items", "prompt_candidates", "base_lm"], kinds={"duckdb"}
 )
-def prompts(context: dg.AssetExecutionContext, config: PromptsConfig, duckdb: DuckDBResource):
+def prompts(
+    context: dg.AssetExecutionContext,
+    config: PromptsConfig,
+    duckdb: DuckDBResource,
+    settings: PipelineSettings,
+):
     """One row per (target, variant): the prompt text fitted to the token budget of the base model's
     tokenizer and the answer it should produce, ``{<id>ID</id>,<title>TITLE</title>}``."""
-    from training.base_lm import load_tokenizer, read_base_model_pointer
+    from recommender.language_model import load_tokenizer, read_base_model_pointer
 
     unknown = [name for name in config.variants if name not in PROMPT_VARIANTS]
     if unknown or not config.variants:
         raise dg.Failure(f"variants {unknown or '[]'} invalid; choose from {', '.join(PROMPT_VARIANTS)}")
     budget = PromptBudget(
-        max_sequence_tokens=config.max_sequence_tokens or llm_defaults().max_sequence_tokens,
+        max_sequence_tokens=config.max_sequence_tokens or settings.budgets.llm.max_sequence_tokens,
         response_tokens=config.response_tokens,
     )
-    tokenizer = load_tokenizer(read_base_model_pointer(base_lm_dir()))
+    tokenizer = load_tokenizer(read_base_model_pointer(settings.artifacts.base_model_pointer))
     renderer = PromptRenderer(
         token_counter(tokenizer),
         budget,
@@ -367,13 +331,18 @@ class LoraAdapterConfig(dg.Config):
 
 
 @dg.asset(group_name=LLM_GROUP, deps=["prompts", "base_lm"], kinds={"pytorch"})
-def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, duckdb: DuckDBResource):
+def lora_adapter(
+    context: dg.AssetExecutionContext,
+    config: LoraAdapterConfig,
+    duckdb: DuckDBResource,
+    settings: PipelineSettings,
+):
     """LoRA adapters (r=16, alpha=16, dropout 0.05) on the 4-bit NF4 base, trained on the train prompts'
     responses: one epoch, three for the 20 % of prompts with the highest base-model perplexity."""
-    from training.base_lm import read_base_model_pointer
+    from recommender.language_model import read_base_model_pointer
     from training.qlora import train_qlora
 
-    base_model = read_base_model_pointer(base_lm_dir())
+    base_model = read_base_model_pointer(settings.artifacts.base_model_pointer)
     with duckdb.get_connection() as con:
         _require_tables(con, ["prompts"])
         rows = con.execute(
@@ -390,7 +359,9 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, d
             "asset's variants and materialize prompts again"
         )
     cap = (
-        config.max_train_prompts if config.max_train_prompts is not None else llm_defaults().max_train_prompts
+        config.max_train_prompts
+        if config.max_train_prompts is not None
+        else settings.budgets.llm.max_train_prompts
     )
     try:
         selection = AdapterSelection(
@@ -414,7 +385,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, d
             f"{f'a {cap}-prompt sample' if cap is not None else 'every prompt'}; raise max_train_prompts or "
             "train_user_fraction"
         )
-    settings = QLoRAConfig(
+    qlora = QLoRAConfig(
         lora_r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
@@ -436,8 +407,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, d
         base_model,
         [row[1] for row in sampled],
         [row[2] for row in sampled],
-        adapter_dir(selection.adapter),
-        settings,
+        settings.artifacts.adapter(selection.adapter),
+        qlora,
     )
     counts = {"train_prompts": len(sampled), "train_users": n_users}
     replace(selection, counts=counts).save(result.adapter_dir)  # generations check the variant against it
@@ -501,8 +472,8 @@ class GenerationsConfig(dg.Config):
     restrict_to_candidates: bool = Field(
         default=GenerationSettings.restrict_to_candidates,
         description="Constrained ids come from the prompt's query-memory candidates when it has any (the "
-        "model ranks the shortlist); on by default (serving.generation_settings says why). Off, as in the "
-        "paper: candidates are only a hint in the prompt.",
+        "model ranks the shortlist); on by default (recommender.generation_settings says why). Off, as in "
+        "the paper: candidates are only a hint in the prompt.",
     )
     catalog_title: bool = Field(
         default=GenerationSettings.catalog_title,
@@ -551,18 +522,24 @@ GENERATIONS_SCHEMA = pa.schema(
 @dg.asset(
     group_name=LLM_GROUP, deps=["prompts", "lora_adapter", "base_lm", "items"], kinds={"duckdb", "pytorch"}
 )
-def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, duckdb: DuckDBResource):
+def generations(
+    context: dg.AssetExecutionContext,
+    config: GenerationsConfig,
+    duckdb: DuckDBResource,
+    settings: PipelineSettings,
+):
     """One row per answered prompt (per variant, adapter and decoding): the raw answer, the parsed item
     id and title, whether the format held and the id exists; rows of other groups are kept."""
-    from serving.generation import (
+    from recommender.generation import Recommender
+    from recommender.language_model import (
         DEFAULT_MAX_DEQUANTIZED_BYTES,
-        Recommender,
         dequantize_4bit_layers,
         load_recommender_model,
+        read_base_model_pointer,
     )
-    from training.base_lm import read_base_model_pointer
 
-    defaults = llm_defaults()
+    defaults = settings.budgets.llm
+    layout = settings.artifacts
     with duckdb.get_connection() as con:
         _require_tables(con, ["prompts", "items"])
         catalog = con.execute("select item_id, category, title from items order by item_id").fetchall()
@@ -595,11 +572,11 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
         if not selected:
             raise dg.Failure(f"the sampled {config.splits} prompts hold no target in {config.categories}")
     try:
-        check_adapter(adapter_dir(adapter), adapter, config.variant)
+        check_adapter(layout.adapter(adapter), adapter, config.variant)
     except ValueError as error:
         raise dg.Failure(str(error)) from error
 
-    settings = GenerationSettings(
+    generation = GenerationSettings(
         max_new_tokens=config.max_new_tokens,
         temperature=config.temperature,
         top_p=config.top_p,
@@ -610,12 +587,14 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, du
         catalog_title=config.catalog_title,
         seed=config.seed,
     )
-    model, tokenizer = load_recommender_model(read_base_model_pointer(base_lm_dir()), adapter_dir(adapter))
+    model, tokenizer = load_recommender_model(
+        read_base_model_pointer(layout.base_model_pointer), layout.adapter(adapter)
+    )
     # on CPU, dequantizing the 4-bit weights once gives the same logits at twice the speed; the serving
     # path does the same, so the evaluated answers are the ones an application gets
     dequantized = dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)
     recommender = Recommender(
-        model, tokenizer, [c[0] for c in catalog], [c[1] for c in catalog], settings, [c[2] for c in catalog]
+        model, tokenizer, [c[0] for c in catalog], [c[1] for c in catalog], generation, [c[2] for c in catalog]
     )
     prompts_text = [row[4] for row in selected]
     categories = [row[3] for row in selected]
@@ -733,7 +712,7 @@ def _require_tables(con, names: list[str]) -> None:
     missing = [name for name in names if name not in _tables(con)]
     if missing:
         raise dg.Failure(
-            f"table(s) {missing} missing in {paths().duckdb_path}; materialize them first, e.g. "
+            f"table(s) {missing} missing in the warehouse; materialize them first, e.g. "
             f"`fashionrec run '+key:{missing[0]}'`"
         )
 

@@ -1,7 +1,9 @@
-"""Handles to the stores the assets read and write: DuckDB (the warehouse) and LanceDB (the vectors).
+"""What the assets are given: the pipeline's settings (paths, artifact layout, preset budgets) and
+handles to the stores they read and write, DuckDB (the warehouse) and LanceDB (the vectors).
 
-Paths come from ``fashionrec.settings`` (``FASHIONREC_HOME``), so the UI, ``fashionrec run`` and the
-tests all point at the same files.
+Assets never read environment variables themselves: ``build_defs`` resolves ``FASHIONREC_*`` once into
+these resources, so the UI, ``fashionrec run`` and the tests point at the same files, and a test that
+passes its own resources needs no environment at all.
 """
 
 from __future__ import annotations
@@ -11,10 +13,43 @@ from typing import TYPE_CHECKING
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
-from fashionrec.settings import paths
+from fashionrec.layout import ArtifactLayout, ReportLayout
+from fashionrec.presets import Preset, get_preset
+from fashionrec.settings import Paths, paths, preset_name
 
 if TYPE_CHECKING:
     import lancedb
+
+
+class PipelineSettings(ConfigurableResource):
+    """Where the pipeline reads and writes, and the preset whose budgets unset config fields take."""
+
+    home: str
+    raw_dir: str
+    preset: str
+
+    @classmethod
+    def from_env(cls) -> PipelineSettings:
+        """``FASHIONREC_HOME``, ``FASHIONREC_RAW_DIR`` and ``FASHIONREC_PRESET`` as they are now."""
+        now = paths()
+        return cls(home=str(now.home), raw_dir=str(now.raw_dir), preset=preset_name())
+
+    @property
+    def paths(self) -> Paths:
+        return Paths.under(self.home, self.raw_dir)
+
+    @property
+    def artifacts(self) -> ArtifactLayout:
+        return self.paths.artifacts
+
+    @property
+    def reports(self) -> ReportLayout:
+        return self.paths.reports
+
+    @property
+    def budgets(self) -> Preset:
+        """The preset's budget for every stage (raises on a name that is not a preset)."""
+        return get_preset(self.preset)
 
 
 class LanceDBResource(ConfigurableResource):
@@ -29,9 +64,12 @@ class LanceDBResource(ConfigurableResource):
         return lancedb.connect(self.uri)
 
 
-def default_duckdb() -> DuckDBResource:
-    return DuckDBResource(database=str(paths().duckdb_path))
-
-
-def default_lancedb() -> LanceDBResource:
-    return LanceDBResource(uri=str(paths().lancedb_dir))
+def pipeline_resources(settings: PipelineSettings) -> dict[str, ConfigurableResource]:
+    """The ``settings``, ``duckdb`` and ``lancedb`` resources of one home (the ``dbt`` resource is
+    ``assets.dbt``'s)."""
+    where = settings.paths
+    return {
+        "settings": settings,
+        "duckdb": DuckDBResource(database=str(where.duckdb_path)),
+        "lancedb": LanceDBResource(uri=str(where.lancedb_dir)),
+    }

@@ -8,7 +8,7 @@ encoder's manifest for the text baselines; e.g. after ``fashionrec run``), for e
   split after each epoch): seconds per epoch, train examples per second, and valid NDCG@10 reached;
 - ``llmseqsim``: the time to fit it (score the valid targets under each aggregation);
 - every method, ``text_seq_query`` included: full ranking of the test targets within their category, as
-  the evaluation does it (``training.evaluation.rank_by_scores``): users per second, input building
+  the evaluation does it (``evaluation.protocol.rank_by_scores``): users per second, input building
   excluded, text encoding included.
 
     uv run python bench/baselines.py --home DIR [--epochs 2] [--batch-size 2048] [--threads N]
@@ -50,7 +50,7 @@ def read_marts(home: Path) -> dict:
 
 
 def users_per_second(targets, catalog, score_batch) -> float:
-    from training.evaluation import rank_by_scores
+    from evaluation.protocol import rank_by_scores
 
     start = time.perf_counter()
     rank_by_scores(targets, catalog, score_batch)
@@ -58,8 +58,8 @@ def users_per_second(targets, catalog, score_batch) -> float:
 
 
 def bench_sequence_model(name: str, data, marts: dict, titles, targets, catalog, args) -> dict:
+    from evaluation.protocol import sequence_scorer
     from training.baselines import train_baseline
-    from training.evaluation import sequence_scorer
     from training.sequential import SequenceScorer
 
     settings = {
@@ -88,10 +88,11 @@ def bench_sequence_model(name: str, data, marts: dict, titles, targets, catalog,
 
 
 def bench_text_seq_query(home: Path, marts: dict, titles, targets, catalog) -> dict:
-    from serving.encoders import build_encoder
+    from fashionrec.settings import Paths
+    from recommender.encoder_specs import build_encoder
     from training.text_seq_query import TITLE_OPTIONS, text_scorer, user_texts
 
-    manifest = json.loads((home / "artifacts" / "item_title_vectors.json").read_text())
+    manifest = json.loads(Paths.under(home).artifacts.title_vectors_manifest().read_text())
     encoder = build_encoder(manifest["encoder_spec"], show_progress=False)
     row = {"method": "text_seq_query"}
     for max_titles in TITLE_OPTIONS:  # longer texts cost more to encode
@@ -124,9 +125,9 @@ def main() -> None:
     import lancedb
     import torch
 
-    from serving.retrieval import VectorCatalog
+    from evaluation.protocol import catalog_by_category
+    from recommender.retrieval import VectorCatalog
     from training.baselines import BASELINES, SEQUENCE_BASELINES, SequenceData
-    from training.evaluation import catalog_by_category
 
     if args.threads:
         torch.set_num_threads(args.threads)

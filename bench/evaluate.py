@@ -4,9 +4,9 @@ Times the steps of one evaluation run for one category of the paper's Table 1 (u
 chosen data set), with random vectors of the real widths (CORE 64-d, title encoder 384-d):
 
 - ``core``: a CORE model (random weights, default sizes) encodes each user's 50-item window and
-  ranks the target among all items of the category (``training.evaluation.rank_by_scores``);
+  ranks the target among all items of the category (``evaluation.protocol.rank_by_scores``);
 - ``popularity``: the same full-catalog ranking with one popularity score vector;
-- ``llm_mixup``: mixup retrieval (``serving.mixup.mixup_batch``) for one generation per user: ID list
+- ``llm_mixup``: mixup retrieval (``recommender.mixup.mixup_batch``) for one generation per user: ID list
   and title list by batched matrix products, title vectors given (the title encoder's cost is its own);
 - ``llm_mixup via LanceDB``: the online path, two LanceDB searches per user, on a sample of users,
   for comparison with the batched path;
@@ -66,17 +66,17 @@ def main() -> None:
     import lancedb
     import torch
 
-    from serving.mixup import MixupConfig, MixupRetriever, mixup_batch
-    from serving.retrieval import VectorCatalog
-    from serving.vector_store import frame_to_arrow, write_vectors
-    from training.core import CoreConfig, CoreModel, score_indices
-    from training.evaluation import (
+    from evaluation.protocol import (
         EvaluationConfig,
         aggregate_metrics,
         popular_top_k,
         popularity_scorer,
         rank_by_scores,
     )
+    from recommender.mixup import MixupConfig, MixupRetriever, mixup_batch
+    from recommender.retrieval import VectorCatalog
+    from recommender.vector_store import frame_to_arrow, write_vectors
+    from training.core import CoreConfig, CoreModel, score_indices
 
     default_users, default_items = PAPER_SIZES[args.dataset]
     n_users, n_items = args.users or default_users, args.items or default_items
@@ -162,7 +162,7 @@ def main() -> None:
             results,
         )
 
-    from training.evaluation import TARGET_COLUMNS, rank_in_lists
+    from evaluation.protocol import TARGET_COLUMNS, rank_in_lists
 
     ranks = pd.concat(
         [

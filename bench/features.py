@@ -111,14 +111,9 @@ def bench_encoding(con, encoder, max_strings: int) -> dict:
 def bench_core(con, epochs: int) -> dict:
     from training.core import CoreConfig, train_core
     from training.sequence_data import CategoryCatalog, build_examples, build_vocabulary
+    from warehouse.marts import read_sequence_marts
 
-    sequences = con.execute(
-        "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
-    ).df()
-    splits = con.execute(
-        "select target_id, user_id, target_item_id, category, seq_no, split from splits"
-    ).df()
-    items = con.execute("select item_id, category from items").df()
+    sequences, splits, items = read_sequence_marts(con)
     config = CoreConfig(epochs=epochs, stopping_step=epochs)
     vocabulary = build_vocabulary(sequences, splits)
     train = build_examples(
@@ -148,17 +143,17 @@ def bench_core(con, epochs: int) -> dict:
 def bench_query_memory(con, encoder, online_lookups: int) -> dict:
     import lancedb
 
-    from serving.query_memory import (
-        MEMORY_TABLE,
+    from fashionrec.layout import QUERY_MEMORY_TABLE
+    from recommender.query_memory import (
         MemoryManifest,
         MemorySettings,
         QueryMemory,
-        QueryMemoryLookup,
         build_memory,
         normalize_query,
         prompt_candidates,
         to_utc_ns,
     )
+    from recommender.query_memory_lookup import QueryMemoryLookup
 
     listings = con.execute(
         "select query_norm, item_id, organic_rank, first_shown_at from query_listings"
@@ -172,7 +167,7 @@ def bench_query_memory(con, encoder, online_lookups: int) -> dict:
     written, build_seconds = timed(build_memory, db, listings, encoder, settings)
     # re-materializing with the same queries and encoder embeds nothing again
     _, refresh_seconds = timed(build_memory, db, listings, encoder, settings)
-    memory = QueryMemory.from_table(db.open_table(MEMORY_TABLE))
+    memory = QueryMemory.from_table(db.open_table(QUERY_MEMORY_TABLE))
     candidates, batch_seconds = timed(prompt_candidates, prompts, memory, encoder, settings)
 
     with_query = prompts.loc[prompts["latest_query"].map(normalize_query).notna()]
@@ -183,15 +178,8 @@ def bench_query_memory(con, encoder, online_lookups: int) -> dict:
     memory.candidates(neighbours, cutoffs, settings.items_per_query)
     lookup_only_seconds = time.perf_counter() - start
 
-    MemoryManifest(
-        encoder.spec,
-        encoder.fingerprint,
-        encoder.dim,
-        settings.neighbours,
-        settings.items_per_query,
-        settings.max_stored_items,
-    ).save(scratch)
-    online = QueryMemoryLookup.open(db, scratch, encoder=encoder)
+    manifest = MemoryManifest.of(encoder, settings).save(scratch / "query_memory.json")
+    online = QueryMemoryLookup.open(db, manifest, encoder=encoder)
     sample = with_query.head(online_lookups)
     _, online_seconds = timed(
         online.lookup_many, sample["latest_query"].tolist(), sample["target_ts"].tolist()
@@ -218,7 +206,7 @@ def bench_preset(preset: str, home: Path | None, args) -> dict:
     import duckdb
     import torch
 
-    from serving.encoders import build_encoder
+    from recommender.encoder_specs import build_encoder
 
     work = home or Path(tempfile.mkdtemp(prefix=f"fashionrec-bench-{preset}-"))
     build_seconds = None

@@ -30,11 +30,9 @@ import duckdb
 import torch
 
 from fashionrec.settings import paths
-from serving.generation import GenerationSettings, Recommender, load_recommender_model, preferred_device
-from training.base_lm import read_base_model_pointer
+from recommender.generation import GenerationSettings, Recommender
+from recommender.language_model import load_recommender_model, preferred_device, read_base_model_pointer
 from training.qlora import QLoRAConfig, train_qlora
-
-BASE_LM_DIR, LORA_ADAPTER_DIR = "base_lm", "lora_adapter"  # artifacts/ folders of the llm assets
 
 
 def sample(rows: list, n: int, seed: int = 0) -> list:
@@ -58,8 +56,8 @@ def main() -> None:
     if args.home:
         os.environ["FASHIONREC_HOME"] = str(args.home)
     home = paths()
-    base_model = read_base_model_pointer(home.artifacts_dir / BASE_LM_DIR)
-    adapter = home.artifacts_dir / LORA_ADAPTER_DIR / args.variant
+    base_model = read_base_model_pointer(home.artifacts.base_model_pointer)
+    adapter = home.artifacts.adapter(args.variant)
     print(f"device {preferred_device()}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
     print(f"base model {base_model}, adapter {adapter}")
 
@@ -134,8 +132,8 @@ def main() -> None:
             f"{run.id_in_catalog_rate:.1%} | {hit:.1%} |"
         )
 
-    home.reports_dir.mkdir(parents=True, exist_ok=True)
-    out = home.reports_dir / "bench_llm.json"
+    out = home.reports.bench("llm")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"\nwritten {out}")
 

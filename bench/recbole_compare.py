@@ -104,7 +104,7 @@ def run_recbole(
     """One RecBole run in ``python`` on ``inter`` (which must sit at ``<data_path>/<name>/<name>.inter``)."""
     import yaml
 
-    from training.recbole_atomic import recbole_config
+    from evaluation.recbole_atomic import recbole_config
 
     name = inter.stem
     if inter.parent.name != name:
@@ -138,8 +138,8 @@ def run_ours(
     inter: Path, item: Path | None, method: str, epochs: int, patience: int, seed: int, item_table: str
 ) -> dict:
     """One run of ``fashionrec baselines``' code path on the same files."""
-    from training.recbole_atomic import read_inter, read_items
-    from training.recbole_protocol import LeaveOneOut, run_baselines
+    from evaluation.recbole_atomic import read_inter, read_items
+    from evaluation.recbole_protocol import LeaveOneOut, run_baselines
 
     items = read_items(item) if item else None
     split = LeaveOneOut(read_inter(inter), None if items is None else items["item_id"].tolist())

@@ -65,7 +65,7 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "fashionrec.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--log-level", "warning"]
     return subprocess.Popen(command, env=os.environ.copy())
 
 
@@ -184,8 +184,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-    home.reports_dir.mkdir(parents=True, exist_ok=True)
-    out = home.reports_dir / "bench_serve.json"
+    out = home.reports.bench("serve")
+    out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"device": health["device"], "torch_threads": health["torch_threads"], "cpus": os.cpu_count()}
     out.write_text(json.dumps({"url": url, **machine, "levels": results}, indent=2))
     print(f"\nwritten {out}")

@@ -1,7 +1,9 @@
-"""Where fashionrec reads and writes, from environment variables (DESIGN.md "Interfaces").
+"""Where fashionrec reads and writes, and at which scale, from environment variables.
 
-Every path is resolved when asked for, not at import time, so a test or a CLI call that sets
-``FASHIONREC_HOME`` before running sees its own directory.
+``FASHIONREC_HOME`` (default ``warehouse/``), ``FASHIONREC_RAW_DIR`` (default ``$FASHIONREC_HOME/raw``) and
+``FASHIONREC_PRESET`` (default ``demo``) are read when asked for, not at import time, so a test or a CLI
+call that sets them before running sees its own directory. The names under the home are
+``fashionrec.layout``'s. Imports nothing of the project but its two neighbours.
 """
 
 from __future__ import annotations
@@ -10,11 +12,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fashionrec.layout import (
+    ARTIFACTS_DIR,
+    DAGSTER_HOME_DIR,
+    DUCKDB_FILE,
+    LANCEDB_DIR,
+    RAW_DIR,
+    REPORTS_DIR,
+    ArtifactLayout,
+    ReportLayout,
+)
+from fashionrec.presets import DEFAULT_PRESET, Preset, get_preset
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-
-PRESET_NAMES = ("tiny", "demo", "luggage", "footwear", "accessories", "clothing")
-DEFAULT_PRESET = "demo"
 
 
 @dataclass(frozen=True)
@@ -24,42 +35,53 @@ class Paths:
     home: Path
     raw_dir: Path
 
+    @classmethod
+    def under(cls, home: str | Path, raw_dir: str | Path | None = None) -> Paths:
+        """The paths of a home directory; the raw files default to ``home/raw``."""
+        home = Path(home).expanduser().resolve()
+        return cls(home=home, raw_dir=Path(raw_dir).expanduser().resolve() if raw_dir else home / RAW_DIR)
+
     @property
     def duckdb_path(self) -> Path:
-        return self.home / "fashionrec.duckdb"
+        return self.home / DUCKDB_FILE
 
     @property
     def lancedb_dir(self) -> Path:
-        return self.home / "lancedb"
+        return self.home / LANCEDB_DIR
 
     @property
-    def artifacts_dir(self) -> Path:
-        """Model checkpoints (safetensors), tokenizers and adapters."""
-        return self.home / "artifacts"
+    def artifacts(self) -> ArtifactLayout:
+        """Model checkpoints (safetensors), tokenizers, adapters and vector manifests."""
+        return ArtifactLayout(self.home / ARTIFACTS_DIR)
 
     @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
+    def reports(self) -> ReportLayout:
+        return ReportLayout(self.home / REPORTS_DIR)
 
     @property
     def dagster_home(self) -> Path:
-        return self.home / "dagster_home"
+        return self.home / DAGSTER_HOME_DIR
 
 
 def paths() -> Paths:
     """Paths from ``FASHIONREC_HOME`` (default ``warehouse/``) and ``FASHIONREC_RAW_DIR`` (default
     ``$FASHIONREC_HOME/raw``)."""
-    home = Path(os.environ.get("FASHIONREC_HOME") or PROJECT_ROOT / "warehouse").expanduser().resolve()
-    raw = os.environ.get("FASHIONREC_RAW_DIR")
-    raw_dir = Path(raw).expanduser().resolve() if raw else home / "raw"
-    return Paths(home=home, raw_dir=raw_dir)
+    return Paths.under(
+        os.environ.get("FASHIONREC_HOME") or PROJECT_ROOT / "warehouse", os.environ.get("FASHIONREC_RAW_DIR")
+    )
 
 
-def preset() -> str:
-    """The scale preset from ``FASHIONREC_PRESET`` (``tiny``, ``demo`` or a paper-scale name)."""
+def preset_name() -> str:
+    """The scale preset named by ``FASHIONREC_PRESET`` (``tiny``, ``demo`` or a paper-scale name); a name
+    that is not a preset raises."""
     name = os.environ.get("FASHIONREC_PRESET", DEFAULT_PRESET)
-    if name not in PRESET_NAMES:
-        raise ValueError(
-            f"FASHIONREC_PRESET={name!r} is not a preset; expected one of {', '.join(PRESET_NAMES)}"
-        )
+    try:
+        get_preset(name)
+    except ValueError as error:
+        raise ValueError(f"FASHIONREC_PRESET: {error}") from None
     return name
+
+
+def preset() -> Preset:
+    """The budgets of the preset named by ``FASHIONREC_PRESET``."""
+    return get_preset(preset_name())

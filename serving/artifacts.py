@@ -8,8 +8,8 @@ milliseconds at most; LanceDB versions are immutable, so a table re-materialized
 cannot be half-read. The service builds a new snapshot off to the side and swaps one reference
 (``serving.service``).
 
-The artifact folder names repeat those of ``assets/`` (which cannot be imported here: ``serving/`` has no
-Dagster imports); ``tests/test_serving_api.py`` checks that both agree.
+Every path comes from ``fashionrec.layout`` and the prompt budget from ``fashionrec.presets``, as the
+assets that wrote the artifacts had them.
 """
 
 from __future__ import annotations
@@ -28,33 +28,34 @@ import lancedb
 import numpy as np
 import yaml
 
+from fashionrec.layout import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    ITEM_ID_VECTORS,
+    ITEM_TITLE_VECTORS,
+    QUERY_MEMORY_TABLE,
+)
+from fashionrec.presets import get_preset
 from fashionrec.settings import DBT_PROJECT_DIR, Paths
-from serving.encoders import TextEncoder, build_encoder
-from serving.generation import (
+from recommender.encoder_specs import build_encoder
+from recommender.encoders import TextEncoder
+from recommender.generation import GenerationSettings, Recommender
+from recommender.language_model import (
     DEFAULT_MAX_DEQUANTIZED_BYTES,
-    GenerationSettings,
-    Recommender,
     dequantize_4bit_layers,
     load_recommender_model,
+    load_tokenizer,
+    read_base_model_pointer,
 )
-from serving.prompts import DEFAULT_TEMPLATE_PATH, PromptBudget, PromptRenderer, prompt_variant, token_counter
-from serving.query_memory import MEMORY_TABLE, MemoryManifest, MemorySettings, QueryMemory
-from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, VectorCatalog, top_k_indices
-from training.base_lm import load_tokenizer, read_base_model_pointer
-
-# Folders and files under $FASHIONREC_HOME/artifacts written by assets/llm.py and assets/features.py.
-BASE_LM_DIR = "base_lm"
-LORA_ADAPTER_DIR = "lora_adapter"
-QUERY_MEMORY_DIR = "query_memory"
-TITLE_VECTORS_MANIFEST = "item_title_vectors.json"
-
-# The prompts asset's default token budget per preset (assets/llm.py LLM_PRESET_DEFAULTS): the service
-# must fit live prompts into the budget the adapter was trained and evaluated with.
-PROMPT_SEQUENCE_TOKENS = {
-    "tiny": 512,
-    "demo": 768,
-    **dict.fromkeys(("luggage", "footwear", "accessories", "clothing"), 1024),
-}
+from recommender.prompts import (
+    DEFAULT_TEMPLATE_PATH,
+    PromptBudget,
+    PromptRenderer,
+    prompt_variant,
+    token_counter,
+)
+from recommender.query_memory import MemoryManifest, MemorySettings, QueryMemory
+from recommender.retrieval import VectorCatalog, top_k_indices
 
 ITEM_COLUMNS = ("item_id", "title", "category", "brand", "color", "size", "season", "holiday", "occasion")
 _LOCK_RETRY_SECONDS = 0.25
@@ -70,10 +71,11 @@ class LoadOptions:
 
     preset: str
     variant: str = "full"  # the prompt variant (and adapter) the generations asset used by default
-    max_sequence_tokens: int | None = None  # None: the preset's prompts budget (PROMPT_SEQUENCE_TOKENS)
+    # None: the preset's prompt budget, the one the adapter was trained and evaluated with
+    max_sequence_tokens: int | None = None
     duckdb_lock_timeout_s: float = 30.0  # how long to wait while a pipeline run holds the write lock
     # CPU only: 4-bit layers are dequantized once at load while their float weights fit in this many bytes
-    # (serving.generation.dequantize_4bit_layers: same outputs, half the time per token); 0 turns it off
+    # (recommender.generation.dequantize_4bit_layers: same outputs, half the time per token); 0 turns it off
     max_dequantized_bytes: int = DEFAULT_MAX_DEQUANTIZED_BYTES
 
 
@@ -101,7 +103,7 @@ class Catalog:
     items: Mapping[str, dict[str, Any]]  # item_id -> the ITEM_COLUMNS of the items mart
     train_purchases: Mapping[str, int]
     # per category (and None for the whole catalog): item ids by train purchases, most first, ties by
-    # item_id: the popularity baseline's order (training.evaluation.popular_top_k)
+    # item_id: the popularity baseline's order (evaluation.protocol.popular_top_k)
     popular: Mapping[str | None, tuple[str, ...]]
 
     @property
@@ -216,33 +218,28 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
     """Read every artifact the service needs into memory; raises ``ArtifactsUnavailable`` when one is
     missing or the warehouse stays locked, so a failed reload leaves the previous snapshot in place."""
     variant = prompt_variant(options.variant)
-    if options.max_sequence_tokens is not None:
-        sequence_tokens = options.max_sequence_tokens
-    elif options.preset in PROMPT_SEQUENCE_TOKENS:
-        sequence_tokens = PROMPT_SEQUENCE_TOKENS[options.preset]
-    else:
-        raise ValueError(f"no default prompt budget for preset {options.preset!r}; set max_sequence_tokens")
+    sequence_tokens = options.max_sequence_tokens or get_preset(options.preset).llm.max_sequence_tokens
 
     catalog, run_id = _read_warehouse(paths, options.duckdb_lock_timeout_s)
 
     db = lancedb.connect(str(paths.lancedb_dir))
     id_table, id_version = _pinned_table(db, ITEM_ID_VECTORS)
     title_table, title_version = _pinned_table(db, ITEM_TITLE_VECTORS)
-    memory_table, memory_version = _pinned_table(db, MEMORY_TABLE)
+    memory_table, memory_version = _pinned_table(db, QUERY_MEMORY_TABLE)
     id_vectors = VectorCatalog.from_table(id_table)
     title_vectors = VectorCatalog.from_table(title_table)
     memory = QueryMemory.from_table(memory_table)
 
-    artifacts = paths.artifacts_dir
-    manifest = MemoryManifest.load(artifacts / QUERY_MEMORY_DIR)
+    artifacts = paths.artifacts
+    manifest = MemoryManifest.load(artifacts.query_memory_manifest)
     query_encoder = build_encoder(manifest.encoder_spec, show_progress=False)
     # the encoder that made item_title_vectors: a generated title must land in the same vector space
     title_manifest = json.loads(
-        _require_file(artifacts / TITLE_VECTORS_MANIFEST, "item_title_vectors").read_text()
+        _require_file(artifacts.title_vectors_manifest(), "item_title_vectors").read_text()
     )
     title_encoder = build_encoder(title_manifest["encoder_spec"], show_progress=False)
     for encoder, expected, name in (
-        (query_encoder, manifest.dim, MEMORY_TABLE),
+        (query_encoder, manifest.dim, QUERY_MEMORY_TABLE),
         (title_encoder, title_vectors.dim, ITEM_TITLE_VECTORS),
     ):
         if encoder.dim != expected:
@@ -252,12 +249,12 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
             )
 
     try:
-        base_model = read_base_model_pointer(artifacts / BASE_LM_DIR)
+        base_model = read_base_model_pointer(artifacts.base_model_pointer)
     except FileNotFoundError as error:
         raise ArtifactsUnavailable(str(error)) from error
-    adapter = artifacts / LORA_ADAPTER_DIR / variant.name
-    weights = _require_file(adapter / "adapter_model.safetensors", "lora_adapter")
-    adapter_files = [_require_file(adapter / "adapter_config.json", "lora_adapter"), weights]
+    adapter = artifacts.adapter(variant.name)
+    weights = _require_file(adapter / ADAPTER_WEIGHTS_FILE, "lora_adapter")
+    adapter_files = [_require_file(adapter / ADAPTER_CONFIG_FILE, "lora_adapter"), weights]
     adapter_digest = _file_digest(adapter_files)
     model, tokenizer = load_recommender_model(base_model, adapter)
     if _file_digest(adapter_files) != adapter_digest:  # lora_adapter re-materialized meanwhile
@@ -287,7 +284,7 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
         lancedb_versions={
             ITEM_ID_VECTORS: id_version,
             ITEM_TITLE_VECTORS: title_version,
-            MEMORY_TABLE: memory_version,
+            QUERY_MEMORY_TABLE: memory_version,
         },
         eval_run_id=run_id,
         variant=variant.name,
@@ -300,9 +297,7 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
         id_vectors=id_vectors,
         title_vectors=title_vectors,
         memory=memory,
-        memory_settings=MemorySettings(
-            manifest.neighbours, manifest.items_per_query, manifest.max_stored_items
-        ),
+        memory_settings=manifest.settings,
         query_encoder=query_encoder,
         title_encoder=title_encoder,
         renderer=renderer,

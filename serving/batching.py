@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from serving.generation import GeneratedRecommendation, Recommender
+from recommender.generation import GeneratedRecommendation, Recommender
 
 
 @dataclass

@@ -33,13 +33,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fashionrec.settings import Paths, preset
+from fashionrec.settings import Paths, preset_name
+from recommender.generation import GeneratedRecommendation, GenerationSettings
+from recommender.mixup import MixupConfig, mixup_batch
+from recommender.prompts import PROMPT_VARIANTS
+from recommender.query_memory import normalize_query, to_utc_ns
 from serving.artifacts import ArtifactSnapshot, ArtifactsUnavailable, LoadOptions, load_artifacts
 from serving.batching import GenerationBatcher
-from serving.generation import GeneratedRecommendation, GenerationSettings
-from serving.mixup import MixupConfig, mixup_batch
-from serving.prompts import PROMPT_VARIANTS
-from serving.query_memory import normalize_query, to_utc_ns
 from serving.schemas import (
     ArtifactInfo,
     GeneratedAnswer,
@@ -91,7 +91,7 @@ class ServiceSettings:
                 f"FASHIONREC_SERVE_VARIANT={variant!r}; expected one of {', '.join(PROMPT_VARIANTS)}"
             )
         load = LoadOptions(
-            preset=preset(),
+            preset=preset_name(),
             variant=variant,
             max_sequence_tokens=tokens,
         )

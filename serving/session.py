@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from serving.prompts import ITEM_ACTIONS
+from recommender.prompts import ITEM_ACTIONS
 from serving.schemas import SessionEventBase
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fashionrec.pipeline import RunSummary
+from cli.runs import RunSummary
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -47,7 +47,7 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     warehouse -> features -> llm -> evaluation, with every asset check."""
     from dagster import DagsterInstance
 
-    from fashionrec.pipeline import materialize_selection
+    from cli.runs import materialize_selection
     from warehouse.generator import generate
 
     home = tmp_path_factory.mktemp("tiny_home")

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from serving.retrieval import VectorCatalog
+from fashionrec.layout import WEIGHTS_FILE
+from recommender.retrieval import VectorCatalog
 from training import sequential
-from training.adapter_selection import in_user_fraction
-from training.baseline_names import check_user_share, parse_run_method, run_method
+from training.baseline_names import parse_run_method
 from training.baselines import (
     SEQUENCE_BASELINES,
     SequenceData,
@@ -28,7 +28,6 @@ from training.bert4rec import append_item
 from training.gru4rec import Gru4RecModel
 from training.sequence_data import COLD_INDEX, build_examples
 from training.sequential import (
-    WEIGHTS_FILE,
     SequenceScorer,
     as_cold,
     batch_pieces,
@@ -38,6 +37,7 @@ from training.sequential import (
     shuffled_batches,
     trim_padding,
 )
+from training.user_share import UserShare, in_user_fraction
 
 ID_MODELS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec")
 N_ITEMS, WINDOW = 12, 5
@@ -265,7 +265,8 @@ def test_a_share_of_the_users_trains_on_their_examples_and_validates_on_everyone
     users = sorted(set(splits["user_id"]))
     shares = {}
     for fraction in (0.25, 0.5):
-        data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW, train_user_fraction=fraction)
+        share = UserShare(f"users_{fraction}".replace(".", ""), fraction)
+        data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW, share=share)
         sampled = {u for u, kept in zip(users, in_user_fraction(users, fraction), strict=True) if kept}
         assert set(data.train.user_ids) == sampled
         assert len(data.train) == np.isin(full.train.user_ids, list(sampled)).sum()
@@ -285,10 +286,9 @@ def test_a_share_of_the_users_trains_on_their_examples_and_validates_on_everyone
 )
 def test_a_share_needs_a_valid_fraction_and_its_own_name(run_name, fraction, message):
     with pytest.raises(ValueError, match=message):
-        check_user_share(run_name, fraction)
-    check_user_share("users_10", 0.1)
-    check_user_share("", 1.0)  # the default model
-    assert run_method("sasrec", "users_10") == "sasrec-users_10" and run_method("sasrec", "") == "sasrec"
+        UserShare(run_name, fraction)
+    assert UserShare("users_10", 0.1).method("sasrec") == "sasrec-users_10"
+    assert UserShare().is_default and UserShare().method("sasrec") == "sasrec"  # the default model
     assert parse_run_method("core-users_10") == ("core", "users_10")
     for bad in ("sasrec", "llmseqsim-users_10", "sasrec-users/10"):
         with pytest.raises(ValueError, match="is not <method>-<run_name>"):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fashionrec.cli import app
+from cli.main import app
 from tests.conftest import point_at
 
 runner = CliRunner()

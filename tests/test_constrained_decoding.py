@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from serving.constrained_decoding import TITLE_SLACK_TOKENS, ResponseGrammar
-from serving.generation import GenerationSettings, Recommender
-from serving.llm_output import parse_recommendation
-from serving.prompts import render_response
+from recommender.constrained_decoding import TITLE_SLACK_TOKENS, ResponseGrammar
+from recommender.generation import GenerationSettings, Recommender
+from recommender.llm_output import parse_recommendation
+from recommender.prompts import render_response
 from training.domain_tokenizer import (
     DomainTokenizerConfig,
     round_up_to_width_multiple,

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from training.adapter_selection import in_user_fraction
 from training.core import (
     CoreConfig,
     CoreModel,
@@ -24,9 +23,9 @@ from training.sequence_data import (
     CategoryCatalog,
     build_examples,
     build_vocabulary,
-    of_train_users,
     sequences_to_inputs,
 )
+from training.user_share import in_user_fraction, of_train_users
 
 
 def marts(user_items: dict[str, list[tuple[str, str]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -275,9 +274,9 @@ def test_trimming_padding_leaves_session_vectors_unchanged():
 
 
 @pytest.mark.parametrize("name, bucketed", [("demo", True), ("tiny", False), ("luggage", False)])
-def test_only_the_demo_core_sorts_batches_by_length(name, bucketed, monkeypatch):
+def test_only_the_demo_core_sorts_batches_by_length(name, bucketed):
     """Random batches everywhere (RecBole's); the demo's CORE trades them for its time budget."""
-    from assets.id_vectors import CoreAssetConfig, _core_settings
+    from assets.id_vectors import CoreAssetConfig, core_settings
+    from fashionrec.presets import get_preset
 
-    monkeypatch.setenv("FASHIONREC_PRESET", name)
-    assert _core_settings(CoreAssetConfig()).bucket_by_length is bucketed
+    assert core_settings(CoreAssetConfig(), get_preset(name).core).bucket_by_length is bucketed

@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import AssetKey
 
 from assets.definitions import defs
-from fashionrec.pipeline import resolve_selection
+from cli.runs import resolve_selection
 
 MARTS = ["items", "sessions", "query_listings", "user_sequences", "splits", "prompt_inputs"]
 # Libraries that only running an asset needs; each costs seconds to import, and every `fashionrec` command

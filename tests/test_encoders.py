@@ -5,13 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from serving.encoders import (
-    BatchedEncoder,
-    OpenClipEncoder,
-    SentenceTransformerEncoder,
-    TextEncoder,
-    build_encoder,
-)
+from recommender.encoder_specs import build_encoder
+from recommender.encoders import BatchedEncoder, OpenClipEncoder, SentenceTransformerEncoder, TextEncoder
 
 
 class RecordingEncoder(BatchedEncoder):

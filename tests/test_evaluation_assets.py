@@ -22,17 +22,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from dagster_duckdb import DuckDBResource
 
 from assets.evaluation import evaluation_assets
-from assets.resources import LanceDBResource
-from fashionrec.settings import DBT_PROJECT_DIR
-from serving.vector_store import frame_to_arrow, write_vectors
+from assets.resources import PipelineSettings, pipeline_resources
+from evaluation.leaderboard import print_leaderboard
+from fashionrec.settings import DBT_PROJECT_DIR, Paths
+from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
+from recommender.vector_store import frame_to_arrow, write_vectors
 from training.baselines import MODEL_TYPES, SEQUENCE_BASELINES, baseline_config
 from training.core import CoreConfig, CoreModel, CoreScorer, CoreTrainResult, save_core
-from training.leaderboard import print_leaderboard
 from training.llmseqsim import LlmSeqSimConfig, llmseqsim_model, title_vocabulary
-from training.lstm_title_encoder import LstmTextEncoder, LstmTitleConfig
 from training.sequence_data import ItemVocabulary
 from training.sequential import TrainResult, save_sequential
 from training.text_seq_query import TextSeqQueryConfig
@@ -232,27 +231,21 @@ def save_baselines(directory, vocabulary, items, title_vectors, encoder, encoder
 def evaluated(tmp_path_factory):
     """Two evaluation runs of the assets on the hand-made world."""
     home = tmp_path_factory.mktemp("eval_home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FASHIONREC_HOME", str(home))
-        mp.setenv("FASHIONREC_PRESET", "tiny")
-        items, splits, title_encoder_spec = hand_made_world(home)
-        resources = {
-            "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
-            "lancedb": LanceDBResource(uri=str(home / "lancedb")),
+    items, splits, title_encoder_spec = hand_made_world(home)
+    resources = tiny_resources(home)
+    results = []
+    for label in ("first", "second"):
+        run_config = {
+            "ops": {"evaluation": {"config": {"label": label, "title_encoder": title_encoder_spec}}}
         }
-        results = []
-        for label in ("first", "second"):
-            run_config = {
-                "ops": {"evaluation": {"config": {"label": label, "title_encoder": title_encoder_spec}}}
-            }
-            result = dg.materialize(
-                evaluation_assets,
-                resources=resources,
-                run_config=run_config,
-                instance=dg.DagsterInstance.ephemeral(),
-            )
-            assert result.success
-            results.append(result)
+        result = dg.materialize(
+            evaluation_assets,
+            resources=resources,
+            run_config=run_config,
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+        assert result.success
+        results.append(result)
     return home, items, splits, results
 
 
@@ -426,22 +419,21 @@ def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
 
 def test_a_missing_baseline_fails_the_run_with_what_to_do(evaluated, tmp_path):
     home, _, _, _ = evaluated
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FASHIONREC_HOME", str(home))
-        mp.setenv("FASHIONREC_PRESET", "tiny")
-        config = {"baselines_dir": str(tmp_path), "methods": ["popularity", "sasrec"]}
-        failure = _step_error(_evaluate(home, config))
+    config = {"baselines_dir": str(tmp_path), "methods": ["popularity", "sasrec"]}
+    failure = _step_error(_evaluate(home, config))
     assert "fashionrec run 'key:baseline_sasrec'" in failure
+
+
+def tiny_resources(home: Path) -> dict:
+    """The pipeline's resources on ``home`` at the tiny preset: no FASHIONREC_* variable is read."""
+    return pipeline_resources(PipelineSettings(home=str(home), raw_dir=str(home / "raw"), preset="tiny"))
 
 
 def _evaluate(home: Path, config: dict):
     """Materialize the evaluation assets on ``home``'s warehouse with this evaluation config."""
     return dg.materialize(
         evaluation_assets,
-        resources={
-            "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
-            "lancedb": LanceDBResource(uri=str(home / "lancedb")),
-        },
+        resources=tiny_resources(home),
         run_config={"ops": {"evaluation": {"config": config}}},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -457,8 +449,8 @@ def _step_error(result) -> str:
 def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
     """The study options: score one adapter's answers, add Table 3's retrieval ablations, and retrieve
     titles from another table (as the CLIP row does) under a method suffix; mismatches are refused."""
-    from assets.features import title_vectors_manifest
-    from serving.encoders import build_encoder, save_encoder_manifest
+    from recommender.encoder_specs import build_encoder
+    from recommender.encoders import save_encoder_manifest
 
     home, items, _, _ = evaluated
     spec = f"lstm:{home / 'artifacts' / 'small_title_encoder'}"
@@ -474,22 +466,21 @@ def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
     def evaluate(**changes):
         return _evaluate(home, {**config, **changes})
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FASHIONREC_HOME", str(home))
-        mp.setenv("FASHIONREC_PRESET", "tiny")
-        assert "needs the title_encoder that wrote it and a method_suffix" in _step_error(evaluate())
-        assert "materialize item_title_vectors with config" in _step_error(evaluate(method_suffix="-alt"))
-        encoder = build_encoder(spec, show_progress=False)
-        db = lancedb.connect(str(home / "lancedb"))
-        write_vectors(
-            db, "item_title_vectors_alt", frame_to_arrow(items, encoder.encode(items["title"].tolist()))
-        )
-        save_encoder_manifest(title_vectors_manifest("item_title_vectors_alt"), encoder)
-        assert "no rows of adapter(s) ['zs_footwear']" in _step_error(
-            evaluate(method_suffix="-alt", adapters=["zs_footwear"])
-        )
-        result = evaluate(method_suffix="-alt")
-        assert result.success
+    assert "needs the title_encoder that wrote it and a method_suffix" in _step_error(evaluate())
+    assert "materialize item_title_vectors with config" in _step_error(evaluate(method_suffix="-alt"))
+    encoder = build_encoder(spec, show_progress=False)
+    db = lancedb.connect(str(home / "lancedb"))
+    write_vectors(
+        db, "item_title_vectors_alt", frame_to_arrow(items, encoder.encode(items["title"].tolist()))
+    )
+    save_encoder_manifest(
+        Paths.under(home).artifacts.title_vectors_manifest("item_title_vectors_alt"), encoder
+    )
+    assert "no rows of adapter(s) ['zs_footwear']" in _step_error(
+        evaluate(method_suffix="-alt", adapters=["zs_footwear"])
+    )
+    result = evaluate(method_suffix="-alt")
+    assert result.success
 
     with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
         sources = dict(
@@ -528,19 +519,16 @@ def test_baseline_runs_are_scored_under_their_own_names(evaluated, tmp_path):
     def evaluate(**changes):
         return _evaluate(home, {**config, **changes})
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FASHIONREC_HOME", str(home))
-        mp.setenv("FASHIONREC_PRESET", "tiny")
-        missing = _step_error(evaluate(baseline_runs=["sasrec-users_25"]))
-        assert "fashionrec run 'key:baseline_sasrec'" in missing and "run_name: users_25" in missing
-        for run, selection in (
-            ("core-users_25", "fashionrec run 'key:item_id_vectors'"),
-            ("text_seq_query-users_25", "key:baseline_text_seq_query'"),
-        ):
-            assert selection in _step_error(evaluate(baseline_runs=[run]))
-        assert "is not <method>-<run_name>" in _step_error(evaluate(baseline_runs=["sasrec"]))
-        result = evaluate()
-        assert result.success
+    missing = _step_error(evaluate(baseline_runs=["sasrec-users_25"]))
+    assert "fashionrec run 'key:baseline_sasrec'" in missing and "run_name: users_25" in missing
+    for run, selection in (
+        ("core-users_25", "fashionrec run 'key:item_id_vectors'"),
+        ("text_seq_query-users_25", "key:baseline_text_seq_query'"),
+    ):
+        assert selection in _step_error(evaluate(baseline_runs=[run]))
+    assert "is not <method>-<run_name>" in _step_error(evaluate(baseline_runs=["sasrec"]))
+    result = evaluate()
+    assert result.success
 
     with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
         ranks = con.execute(

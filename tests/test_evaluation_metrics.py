@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.evaluation import (
+from evaluation.leaderboard import format_leaderboard, leaderboard_frame, load_metrics, load_run
+from evaluation.llm_methods import generated_target_ids, llm_method_names
+from evaluation.protocol import (
     EvaluationConfig,
     catalog_by_category,
     evaluate_methods,
@@ -21,8 +23,6 @@ from training.evaluation import (
     rank_in_lists,
     write_evaluation_run,
 )
-from training.leaderboard import format_leaderboard, leaderboard_frame, load_metrics, load_run
-from training.llm_methods import generated_target_ids, llm_method_names
 
 ITEMS = pd.DataFrame(
     {

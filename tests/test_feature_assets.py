@@ -14,18 +14,14 @@ import duckdb
 import lancedb
 import numpy as np
 import pytest
-from dagster_duckdb import DuckDBResource
 
-from assets.features import (
-    feature_assets,
-    feature_checks,
-    item_title_vectors,
-    item_title_vectors_check,
-)
-from assets.id_vectors import id_vector_assets, id_vector_checks
-from assets.resources import LanceDBResource
-from serving.query_memory import MEMORY_TABLE, MemorySettings
-from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS
+from assets.id_vectors import item_id_vectors
+from assets.query_memory import query_memory
+from assets.resources import PipelineSettings, pipeline_resources
+from assets.title_vectors import item_title_vectors, title_encoder
+from assets.vector_checks import feature_checks, item_title_vectors_check
+from fashionrec.layout import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, QUERY_MEMORY_TABLE
+from recommender.query_memory import MemorySettings
 from training.core import CoreScorer
 
 QUICK = {
@@ -44,20 +40,15 @@ def features(tiny_pipeline, tmp_path_factory):
             shutil.copy2(tiny_pipeline.home / name, home / name)
     shutil.copytree(tiny_pipeline.home / "lancedb", home / "lancedb")
     shutil.copytree(tiny_pipeline.home / "artifacts", home / "artifacts")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FASHIONREC_HOME", str(home))
-        mp.setenv("FASHIONREC_PRESET", "tiny")
-        resources = {
-            "duckdb": DuckDBResource(database=str(home / "fashionrec.duckdb")),
-            "lancedb": LanceDBResource(uri=str(home / "lancedb")),
-        }
-        result = dg.materialize(
-            [*feature_assets, *id_vector_assets, *feature_checks, *id_vector_checks],
-            resources=resources,
-            run_config=QUICK,
-            instance=dg.DagsterInstance.ephemeral(),
-        )
-        yield home, result, resources
+    # the resources say where and at which scale: no FASHIONREC_* variable is read
+    resources = pipeline_resources(PipelineSettings(home=str(home), raw_dir=str(home / "raw"), preset="tiny"))
+    result = dg.materialize(
+        [query_memory, title_encoder, item_title_vectors, item_id_vectors, *feature_checks],
+        resources=resources,
+        run_config=QUICK,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    return home, result, resources
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -88,7 +79,7 @@ def test_every_asset_and_check_succeeds(features):
         ITEM_ID_VECTORS,
     }
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert len(checks) == len(feature_checks) + len(id_vector_checks)
+    assert len(checks) == len(feature_checks)
     failed = {name: e.metadata for name, e in checks.items() if not e.passed}
     assert not failed
 
@@ -96,7 +87,7 @@ def test_every_asset_and_check_succeeds(features):
 @pytest.mark.parametrize(
     ("table", "key", "expected_rows_sql", "dim"),
     [
-        (MEMORY_TABLE, "query_norm", "select count(distinct query_norm) from query_listings", 384),
+        (QUERY_MEMORY_TABLE, "query_norm", "select count(distinct query_norm) from query_listings", 384),
         (ITEM_TITLE_VECTORS, "item_id", "select count(*) from items", 384),
         (ITEM_ID_VECTORS, "item_id", "select count(*) from items", 64),
     ],
@@ -180,33 +171,28 @@ def test_core_model_is_saved_for_the_evaluation(features):
 
 def test_rematerializing_encodes_only_new_or_changed_titles(features):
     home, _, resources = features
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FASHIONREC_HOME", str(home))
-        mp.setenv("FASHIONREC_PRESET", "tiny")
 
-        def refresh() -> dict:
-            run = dg.materialize(
-                [item_title_vectors, item_title_vectors_check],
-                resources=resources,
-                instance=dg.DagsterInstance.ephemeral(),
-            )
-            assert run.success and all(e.passed for e in run.get_asset_check_evaluations())
-            return metadata(run, ITEM_TITLE_VECTORS)
+    def refresh() -> dict:
+        run = dg.materialize(
+            [item_title_vectors, item_title_vectors_check],
+            resources=resources,
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+        assert run.success and all(e.passed for e in run.get_asset_check_evaluations())
+        return metadata(run, ITEM_TITLE_VECTORS)
 
-        unchanged = refresh()
-        assert unchanged["rows_encoded"] == 0
+    unchanged = refresh()
+    assert unchanged["rows_encoded"] == 0
 
-        with duckdb.connect(str(home / "fashionrec.duckdb")) as con:
-            (changed_id,) = con.execute("select min(item_id) from items").fetchone()
-            con.execute(
-                "update items set title = title || ' Limited Edition' where item_id = ?", [changed_id]
-            )
-            con.execute(
-                "insert into items select * replace ('NEW-ITEM-1' as item_id, 'Brand New Tote Bag' as title) "
-                "from items where item_id = ?",
-                [changed_id],
-            )
-        refreshed = refresh()
-        assert refreshed["rows_encoded"] == 2
-        assert refreshed["rows"] == scalar(home, "select count(*) from items")
-        assert refreshed["lancedb_version"] > unchanged["lancedb_version"]
+    with duckdb.connect(str(home / "fashionrec.duckdb")) as con:
+        (changed_id,) = con.execute("select min(item_id) from items").fetchone()
+        con.execute("update items set title = title || ' Limited Edition' where item_id = ?", [changed_id])
+        con.execute(
+            "insert into items select * replace ('NEW-ITEM-1' as item_id, 'Brand New Tote Bag' as title) "
+            "from items where item_id = ?",
+            [changed_id],
+        )
+    refreshed = refresh()
+    assert refreshed["rows_encoded"] == 2
+    assert refreshed["rows"] == scalar(home, "select count(*) from items")
+    assert refreshed["lancedb_version"] > unchanged["lancedb_version"]

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.mixup import MixupConfig
-from serving.retrieval import VectorCatalog
+from evaluation.llm_methods import llm_list_methods, llm_method_names, select_adapters
+from evaluation.protocol import catalog_by_category
+from recommender.mixup import MixupConfig
+from recommender.retrieval import VectorCatalog
 from training.adapter_selection import AdapterSelection, check_adapter, in_user_fraction
-from training.evaluation import catalog_by_category
-from training.llm_methods import llm_list_methods, llm_method_names, select_adapters
 
 ITEMS = [f"s{i}" for i in range(6)]
 # ID space: s0's neighbours are s1, s2 (list A); title space: the generated title is nearest s3, s4, s5

@@ -2,8 +2,8 @@
 
 import pytest
 
-from serving.llm_output import parse_recommendation
-from serving.prompts import render_response
+from recommender.llm_output import parse_recommendation
+from recommender.prompts import render_response
 
 
 @pytest.mark.parametrize(

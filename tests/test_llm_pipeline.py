@@ -149,21 +149,20 @@ def write_warehouse(
 
 
 @pytest.mark.slow
-def test_llm_assets_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_llm_assets_end_to_end(tmp_path: Path):
     import dagster as dg
 
     from assets.llm import llm_assets
-    from assets.resources import default_duckdb
+    from assets.resources import PipelineSettings, pipeline_resources
 
-    monkeypatch.setenv("FASHIONREC_HOME", str(tmp_path))
-    monkeypatch.setenv("FASHIONREC_PRESET", "tiny")
+    resources = pipeline_resources(PipelineSettings(home=str(tmp_path), raw_dir=str(tmp_path), preset="tiny"))
     items = hand_made_catalog()
     targets, candidates = hand_made_targets(items)
     write_warehouse(tmp_path / "fashionrec.duckdb", items, targets, candidates)
 
     result = dg.materialize(
         llm_assets,
-        resources={"duckdb": default_duckdb()},
+        resources=resources,
         run_config={
             "ops": {
                 "base_lm": {"config": {"epochs": 2.0}},
@@ -212,7 +211,7 @@ def test_llm_assets_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # a second decoding of the same variant sits next to the first instead of replacing it
     again = dg.materialize(
         [asset for asset in llm_assets if asset.key.to_user_string() == "generations"],
-        resources={"duckdb": default_duckdb()},
+        resources=resources,
         run_config={
             "ops": {
                 "generations": {

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import mrr, mrr_at_k, ndcg_at_k, rank_of_target, ranking_metrics, recall_at_k
+from recommender.metrics import mrr, mrr_at_k, ndcg_at_k, rank_of_target, ranking_metrics, recall_at_k
 
 
 def test_rank_is_one_based_and_counts_ties_against_the_target():

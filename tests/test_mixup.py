@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.mixup import MixupConfig, MixupRetriever, mix, mixup_batch
-from serving.retrieval import Neighbor, VectorCatalog
-from serving.vector_store import frame_to_arrow, write_vectors
+from recommender.mixup import MixupConfig, MixupRetriever, mix, mixup_batch
+from recommender.retrieval import Neighbor, VectorCatalog
+from recommender.vector_store import frame_to_arrow, write_vectors
 
 DIM = 32
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from serving.prompts import (
+from recommender.prompts import (
     PromptBudget,
     PromptRenderer,
     history_events,

@@ -11,7 +11,7 @@ from peft import get_peft_model
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
 
-from serving.prompts import render_response
+from recommender.prompts import render_response
 from training.base_lm import BaseLMConfig, build_domain_base_lm
 from training.qlora import (
     IGNORE_INDEX,
@@ -126,7 +126,7 @@ def test_high_perplexity_fifth_is_trained_three_times():
 def test_scoring_leaves_4bit_weights_trainable(base_model):
     """bitsandbytes repacks 4-bit weights for a CPU inference kernel that has no backward pass; the
     perplexity pass before training must not trigger it."""
-    from training.base_lm import load_tokenizer
+    from recommender.language_model import load_tokenizer
 
     tokenizer = load_tokenizer(base_model)
     model = prepare_qlora_model(base_model, QLoRAConfig())

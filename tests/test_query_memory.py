@@ -9,19 +9,19 @@ import pandas as pd
 import pytest
 import torch
 
-from serving.encoders import BatchedEncoder
-from serving.query_memory import (
-    MEMORY_TABLE,
+from fashionrec.layout import QUERY_MEMORY_TABLE
+from recommender.encoders import BatchedEncoder
+from recommender.query_memory import (
     MemoryManifest,
     MemorySettings,
     QueryMemory,
-    QueryMemoryLookup,
     build_memory,
     hit_rate,
     memory_rows,
     normalize_query,
     prompt_candidates,
 )
+from recommender.query_memory_lookup import QueryMemoryLookup
 
 T0 = pd.Timestamp("2024-03-01 12:00:00")
 
@@ -74,8 +74,9 @@ def memory_db(tmp_path: Path):
     encoder = BagOfWordsEncoder()
     settings = MemorySettings(neighbours=2, items_per_query=2, max_stored_items=50)
     written = build_memory(db, LISTINGS, encoder, settings)
-    MemoryManifest(encoder.spec, encoder.fingerprint, encoder.dim, 2, 2, 50).save(tmp_path)
-    return db, encoder, settings, written, tmp_path
+    manifest = MemoryManifest.of(encoder, settings).save(tmp_path / "query_memory.json")
+    assert MemoryManifest.load(manifest).settings == settings
+    return db, encoder, settings, written, manifest
 
 
 def test_normalisation_matches_the_dbt_macro():
@@ -103,7 +104,7 @@ def test_memory_table_has_one_row_per_query(memory_db):
     assert written.rows == 4 and written.encoded == 4
     again = build_memory(db, LISTINGS, encoder, MemorySettings(2, 2, 50))
     assert again.encoded == 0  # same queries, same encoder: nothing re-embedded
-    stored = db.open_table(MEMORY_TABLE).to_pandas()
+    stored = db.open_table(QUERY_MEMORY_TABLE).to_pandas()
     assert sorted(stored["query_norm"]) == [
         "black leather boots",
         "leather boots",
@@ -113,8 +114,8 @@ def test_memory_table_has_one_row_per_query(memory_db):
 
 
 def test_lookup_unions_top_v_of_q_nearest_queries_visible_at_the_time(memory_db):
-    db, encoder, settings, _, directory = memory_db
-    memory = QueryMemory.from_table(db.open_table(MEMORY_TABLE))
+    db, encoder, settings, _, manifest = memory_db
+    memory = QueryMemory.from_table(db.open_table(QUERY_MEMORY_TABLE))
     prompts = pd.DataFrame(
         {
             "target_id": ["t1", "t2", "t3", "t4", "t5"],
@@ -139,7 +140,7 @@ def test_lookup_unions_top_v_of_q_nearest_queries_visible_at_the_time(memory_db)
     assert (found["n_candidates"] <= settings.neighbours * settings.items_per_query).all()
 
     # the online path (LanceDB with a time prefilter) answers the same
-    online = QueryMemoryLookup.open(db, directory, encoder=encoder)
+    online = QueryMemoryLookup.open(db, manifest, encoder=encoder)
     answers = online.lookup_many(prompts["latest_query"].tolist(), prompts["target_ts"].tolist())
     assert answers == found.loc[prompts["target_id"], "candidate_item_ids"].tolist()
     assert online.lookup("red dress") == ["d1", "d2", "d5"]  # now: everything is visible
@@ -152,7 +153,7 @@ def test_lookup_unions_top_v_of_q_nearest_queries_visible_at_the_time(memory_db)
 
 def test_nearest_is_exact_and_chunking_does_not_change_it(memory_db):
     db, encoder, _, _, _ = memory_db
-    memory = QueryMemory.from_table(db.open_table(MEMORY_TABLE))
+    memory = QueryMemory.from_table(db.open_table(QUERY_MEMORY_TABLE))
     queries = encoder.encode(["red dress", "boots", "summer", "leather"])
     cutoffs = np.full(4, np.iinfo(np.int64).max)
     whole, sims = memory.nearest(queries, cutoffs, 3)
@@ -166,7 +167,7 @@ def test_nearest_is_exact_and_chunking_does_not_change_it(memory_db):
 
 
 def test_manifest_guards_against_a_different_encoder(memory_db):
-    db, _, _, _, directory = memory_db
+    db, _, _, _, manifest = memory_db
 
     class Wider(BagOfWordsEncoder):
         def __init__(self):
@@ -174,9 +175,9 @@ def test_manifest_guards_against_a_different_encoder(memory_db):
             self.dim = 16
 
     with pytest.raises(ValueError, match="rebuild the query_memory asset"):
-        QueryMemoryLookup.open(db, directory, encoder=Wider())
+        QueryMemoryLookup.open(db, manifest, encoder=Wider())
     with pytest.raises(FileNotFoundError, match="materialize the query_memory asset"):
-        MemoryManifest.load(directory / "missing")
+        MemoryManifest.load(manifest.parent / "missing.json")
 
 
 def test_logs_without_searches_give_an_empty_memory_and_no_candidates(tmp_path):
@@ -184,7 +185,7 @@ def test_logs_without_searches_give_an_empty_memory_and_no_candidates(tmp_path):
     encoder = BagOfWordsEncoder()
     written = build_memory(db, LISTINGS.iloc[:0], encoder)
     assert written.rows == 0
-    memory = QueryMemory.from_table(db.open_table(MEMORY_TABLE))
+    memory = QueryMemory.from_table(db.open_table(QUERY_MEMORY_TABLE))
     prompts = pd.DataFrame(
         {
             "target_id": ["t1"],

@@ -20,9 +20,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fashionrec.cli import app
-from training.baselines import SequenceData
-from training.recbole_atomic import (
+from cli.main import app
+from evaluation.recbole_atomic import (
     INTER_COLUMNS,
     AtomicFileError,
     interactions_from_sequences,
@@ -30,7 +29,8 @@ from training.recbole_atomic import (
     read_items,
     write_atomic,
 )
-from training.recbole_protocol import LeaveOneOut, run_baselines, title_vectors
+from evaluation.recbole_protocol import LeaveOneOut, run_baselines, title_vectors
+from training.baselines import SequenceData
 from training.sequence_data import COLD_INDEX, FIRST_ITEM_INDEX
 
 runner = CliRunner()

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.retrieval import VectorCatalog, item_vector, search_table, top_k_indices
-from serving.vector_store import frame_to_arrow, write_vectors
+from recommender.retrieval import VectorCatalog, item_vector, search_table, top_k_indices
+from recommender.vector_store import frame_to_arrow, write_vectors
 
 CATEGORIES = ["Footwear", "Luggage & Bags", "Women's Shoes"]  # an apostrophe must survive the filter
 

@@ -25,12 +25,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from fashionrec.layout import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, QUERY_MEMORY_TABLE
 from fashionrec.settings import Paths
+from recommender.language_model import load_recommender_model
 from serving.api import create_app
-from serving.artifacts import LORA_ADAPTER_DIR, ArtifactsUnavailable, LoadOptions, load_artifacts
-from serving.generation import load_recommender_model
-from serving.query_memory import MEMORY_TABLE
-from serving.retrieval import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS
+from serving.artifacts import ArtifactsUnavailable, LoadOptions, load_artifacts
 from serving.schemas import ServeLimits
 from serving.service import RecommendationService, ServiceSettings
 
@@ -113,19 +112,6 @@ def evaluated_target(serve_home) -> dict:
         if row["latest_query"] is None or has_search:
             return row
     pytest.fail("no test target with its latest search inside the history window")
-
-
-def test_artifact_names_and_budgets_match_the_assets():
-    from assets import features, llm
-    from serving import artifacts
-
-    assert artifacts.BASE_LM_DIR == llm.BASE_LM_DIR
-    assert artifacts.LORA_ADAPTER_DIR == llm.LORA_ADAPTER_DIR
-    assert artifacts.QUERY_MEMORY_DIR == features.QUERY_MEMORY_DIR
-    assert artifacts.TITLE_VECTORS_MANIFEST == features.TITLE_VECTORS_MANIFEST
-    assert artifacts.PROMPT_SEQUENCE_TOKENS == {
-        name: defaults.max_sequence_tokens for name, defaults in llm.LLM_PRESET_DEFAULTS.items()
-    }
 
 
 def test_a_live_session_gets_the_evaluations_prompt_and_a_mixup_list(client, serve_home, evaluated_target):
@@ -284,7 +270,8 @@ def test_items_health_and_docs(client, serve_home):
     db = lancedb.connect(str(serve_home / "lancedb"))
     assert health["status"] == "ok"
     assert health["artifacts"]["lancedb_versions"] == {
-        name: db.open_table(name).version for name in (ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, MEMORY_TABLE)
+        name: db.open_table(name).version
+        for name in (ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, QUERY_MEMORY_TABLE)
     }
     (latest_run,) = warehouse(serve_home, "select run_id from eval_metrics order by created_at desc limit 1")[
         0
@@ -406,7 +393,7 @@ def test_cli_recommend_answers_a_session_file(tiny_home, tmp_path, evaluated_tar
     session = tmp_path / "session.json"
     session.write_text(json.dumps(as_events(evaluated_target["history"])[-6:]))
     runner = CliRunner()
-    from fashionrec.cli import app
+    from cli.main import app
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"action": "wishlist", "item_id": "x", "ts": "2024-01-01"}]))
@@ -436,13 +423,24 @@ def test_the_readme_request_is_answered(client):
 
 
 def test_dequantized_layers_give_the_4bit_models_logits(service, evaluated_target):
+    """Dequantizing once at load holds the very weights bitsandbytes dequantizes on every call, so only
+    the matrix-product kernel differs. Kernels sum in different orders, and float32 rounding (2^-24
+    relative per addition) over the few thousand products behind each logit stays far below 0.1 % of the
+    logit scale; 0.006 on logits of magnitude ~10 was seen on an AMD EPYC. What must hold is that the
+    answers agree: every next token whose lead over the runner-up is larger than that noise is the same.
+    """
     snapshot = service.snapshot
     assert snapshot.versions.dequantized_layers > 0
     quantized, tokenizer = load_recommender_model(
-        snapshot.versions.base_model, service.paths.artifacts_dir / LORA_ADAPTER_DIR / "full"
+        snapshot.versions.base_model, service.paths.artifacts.adapter("full")
     )
     encoded = tokenizer([evaluated_target["prompt_text"]], return_tensors="pt")
     with torch.inference_mode():
         expected = quantized(**encoded).logits
         served = snapshot.recommender.model(**encoded).logits
-    assert torch.equal(served, expected)
+    tolerance = 1e-3 * float(expected.abs().max())
+    torch.testing.assert_close(served, expected, rtol=0.0, atol=tolerance)
+    top2 = expected.topk(2, dim=-1).values
+    clear = (top2[..., 0] - top2[..., 1]) > 2 * tolerance
+    assert clear.float().mean() > 0.5  # the comparison below is not vacuous
+    assert torch.equal(served.argmax(-1)[clear], expected.argmax(-1)[clear])

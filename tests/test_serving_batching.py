@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from recommender.generation import GeneratedRecommendation, GenerationRun
 from serving.batching import GenerationBatcher
-from serving.generation import GeneratedRecommendation, GenerationRun
 
 
 class StubRecommender:

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fashionrec.cli import app
-from fashionrec.studies import EVALUATION_OP, describe_plan, plan_study
-from fashionrec.study_report import format_study_table, plot_lines, study_table
-from fashionrec.study_spec import StudyError, list_studies, load_study
+from cli.main import app
+from cli.studies import EVALUATION_OP, describe_plan, plan_study
+from cli.study_report import format_study_table, plot_lines, study_table
+from cli.study_spec import StudyError, list_studies, load_study
 from tests.conftest import point_at
 from tests.test_readme import STUDY_SQL_BLOCKS
 
@@ -200,7 +200,7 @@ def test_a_share_that_would_replace_or_mislabel_a_model_fails_with_what_to_do(
 ):
     from dagster import DagsterInstance
 
-    from fashionrec.pipeline import materialize_selection
+    from cli.runs import materialize_selection
 
     summary = materialize_selection(
         selection,

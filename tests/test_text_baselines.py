@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from serving.retrieval import VectorCatalog
+from evaluation.protocol import catalog_by_category
+from recommender.retrieval import VectorCatalog
 from training.baselines import SequenceData, train_baseline
-from training.evaluation import catalog_by_category
 from training.llm2sasrec import pca_item_table, text_initialised_sasrec
 from training.llmseqsim import LlmSeqSimConfig, fit_llmseqsim, llmseqsim_model, title_vocabulary
 from training.sasrec import SasRecConfig

@@ -6,16 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.encoders import build_encoder
-from training.lstm_title_encoder import LstmTextEncoder, LstmTitleConfig
-from training.title_encoder import (
-    TitleEncoderConfig,
-    load_title_encoder_spec,
-    mine_hard_negatives,
-    purchase_query_pairs,
-    title_recall,
-    train_title_encoder,
-)
+from recommender.encoder_specs import build_encoder
+from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
+from training.title_encoder import TitleEncoderConfig, load_title_encoder_spec, train_title_encoder
+from training.title_pairs import mine_hard_negatives, purchase_query_pairs, title_recall
 
 
 def unit(rows) -> np.ndarray:

@@ -6,14 +6,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from serving.vector_store import (
-    content_hashes,
-    frame_to_arrow,
-    refresh_vectors,
-    search,
-    vector_table_stats,
-    write_vectors,
-)
+from recommender.vector_audit import vector_table_stats
+from recommender.vector_store import content_hashes, frame_to_arrow, refresh_vectors, search, write_vectors
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -129,7 +123,7 @@ def test_nan_vectors_are_refused_and_stats_flag_bad_rows(db):
     # a table written by other means may still hold a missing vector: the checks must see it
     db.create_table("bad", frame_to_arrow(frame, vectors), on_bad_vectors="null")
     stats = vector_table_stats(db.open_table("bad"), "item_id")
-    assert (stats.rows, stats.distinct_keys, stats.dim, stats.nan_rows) == (3, 3, 3, 1)
+    assert (stats.rows, len(stats.keys), stats.dim, stats.nan_rows) == (3, 3, 3, 1)
     assert stats.max_norm_error == pytest.approx(1.0)
 
 

@@ -3,41 +3,20 @@
 - zero-shot: only the prompts of some categories (an adapter fine-tuned on Footwear answers Luggage);
 - low-resource: only the prompts of a share of the training users (10 / 25 / 50 / 100 %).
 
-Users are kept by a hash of their id and a seed, not by a random draw: the share kept is stable from run
-to run and nested (every user of the 10 % sample is in the 25 % one), so a curve over the shares
-compares training sets that grow, not different ones. The selection is saved next to the adapter, so
-whoever loads it knows which prompt variant it was trained on. The baselines of the low-resource study
-(CORE, SASRec, the title encoder) draw their shares with the same :func:`in_user_fraction`
-(``training.sequence_data.of_train_users``), so each method's 10 % is the same users (the adapter's,
-drawn after its prompt cap, are those of them in the capped sample).
+Users are kept as ``training.user_share`` keeps them for every model, so each method's 10 % is the same
+users (the adapter's, drawn after its prompt cap, are those of them in the capped sample). The selection
+is saved next to the adapter, so whoever loads it knows which prompt variant it was trained on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SELECTION_FILE = "adapter_selection.json"
-
-# an adapter's name is a folder under artifacts/lora_adapter/ and a method-name suffix (llm_mixup-zs_footwear)
-_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def user_share(user_id: str, seed: int = 0) -> float:
-    """A number in [0, 1) fixed by ``user_id`` and ``seed``, uniform over users."""
-    digest = hashlib.blake2b(f"{seed}\x1f{user_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
-def in_user_fraction(user_ids: Iterable[str], fraction: float, seed: int = 0) -> list[bool]:
-    """Whether each user is in the ``fraction`` sample; samples of growing fractions are nested."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"train_user_fraction must be in (0, 1]; got {fraction}")
-    return [fraction >= 1.0 or user_share(str(user_id), seed) < fraction for user_id in user_ids]
+from fashionrec.layout import ADAPTER_CONFIG_FILE, ADAPTER_SELECTION_FILE, check_run_name
+from training.user_share import check_fraction, in_user_fraction
 
 
 @dataclass(frozen=True)
@@ -52,12 +31,9 @@ class AdapterSelection:
     counts: dict[str, int] = field(default_factory=dict, compare=False)  # prompts and users used
 
     def __post_init__(self) -> None:
-        if not _ADAPTER_NAME.match(self.adapter):
-            raise ValueError(
-                f"adapter name {self.adapter!r} must hold only letters, digits and '_' (it names a folder "
-                "and the evaluation methods, e.g. llm_mixup-zs_footwear)"
-            )
-        in_user_fraction([], self.train_user_fraction)  # checks the range
+        # the adapter's name is its run name: a folder under artifacts/lora_adapter/ and a method suffix
+        check_run_name(self.adapter, "adapter name")
+        check_fraction(self.train_user_fraction)
 
     def in_categories(self, rows: Sequence[tuple], category_at: int, known: Iterable[str]) -> list[tuple]:
         """The rows of the adapter's categories; ``known`` are the categories that have train prompts, and
@@ -79,14 +55,14 @@ class AdapterSelection:
         return [row for row, kept in zip(rows, keep, strict=True) if kept]
 
     def save(self, directory: Path) -> Path:
-        path = Path(directory) / SELECTION_FILE
+        path = Path(directory) / ADAPTER_SELECTION_FILE
         path.write_text(json.dumps(asdict(self), indent=2))
         return path
 
     @classmethod
     def load(cls, directory: Path) -> AdapterSelection | None:
         """The selection saved with an adapter; None for an adapter saved before selections were."""
-        path = Path(directory) / SELECTION_FILE
+        path = Path(directory) / ADAPTER_SELECTION_FILE
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
@@ -95,7 +71,7 @@ class AdapterSelection:
 
 def check_adapter(directory: Path, adapter: str, variant: str) -> None:
     """An adapter about to answer ``variant`` prompts exists and was trained on that variant."""
-    if not (Path(directory) / "adapter_config.json").is_file():
+    if not (Path(directory) / ADAPTER_CONFIG_FILE).is_file():
         raise ValueError(
             f"no adapter {adapter!r} in {directory}; train it first (lora_adapter config "
             f"{{adapter: {adapter}, variant: {variant}}})"

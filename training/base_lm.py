@@ -23,16 +23,14 @@ from typing import Any
 
 import torch
 from transformers import (
-    AutoConfig,
-    AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
-    PreTrainedTokenizerBase,
     Trainer,
     TrainingArguments,
 )
 
-from serving.prompts import load_prompt_template, product_fields, render_response
+from fashionrec.layout import PRETRAINING_CONFIG_FILE
+from recommender.prompts import load_prompt_template, product_fields, render_response
 from training.domain_tokenizer import (
     WIDTH_MULTIPLE,
     DomainTokenizerConfig,
@@ -40,13 +38,11 @@ from training.domain_tokenizer import (
     train_domain_tokenizer,
 )
 
-# written next to the model so that later stages know which base to load (a trained folder or an id)
-BASE_MODEL_POINTER = "base_model.json"
-
 
 @dataclass(frozen=True)
 class BaseLMConfig:
-    """Architecture and pretraining of the embedded domain model."""
+    """Architecture and pretraining of the embedded domain model; the defaults are the `tiny` preset's, and
+    each preset's sizes are in ``fashionrec.presets``."""
 
     # --- architecture (Llama; widths multiples of 64 for bitsandbytes' CPU kernels) ---
     vocab_size: int = 1024  # tokenizer target; the embedding is rounded up to a multiple of 64
@@ -84,40 +80,6 @@ class BaseLMConfig:
                 f"{', '.join(odd) or 'hidden_size % num_attention_heads'} must be multiples of "
                 f"{WIDTH_MULTIPLE}: bitsandbytes' CPU 4-bit kernels need every quantized width on that grid"
             )
-
-
-# Sizes per preset: tiny pretrains in seconds for tests, demo in a few minutes on 2 CPU cores,
-# the paper-scale presets are for a GPU (or patience). Block sizes follow the prompt budgets of the
-# prompts asset (512 tiny, 768 demo, 1024 paper scale).
-BASE_LM_PRESETS: dict[str, BaseLMConfig] = {
-    "tiny": BaseLMConfig(),
-    "demo": BaseLMConfig(
-        vocab_size=2048,
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        block_size=768,
-        # 2 x 120k tokens (40 optimizer steps): ~560 tokens/s measured on 2 busy cores; the demo's
-        # whole LLM stage must fit in a few minutes
-        epochs=2.0,
-        max_corpus_tokens=120_000,
-    ),
-    **{
-        name: BaseLMConfig(
-            vocab_size=8192,
-            hidden_size=512,
-            intermediate_size=1536,
-            num_hidden_layers=8,
-            num_attention_heads=8,
-            block_size=1024,
-            epochs=2.0,
-            learning_rate=6e-4,
-            batch_size=16,
-        )
-        for name in ("luggage", "footwear", "accessories", "clothing")
-    },
-}
 
 
 @dataclass
@@ -252,7 +214,7 @@ def build_domain_base_lm(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / "pretraining_config.json").write_text(json.dumps(asdict(config), indent=2))
+    (out_dir / PRETRAINING_CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     return BaseLMResult(
         model_dir=out_dir,
@@ -263,43 +225,3 @@ def build_domain_base_lm(
         final_loss=losses[-1][1] if losses else float(outcome.training_loss),
         losses=losses,
     )
-
-
-def check_pretrained_source(name_or_path: str) -> str:
-    """Make sure a configured Hugging Face id or local folder loads offline; return it unchanged."""
-    try:
-        AutoConfig.from_pretrained(name_or_path, local_files_only=True)
-        AutoTokenizer.from_pretrained(name_or_path, local_files_only=True)
-    except OSError as error:
-        raise ValueError(
-            f"base model {name_or_path!r} is neither a local folder with config.json and a tokenizer nor "
-            f"a model in the local Hugging Face cache (downloads are off). Download it beforehand with "
-            f"`huggingface-cli download {name_or_path}` or leave base_model empty for the domain model."
-        ) from error
-    return name_or_path
-
-
-def write_base_model_pointer(base_lm_dir: Path, name_or_path: str, source: str) -> Path:
-    """Record which base model the later stages load (``source``: "domain" or "pretrained")."""
-    base_lm_dir.mkdir(parents=True, exist_ok=True)
-    pointer = base_lm_dir / BASE_MODEL_POINTER
-    pointer.write_text(json.dumps({"name_or_path": str(name_or_path), "source": source}, indent=2))
-    return pointer
-
-
-def read_base_model_pointer(base_lm_dir: Path) -> str:
-    """The base model id or folder that the ``base_lm`` step recorded."""
-    pointer = base_lm_dir / BASE_MODEL_POINTER
-    if not pointer.is_file():
-        raise FileNotFoundError(
-            f"{pointer} is missing: materialize the base_lm asset first (fashionrec run 'base_lm')"
-        )
-    return json.loads(pointer.read_text())["name_or_path"]
-
-
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """The base model's tokenizer, offline; models without a pad token pad with end-of-text."""
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serving.retrieval import VectorCatalog
+from recommender.retrieval import VectorCatalog
 
 # the method names, re-exported: they live in a module without torch for the Dagster code location
 from training.baseline_names import BASELINES as BASELINES
@@ -43,7 +43,6 @@ from training.sequence_data import (
     SequenceExamples,
     build_examples,
     build_vocabulary,
-    of_train_users,
 )
 from training.sequential import (
     ModelBuilder,
@@ -55,6 +54,7 @@ from training.sequential import (
     load_sequential,
     train_sequential,
 )
+from training.user_share import EVERY_USER, UserShare
 
 # method name -> (hyperparameter dataclass, model class)
 MODEL_TYPES: dict[str, tuple[type[WindowConfig], type[SequentialRecommender]]] = {
@@ -114,19 +114,18 @@ class SequenceData:
         items: pd.DataFrame,
         max_len: int = 50,
         train_targets: str = "all_items",
-        train_user_fraction: float = 1.0,
-        user_seed: int = 0,
+        share: UserShare = EVERY_USER,
         item_table: str = "trained",
     ) -> SequenceData:
-        """``train_user_fraction`` < 1 keeps the train targets (and so the vocabulary and train examples)
-        of that share of the users only (:func:`training.sequence_data.of_train_users`); the valid
-        targets that stop the training early are every user's.
+        """A ``share`` of the users keeps their train targets only (and so the vocabulary and train
+        examples, ``training.user_share``); the valid targets that stop the training early are every
+        user's.
 
         ``item_table``: ``"trained"`` gives an embedding row to each item seen in training and one shared
         cold row to all others (the project's models); ``"catalog"`` gives every item of ``items`` its
         own row, as RecBole's item table does, so never-trained items are softmax negatives with rows of
         their own."""
-        splits = of_train_users(splits, train_user_fraction, user_seed)
+        splits = share.of_splits(splits)
         if item_table not in ITEM_TABLES:
             raise ValueError(f"unknown item_table {item_table!r}; choose from {', '.join(ITEM_TABLES)}")
         vocabulary = (

@@ -16,27 +16,29 @@ rare items and holds the training loop, ranking and checkpoints that CORE shares
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fashionrec.layout import CONFIG_FILE
 from training.sequence_data import (
     PAD_INDEX,
     CategoryCatalog,
     ItemVocabulary,
     SequenceExamples,
+    build_examples,
+    build_vocabulary,
     sequences_to_inputs,
 )
 from training.sequential import (
-    CONFIG_FILE,
-    VOCABULARY_FILE,
-    WEIGHTS_FILE,
     SequenceScorer,
     SequentialConfig,
     SequentialRecommender,
@@ -50,11 +52,9 @@ from training.sequential import (
     trim_padding,
 )
 from training.transformer import attention_bias, transformer_layers
+from training.user_share import EVERY_USER, UserShare, count_train_users
 
 __all__ = [
-    "CONFIG_FILE",
-    "VOCABULARY_FILE",
-    "WEIGHTS_FILE",
     "CoreConfig",
     "CoreModel",
     "CoreScorer",
@@ -173,6 +173,66 @@ def train_core(
     return train_sequential(
         lambda: CoreModel(len(vocabulary), config), config, train, valid, vocabulary, catalog, device, log
     )
+
+
+@dataclass
+class CoreFit:
+    """A trained CORE and what it was trained on."""
+
+    result: TrainResult
+    share_record: dict[str, Any]  # training.user_share.UserShare.record
+    facts: dict[str, Any]  # sizes and timings, for the asset's metadata
+
+    def scorer(self) -> CoreScorer:
+        return CoreScorer(self.result.model, self.result.vocabulary)
+
+
+def fit_core(
+    sequences: pd.DataFrame,
+    splits: pd.DataFrame,
+    items: pd.DataFrame,
+    config: CoreConfig,
+    share: UserShare = EVERY_USER,
+    train_targets: str = "all_items",
+    log: Callable[[str], Any] = print,
+) -> CoreFit:
+    """CORE trained on the train targets of ``share``'s users (``warehouse.marts.read_sequence_marts``'
+    frames), stopping early on every user's valid targets; the vocabulary comes from those users only,
+    so items only the others saw are cold."""
+    training_splits = share.of_splits(splits)
+    vocabulary = build_vocabulary(sequences, training_splits)
+    train = build_examples(
+        sequences,
+        training_splits,
+        vocabulary,
+        split="train",
+        max_len=config.max_seq_length,
+        targets=train_targets,  # type: ignore[arg-type]
+        item_categories=items.set_index("item_id")["category"],
+    )
+    valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=config.max_seq_length)
+    record = share.record(pd.unique(train.user_ids).size, count_train_users(splits))
+    log(
+        f"CORE on {record['train_users_used']} of {record['train_users_available']} training users "
+        f"({share.fraction:.0%}), {len(train)} train examples"
+    )
+    start = time.perf_counter()
+    result = train_core(
+        train, valid, vocabulary, CategoryCatalog.from_items(items, vocabulary), config, log=log
+    )
+    facts = {
+        "dim": config.embedding_size,
+        "vocabulary_items": len(vocabulary.item_ids),
+        "cold_catalog_items": int((~items["item_id"].isin(set(vocabulary.item_ids))).sum()),
+        "train_examples": len(train),
+        "valid_targets": len(valid),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "seconds_per_epoch": round(result.seconds_per_epoch, 3),
+        "train_examples_per_second": round(len(train) / result.seconds_per_epoch, 1),
+    }
+    return CoreFit(result, record, facts)
 
 
 def save_core(result: TrainResult, directory: Path, extra: dict[str, Any] | None = None) -> Path:

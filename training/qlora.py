@@ -26,8 +26,7 @@ from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainingArguments
 
-from serving.generation import load_quantized_model, preferred_device
-from training.base_lm import load_tokenizer
+from recommender.language_model import load_quantized_model, load_tokenizer, preferred_device
 from training.qlora_config import QLoRAConfig
 
 IGNORE_INDEX = -100  # label value that PyTorch's cross-entropy skips

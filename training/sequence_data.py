@@ -9,8 +9,8 @@ vocabulary, and 2.. are the vocabulary. The vocabulary is built from the trainin
 item in ``user_sequences`` at or before some user's last train target, which is exactly the definition
 behind ``splits.is_cold_item``.
 
-For the low-resource setting of paper §5.4, :func:`of_train_users` keeps the train targets of a share of
-the users only; the vocabulary and the train examples then come from those users alone.
+For the low-resource setting of paper §5.4, ``training.user_share`` keeps the train targets of a share
+of the users only; the vocabulary and the train examples then come from those users alone.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-
-from training.adapter_selection import in_user_fraction
 
 PAD_INDEX = 0
 COLD_INDEX = 1
@@ -69,26 +67,6 @@ def last_train_seq_no(splits: pd.DataFrame) -> pd.Series:
     """Per user, the ``seq_no`` of the last train-split purchase (users without one are absent)."""
     train = splits.loc[splits["split"] == "train"]
     return train.groupby("user_id")["seq_no"].max()
-
-
-def of_train_users(splits: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
-    """``splits`` with the train rows of only the users in the ``fraction`` sample (the nested sample by a
-    hash of user id that the LoRA adapters of the low-resource study use); valid and test rows stay.
-
-    The vocabulary and the train examples are both cut at each user's last train target, so a user
-    without train rows adds neither an item nor an example: what a share-trained model knows comes
-    from its users only, and items only the others saw are cold. Valid targets (early stopping) and test
-    targets are the same for every share, so every share answers the same questions.
-    """
-    user_ids = splits["user_id"].astype(str)
-    users = pd.unique(user_ids)
-    sampled = users[np.asarray(in_user_fraction(users, fraction, seed), dtype=bool)]
-    return splits.loc[user_ids.isin(sampled) | (splits["split"] != "train")]
-
-
-def train_users(splits: pd.DataFrame) -> int:
-    """Users with at least one train target (those whose events a model learns from)."""
-    return int(splits.loc[splits["split"] == "train", "user_id"].nunique())
 
 
 def build_vocabulary(user_sequences: pd.DataFrame, splits: pd.DataFrame) -> ItemVocabulary:

@@ -39,8 +39,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.checkpoint_files import CONFIG_FILE, VOCABULARY_FILE, WEIGHTS_FILE
-from training.metrics import ndcg_at_k, rank_of_target, ranking_metrics
+from fashionrec.layout import CONFIG_FILE, VOCABULARY_FILE, WEIGHTS_FILE
+from recommender.metrics import ndcg_at_k, rank_of_target, ranking_metrics
 from training.sequence_data import (
     COLD_INDEX,
     PAD_INDEX,

@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.encoders import TextEncoder
-from serving.retrieval import ITEM_TITLE_VECTORS, VectorCatalog
-from training.evaluation import EvaluationConfig, ScoreBatch, rank_by_scores
-from training.metrics import ranking_metrics
+from evaluation.protocol import EvaluationConfig, ScoreBatch, rank_by_scores
+from fashionrec.layout import CONFIG_FILE, ITEM_TITLE_VECTORS
+from recommender.encoders import TextEncoder
+from recommender.metrics import ranking_metrics
+from recommender.retrieval import VectorCatalog
 
 TITLE_OPTIONS = (0, 1, 3)
 SEPARATOR = "; "
-CONFIG_FILE = "config.json"
 MODEL_NAME = "text_seq_query"
 ITEM_ACTIONS = ("click", "add_to_cart", "purchase")
 
@@ -156,7 +156,7 @@ def choose_max_titles(
     """The ``max_titles`` option with the best valid NDCG@k, its metrics, and one row per option.
 
     ``valid_inputs`` are ``prompt_inputs`` rows of the valid split; ``catalog`` maps a category to its
-    item ids (``training.evaluation.catalog_by_category``).
+    item ids (``evaluation.protocol.catalog_by_category``).
     """
     if not options:
         raise ValueError("no max_titles option to try")

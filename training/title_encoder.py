@@ -8,7 +8,7 @@ paired with two hard negatives, re-mined with the current model at the start of 
 - the query closest to the title that is not a positive of that title -> triplet (title, query, neg query)
 
 The default model is the bundled MiniLM (sentence-transformers), fine-tuned end to end; the paper's own
-token-embedding + LSTM encoder (``training.lstm_title_encoder``) trains in the same loop. The loop is
+token-embedding + LSTM encoder (``recommender.lstm_encoder``) trains in the same loop. The loop is
 plain PyTorch over the model's forward pass rather than ``SentenceTransformerTrainer``, because the
 negatives change every epoch and the second triplet swaps anchor and positive roles, neither of which
 the trainer's fixed-column datasets express.
@@ -32,13 +32,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from serving.encoders import SentenceTransformerEncoder, TextEncoder, default_device, default_minilm_path
-from serving.query_memory import normalize_query
-from training.lstm_title_encoder import LstmTextEncoder, LstmTitleConfig
-from training.metrics import rank_of_target, recall_at_k
-
-MANIFEST_FILE = "title_encoder.json"
-MODEL_DIR = "model"
+from fashionrec.layout import TITLE_ENCODER_MANIFEST, TITLE_ENCODER_MODEL_DIR, USER_SHARE_FILE
+from recommender.encoders import SentenceTransformerEncoder, TextEncoder, default_device, default_minilm_path
+from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
+from training.title_pairs import mine_hard_negatives, purchase_query_pairs, title_recall
+from training.user_share import EVERY_USER, UserShare, count_train_users
 
 
 @dataclass
@@ -60,45 +58,6 @@ class TitleEncoderConfig:
     recall_k: int = 10
     seed: int = 0
     lstm: LstmTitleConfig = field(default_factory=LstmTitleConfig)
-
-
-def purchase_query_pairs(
-    user_sequences: pd.DataFrame, splits: pd.DataFrame, items: pd.DataFrame, split: str
-) -> pd.DataFrame:
-    """(query, purchased item) pairs of one split: the search a purchase came from.
-
-    A purchase is linked to its search by ``search_id``; purchases without one fall back to the latest
-    search earlier in the same session. Purchases with neither are not pairs. Columns: ``query``
-    (normalised), ``item_id``, ``title``, ``category``, ``target_id``.
-    """
-    purchases = user_sequences.loc[user_sequences["action"] == "purchase"].merge(
-        splits.loc[splits["split"] == split, ["target_id"]], left_on="event_id", right_on="target_id"
-    )
-    searches = user_sequences.loc[user_sequences["action"] == "search"].copy()
-    searches["query_norm"] = searches["query_norm"].where(
-        searches["query_norm"].notna(), searches["query"].map(normalize_query)
-    )
-    searches = searches.loc[searches["query_norm"].notna()]
-    by_search = searches.dropna(subset=["search_id"]).drop_duplicates("search_id").set_index("search_id")
-    query = purchases["search_id"].map(by_search["query_norm"])
-
-    unlinked = purchases.loc[query.isna()]
-    if len(unlinked):
-        earlier = pd.merge_asof(
-            unlinked[["user_id", "session_key", "seq_no"]].reset_index().sort_values("seq_no"),
-            searches[["user_id", "session_key", "seq_no", "query_norm"]].sort_values("seq_no"),
-            on="seq_no",
-            by=["user_id", "session_key"],
-            direction="backward",
-            allow_exact_matches=False,
-        ).set_index("index")
-        query = query.fillna(earlier["query_norm"])
-    pairs = purchases.assign(query=query).dropna(subset=["query"])
-    catalog = items[["item_id", "title", "category"]].drop_duplicates("item_id")
-    pairs = pairs[["query", "item_id", "target_id"]].merge(catalog, on="item_id")
-    return pairs.loc[
-        pairs["title"].notna(), ["query", "item_id", "title", "category", "target_id"]
-    ].reset_index(drop=True)
 
 
 class _SentenceTransformerTrainable:
@@ -154,89 +113,6 @@ class _LstmTrainable:
         return self.text_encoder.save(directory)
 
 
-def _nearest_allowed(
-    anchors: torch.Tensor, candidates: torch.Tensor, excluded: list[set[int]], ceiling: torch.Tensor
-) -> np.ndarray:
-    """Per anchor row, the most similar candidate that is not excluded and scores at most ``ceiling``."""
-    sims = anchors @ candidates.T  # [rows, n_candidates]
-    rows = [r for r, cols in enumerate(excluded) for _ in cols]
-    cols = [c for cols in excluded for c in cols]
-    sims[rows, cols] = -torch.inf
-    sims = sims.masked_fill(sims > ceiling[:, None], -torch.inf)
-    best, index = sims.max(dim=1)
-    return torch.where(torch.isfinite(best), index, -1).numpy()
-
-
-def mine_hard_negatives(
-    query_vectors: np.ndarray,
-    title_vectors: np.ndarray,
-    pair_query: np.ndarray,
-    pair_title: np.ndarray,
-    relative_margin: float = 0.05,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Paper's two hard negatives per positive pair.
-
-    ``query_vectors`` [Q, d] are the distinct train queries and ``title_vectors`` [T, d] the distinct
-    catalog titles (unit length); ``pair_query``/``pair_title`` index them per pair. Returns, per pair,
-    the index of the nearest non-positive title to its query and of the nearest non-positive query to
-    its title (-1 where none qualifies). A candidate scoring within ``relative_margin`` of the positive
-    pair's own similarity is skipped as a likely false negative (NV-Retriever's "TopK-PercPos", the
-    filter sentence-transformers' ``mine_hard_negatives`` recommends); 0 gives the paper's plain rule.
-    """
-    titles_of_query: dict[int, set[int]] = {}
-    queries_of_title: dict[int, set[int]] = {}
-    for q, t in zip(pair_query.tolist(), pair_title.tolist(), strict=True):
-        titles_of_query.setdefault(q, set()).add(t)
-        queries_of_title.setdefault(t, set()).add(q)
-    q_mat = torch.from_numpy(np.array(query_vectors, dtype=np.float32))
-    t_mat = torch.from_numpy(np.array(title_vectors, dtype=np.float32))
-    positive = (q_mat[pair_query] * t_mat[pair_title]).sum(dim=1)
-    ceiling = positive - relative_margin * positive.abs()
-
-    neg_title = np.full(len(pair_query), -1, dtype=np.int64)
-    neg_query = np.full(len(pair_query), -1, dtype=np.int64)
-    # rows per chunk so that one similarity block stays around 64M floats
-    chunk = max(1, (1 << 26) // max(1, len(t_mat), len(q_mat)))
-    for start in range(0, len(pair_query), chunk):
-        rows = slice(start, start + chunk)
-        q_rows, t_rows = pair_query[rows], pair_title[rows]
-        neg_title[rows] = _nearest_allowed(
-            q_mat[q_rows], t_mat, [titles_of_query[q] for q in q_rows.tolist()], ceiling[rows]
-        )
-        neg_query[rows] = _nearest_allowed(
-            t_mat[t_rows], q_mat, [queries_of_title[t] for t in t_rows.tolist()], ceiling[rows]
-        )
-    return neg_title, neg_query
-
-
-def title_recall(
-    encoder: TextEncoder,
-    pairs: pd.DataFrame,
-    items: pd.DataFrame,
-    k: int = 10,
-    title_vectors: np.ndarray | None = None,
-) -> float:
-    """Query -> purchased-title Recall@k: each pair's item ranked among its category's catalog items.
-
-    ``title_vectors`` (aligned with ``items``) may be passed when already computed with ``encoder``.
-    """
-    if len(pairs) == 0:
-        return float("nan")
-    catalog = items.reset_index(drop=True)
-    vectors = title_vectors if title_vectors is not None else encoder.encode(catalog["title"].tolist())
-    query_vectors = encoder.encode(pairs["query"].tolist())
-    ranks = np.zeros(len(pairs), dtype=np.int64)
-    for category, members in catalog.groupby("category").groups.items():
-        members = np.asarray(members)
-        rows = np.flatnonzero(pairs["category"].to_numpy() == category)
-        if not len(rows):
-            continue
-        position = pd.Index(catalog.loc[members, "item_id"]).get_indexer(pairs["item_id"].iloc[rows])
-        scores = query_vectors[rows] @ vectors[members].T
-        ranks[rows] = rank_of_target(scores, position)
-    return recall_at_k(ranks, k)
-
-
 @dataclass
 class TitleEncoderResult:
     spec: str
@@ -250,7 +126,7 @@ class TitleEncoderResult:
     history: list[dict[str, float]]
 
     def save(self, directory: Path) -> Path:
-        path = directory / MANIFEST_FILE
+        path = directory / TITLE_ENCODER_MANIFEST
         record = asdict(self)
         # stored relative so the artifacts directory can move
         record["spec"] = self.spec.replace(str(directory) + "/", "./")
@@ -259,8 +135,8 @@ class TitleEncoderResult:
 
 
 def load_title_encoder_spec(directory: Path) -> str:
-    """The encoder spec of a saved title encoder (for ``serving.encoders.build_encoder``)."""
-    path = directory / MANIFEST_FILE
+    """The encoder spec of a saved title encoder (for ``recommender.encoders.build_encoder``)."""
+    path = directory / TITLE_ENCODER_MANIFEST
     if not path.is_file():
         raise FileNotFoundError(
             f"no trained title encoder at {directory}; materialize the title_encoder asset"
@@ -363,7 +239,7 @@ def train_title_encoder(
     recall_after = title_recall(encoder, valid_pairs, catalog, config.recall_k)
     log(f"title encoder: valid recall@{config.recall_k} after fine-tuning {recall_after:.4f}")
     output_dir.mkdir(parents=True, exist_ok=True)
-    spec = trainable.save(output_dir / MODEL_DIR)
+    spec = trainable.save(output_dir / TITLE_ENCODER_MODEL_DIR)
     result = TitleEncoderResult(
         spec=spec,
         dim=encoder.dim,
@@ -413,3 +289,40 @@ def _pair_loss(
             anchor_t[has_nq], anchor_q[has_nq], negative_q, distance_function=cosine_distance, margin=margin
         )
     return loss
+
+
+def fit_title_encoder(
+    sequences: pd.DataFrame,
+    splits: pd.DataFrame,
+    items: pd.DataFrame,
+    output_dir: Path,
+    config: TitleEncoderConfig,
+    share: UserShare = EVERY_USER,
+    log=print,
+) -> tuple[TitleEncoderResult, dict]:
+    """Train on the (query, purchased title) pairs of the ``share``'s train targets, measure on every
+    user's valid pairs, and save the encoder with the record of its users (``USER_SHARE_FILE``).
+
+    ``sequences`` are the search and purchase rows of ``user_sequences``; ``splits`` gives target_id,
+    user_id and split; ``items`` item_id, title and category. Returns the result and the share record.
+    """
+    train_pairs = purchase_query_pairs(sequences, share.of_splits(splits), items, "train")
+    valid_pairs = purchase_query_pairs(sequences, splits, items, "valid")
+    if train_pairs.empty:
+        raise ValueError(
+            f"no train (query, purchased title) pairs among {share.fraction:.0%} of the training users; "
+            "raise train_user_fraction"
+        )
+    user_of = splits.set_index("target_id")["user_id"]
+    record = share.record(train_pairs["target_id"].map(user_of).nunique(), count_train_users(splits))
+    result = train_title_encoder(train_pairs, valid_pairs, items, output_dir, config, log=log)
+    (output_dir / USER_SHARE_FILE).write_text(json.dumps(record, indent=2))
+    return result, record
+
+
+def load_title_encoder_record(directory: Path) -> tuple[str, dict]:
+    """The spec of a saved title encoder and the record of the training users it learnt from (empty for
+    one saved without it)."""
+    share_file = directory / USER_SHARE_FILE
+    record = json.loads(share_file.read_text()) if share_file.is_file() else {}
+    return load_title_encoder_spec(directory), record

@@ -11,16 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-from serving.constrained_decoding import ResponseGrammar
-from serving.generation_settings import GenerationSettings
-from serving.llm_output import parse_recommendation
+from recommender.constrained_decoding import ResponseGrammar
+from recommender.generation_settings import GenerationSettings
+from recommender.llm_output import parse_recommendation
 
 
 @dataclass(frozen=True)
@@ -51,102 +49,6 @@ class GenerationRun:
         return _rate(row.id_in_catalog for row in self.rows)
 
 
-def preferred_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def four_bit_config(device: torch.device) -> BitsAndBytesConfig:
-    """QLoRA's storage/compute split (Dettmers et al. 2023): NF4 weights, double-quantised constants.
-
-    Compute runs in bfloat16 on a GPU as in QLoRA; on CPU in float32, because bitsandbytes' CPU path
-    dequantises to the compute dtype and CPUs without native bf16 emulate it several times slower.
-    """
-    compute_dtype = (
-        torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    )
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute_dtype,
-    )
-
-
-def load_quantized_model(base_model: str, device: torch.device | None = None) -> Any:
-    """The base model from a local folder or the offline Hugging Face cache, in 4-bit NF4."""
-    device = device or preferred_device()
-    quantization = four_bit_config(device)
-    return AutoModelForCausalLM.from_pretrained(
-        base_model,
-        quantization_config=quantization,
-        dtype=quantization.bnb_4bit_compute_dtype,
-        device_map={"": str(device)},
-        local_files_only=True,
-    )
-
-
-def load_recommender_model(
-    base_model: str, adapter_dir: str | Path | None, quantize: bool = True, device: torch.device | None = None
-) -> tuple[Any, Any]:
-    """Base model (4-bit unless ``quantize`` is off) with the LoRA adapter, and its tokenizer."""
-    from peft import PeftModel
-
-    device = device or preferred_device()
-    if quantize:
-        model = load_quantized_model(base_model, device)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(base_model, local_files_only=True).to(device)
-    if adapter_dir is not None:
-        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
-    tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    return model, tokenizer
-
-
-# Dequantized float weights up to this size replace 4-bit ones on CPU (a 7B base model stays 4-bit).
-DEFAULT_MAX_DEQUANTIZED_BYTES = 2 * 1024**3
-
-
-def dequantize_4bit_layers(model: torch.nn.Module, max_bytes: int) -> int:
-    """Swap each 4-bit linear layer on the CPU for a plain one holding exactly its dequantized weights.
-
-    On CPU, bitsandbytes dequantizes a 4-bit weight on every call and then runs ``F.linear`` on the result
-    (its default ``gemm_4bit`` kernel); doing that once at load gives bitwise the same outputs
-    (``tests/test_serving_api.py`` compares the logits) and halves the per-token time of the embedded
-    models, whose layers are too small for the matrix product to outweigh the dequantization. Weights in
-    the compute dtype take 8x the memory of 4-bit ones, so nothing is swapped when they would exceed
-    ``max_bytes`` (a 7B base model stays 4-bit). Returns how many layers were swapped.
-    """
-    import bitsandbytes as bnb
-    from bitsandbytes.functional import dequantize_4bit
-
-    layers = [
-        (parent, name, child)
-        for parent in model.modules()
-        for name, child in parent.named_children()
-        if isinstance(child, bnb.nn.Linear4bit) and child.weight.device.type == "cpu"
-    ]
-    needed = sum(
-        child.in_features * child.out_features * torch.finfo(child.compute_dtype or torch.float32).bits // 8
-        for _, _, child in layers
-    )
-    if not layers or needed > max_bytes:
-        return 0
-    for parent, name, child in layers:
-        dtype = child.compute_dtype or torch.float32
-        dense = torch.nn.Linear(
-            child.in_features, child.out_features, bias=child.bias is not None, dtype=dtype
-        )
-        weight = dequantize_4bit(child.weight.data, child.weight.quant_state).to(dtype)
-        dense.weight = torch.nn.Parameter(weight, requires_grad=False)
-        if child.bias is not None:
-            dense.bias = torch.nn.Parameter(child.bias.data.to(dtype), requires_grad=False)
-        setattr(parent, name, dense.eval())
-    return len(layers)
-
-
 class Recommender:
     """Answers recommendation prompts with a causal LM, constrained to the catalog by default."""
 
@@ -163,7 +65,7 @@ class Recommender:
         self.tokenizer = tokenizer
         self.settings = settings or GenerationSettings()
         # the catalog titles bound a free title's length, or are the title itself with catalog_title
-        # (see serving.constrained_decoding)
+        # (see recommender.constrained_decoding)
         self.grammar = ResponseGrammar(
             tokenizer, item_ids, item_categories, item_titles, catalog_title=self.settings.catalog_title
         )

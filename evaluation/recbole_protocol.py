@@ -23,7 +23,7 @@ sequential_dataset.py`` and ``dataset.py``):
   (``FullSortEvalDataLoader`` gives them no ``history_index``).
 
 Training and scoring are the project's own (``training.baselines``, ``training.sequential``,
-``training.metrics``): ties count against the target (RecBole's ``torch.topk`` breaks them arbitrarily),
+``recommender.metrics``): ties count against the target (RecBole's ``torch.topk`` breaks them arbitrarily),
 and early stopping watches valid NDCG@10 (RecBole's default is MRR@10; the exported config sets NDCG@10).
 """
 
@@ -38,8 +38,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.encoders import DEFAULT_ENCODER_SPEC, TextEncoder, build_encoder
-from serving.retrieval import VectorCatalog
+from evaluation.protocol import catalog_by_category, popularity_counts, popularity_scorer, rank_by_scores
+from evaluation.recbole_atomic import read_inter, read_items
+from recommender.encoder_specs import DEFAULT_ENCODER_SPEC, build_encoder
+from recommender.encoders import TextEncoder
+from recommender.metrics import ndcg_at_k, ranking_metrics
+from recommender.retrieval import VectorCatalog
 from training.baselines import (
     ID_BASELINES,
     SEQUENCE_BASELINES,
@@ -47,9 +51,6 @@ from training.baselines import (
     SequenceData,
     train_baseline,
 )
-from training.evaluation import catalog_by_category, popularity_counts, popularity_scorer, rank_by_scores
-from training.metrics import ndcg_at_k, ranking_metrics
-from training.recbole_atomic import read_inter, read_items
 from training.sequence_data import COLD_INDEX, CategoryCatalog, build_examples, build_vocabulary
 from training.sequential import TrainResult, rank_examples
 
@@ -166,6 +167,7 @@ def run_baselines(
     epochs run, best valid NDCG@10, test metrics, seconds, and the valid curve.
     """
     settings = {**RECBOLE_PARITY, **(settings or {})}
+    item_table = settings.get("item_table", "trained")
     k = 10
     data = SequenceData.from_marts(
         split.sequences,
@@ -173,10 +175,11 @@ def run_baselines(
         split.items,
         settings.get("max_seq_length", 50),
         "purchases",
-        item_table=settings.get("item_table", "trained"),
+        item_table=item_table,
     )
     test_items = split.splits.loc[split.splits["split"] == "test", "target_item_id"]
-    trained = build_vocabulary(split.sequences, split.splits)
+    # test items never trained on, whichever table ranks them
+    trained = data.vocabulary if item_table == "trained" else build_vocabulary(split.sequences, split.splits)
     cold = int(np.sum(trained.index_of(test_items) == COLD_INDEX))
     rows = []
     for name in check_methods(methods, titles is not None):

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from fashionrec.settings import PRESET_NAMES, paths, preset
+from fashionrec.presets import PRESET_NAMES
+from fashionrec.settings import paths, preset_name
 
 # torch's CPU wheels run parallel regions on libgomp threads, which busy-wait 300,000 spins before they
 # sleep. When another process shares the cores (a second run, the Dagster UI's runs, a test suite), each
@@ -32,7 +33,7 @@ def _check_preset(name: str) -> str:
 
 @app.command()
 def generate(
-    preset_name: Annotated[
+    preset: Annotated[
         str | None,
         typer.Option(
             "--preset",
@@ -53,7 +54,7 @@ def generate(
     from warehouse.generator import compute_stats, format_stats
     from warehouse.generator import generate as generate_logs
 
-    name = _check_preset(preset_name or preset())
+    name = _check_preset(preset or preset_name())
     out_dir = (out or paths().raw_dir).resolve()
     result = generate_logs(name, out_dir, seed=seed)
     typer.echo(
@@ -98,7 +99,7 @@ def run(
     ] = None,
 ) -> None:
     """Materialize assets (and run their checks) with the same definitions the UI shows."""
-    from fashionrec.pipeline import RunConfigError, load_run_config, materialize_selection
+    from cli.runs import RunConfigError, load_run_config, materialize_selection
 
     try:
         run_config = load_run_config(config) if config else None
@@ -144,14 +145,14 @@ def study(
     log_level: Annotated[str, typer.Option(help="Dagster console log level.")] = "WARNING",
 ) -> None:
     """Run one of the paper's studies (its steps in order, as Dagster runs), then print its table."""
-    from fashionrec.study_spec import StudyError, list_studies
+    from cli.study_spec import StudyError, list_studies
 
     if show_list or name is None:
         for study_name, description in list_studies():
             typer.echo(f"{study_name:<14} {description}")
         if name is None:
             return
-    from fashionrec.studies import describe_plan, plan_study, run_study
+    from cli.studies import describe_plan, plan_study, run_study
 
     try:
         plan = plan_study(name, overrides or [])
@@ -179,7 +180,7 @@ def assets() -> None:
 @app.command()
 def tables() -> None:
     """Row counts of every table in the DuckDB warehouse."""
-    from fashionrec.warehouse_tables import table_row_counts
+    from warehouse.marts import table_row_counts
 
     counts = table_row_counts(paths().duckdb_path)
     width = max((len(name) for name in counts), default=10)
@@ -194,7 +195,7 @@ def report(
     slice_name: Annotated[str, typer.Option("--slice", help="all, cold_start or warm")] = "all",
 ) -> None:
     """Print the leaderboard of an evaluation run, per category and overall."""
-    from training.leaderboard import print_leaderboard
+    from evaluation.leaderboard import print_leaderboard
 
     print_leaderboard(paths().duckdb_path, run_id=run_id, split=split, slice_name=slice_name, echo=typer.echo)
 
@@ -348,11 +349,11 @@ def baselines_command(
 ) -> None:
     """Train and test the sequential baselines on a RecBole .inter file with RecBole's leave-one-out
     protocol (last interaction test, second to last valid, full ranking) and print the table."""
-    from training.recbole_atomic import AtomicFileError
-    from training.recbole_protocol import compare_on_files, format_table
+    from evaluation.recbole_atomic import AtomicFileError
+    from evaluation.recbole_protocol import compare_on_files, format_table
 
     chosen = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
-    out_dir = out or paths().reports_dir / "recbole" / inter.stem
+    out_dir = out or paths().reports.recbole(inter.stem)
     settings: dict[str, Any] = {"epochs": epochs} if epochs else {}
     if item_table != "trained":
         settings["item_table"] = item_table
@@ -375,7 +376,7 @@ def export_recbole(
 ) -> None:
     """Write the warehouse's item events and items as RecBole atomic files, plus OUT/NAME.yaml with the
     settings that run `fashionrec baselines`' protocol in RecBole."""
-    from training.recbole_atomic import export_warehouse
+    from evaluation.recbole_atomic import export_warehouse
 
     database = paths().duckdb_path
     if not database.exists():

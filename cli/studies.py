@@ -1,4 +1,4 @@
-"""``fashionrec study NAME``: run a study's steps in order, then print its table (``fashionrec.study_spec``).
+"""``fashionrec study NAME``: run a study's steps in order, then print its table (``cli.study_spec``).
 
 Each step is one Dagster run of the definitions the UI shows (so ``make ui`` lists them, tagged with the
 study), with the step's config as run config. Every evaluation step is labelled ``study:<name>``, so
@@ -19,10 +19,10 @@ import duckdb
 import yaml
 from dagster import AssetKey, AssetObservation, DagsterInstance, MetadataValue
 
-from fashionrec.pipeline import RunConfigError, check_run_config, materialize_selection, persistent_instance
-from fashionrec.settings import paths, preset
-from fashionrec.study_report import StudyReport, write_study_report
-from fashionrec.study_spec import Requires, Study, StudyError, load_study
+from cli.runs import RunConfigError, check_run_config, materialize_selection, persistent_instance
+from cli.study_report import StudyReport, write_study_report
+from cli.study_spec import Requires, Study, StudyError, load_study
+from fashionrec.settings import paths, preset_name
 
 EVALUATION_OP = "evaluation"  # the multi-asset step that writes recommendations, eval_ranks, eval_metrics
 LABEL_PREFIX = "study:"
@@ -132,14 +132,14 @@ def plan_study(name: str, overrides: Sequence[str] = (), categories: set[str] | 
     ``categories`` are the warehouse's (read from it when None; unchecked before it is built).
     """
     from assets.definitions import defs
-    from fashionrec.pipeline import resolve_selection
+    from cli.runs import resolve_selection
 
     study_name, path, study = load_study(name)
     plan = StudyPlan(study_name, study, LABEL_PREFIX + study_name)
     categories = categories if categories is not None else warehouse_categories()
     missing = _missing(study.requires, categories)
     if missing:
-        raise StudyError(f"study {study_name!r} cannot run here (preset {preset()}): {missing}")
+        raise StudyError(f"study {study_name!r} cannot run here (preset {preset_name()}): {missing}")
 
     graph = defs.resolve_asset_graph()
     op_of = {
@@ -258,7 +258,7 @@ def run_study(
 
 
 def _observation(plan: StudyPlan, run_ids: list[str], report: StudyReport) -> dict[str, Any]:
-    from training.leaderboard import png_markdown
+    from evaluation.leaderboard import png_markdown
 
     metadata: dict[str, Any] = {
         "study": plan.name,

@@ -21,11 +21,8 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 from torch import nn
 
-from serving.encoders import BatchedEncoder, default_device, default_minilm_path
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "lstm_config.json"
-TOKENIZER_FILE = "tokenizer.json"
+from fashionrec.layout import LSTM_CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from recommender.encoders import BatchedEncoder, default_device, default_minilm_path
 
 
 @dataclass
@@ -150,15 +147,15 @@ class LstmTextEncoder(BatchedEncoder):
             "vocab_size": self.model.tokens.num_embeddings,
             "pad_id": self.model.pad_id,
         }
-        (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2))
+        (directory / LSTM_CONFIG_FILE).write_text(json.dumps(record, indent=2))
         self.tokenizer.save(str(directory / TOKENIZER_FILE))
         return f"lstm:{directory}"
 
     @classmethod
     def load(cls, directory: Path, **kwargs) -> LstmTextEncoder:
-        config_path = directory / CONFIG_FILE
+        config_path = directory / LSTM_CONFIG_FILE
         if not config_path.is_file():
-            raise FileNotFoundError(f"no LSTM title encoder at {directory} (missing {CONFIG_FILE})")
+            raise FileNotFoundError(f"no LSTM title encoder at {directory} (missing {LSTM_CONFIG_FILE})")
         record = json.loads(config_path.read_text())
         model = LstmTitleModel(record["vocab_size"], record["pad_id"], LstmTitleConfig(**record["config"]))
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))

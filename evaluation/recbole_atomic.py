@@ -5,7 +5,7 @@ each column as ``name:type``, the type one of ``token``, ``token_seq`` (space-se
 ``float`` or ``float_seq``. :func:`export_warehouse` writes the item events of ``user_sequences``
 (clicks, add-to-carts, purchases) as ``<name>.inter`` with ``user_id:token, item_id:token,
 timestamp:float`` (``ts`` in seconds since the epoch) and the ``items`` mart as ``<name>.item``, plus a
-RecBole config for the protocol of ``training.recbole_protocol``, so that RecBole itself can run on
+RecBole config for the protocol of ``evaluation.recbole_protocol``, so that RecBole itself can run on
 exactly our file. :func:`read_inter` reads any ``.inter`` file back, the columns in any order.
 """
 
@@ -92,7 +92,7 @@ def interactions_from_sequences(user_sequences: pd.DataFrame) -> pd.DataFrame:
 
 
 def recbole_config(data_path: Path) -> str:
-    """RecBole settings (``--config_files``) that run ``training.recbole_protocol``'s protocol on the
+    """RecBole settings (``--config_files``) that run ``evaluation.recbole_protocol``'s protocol on the
     exported files. ``load_col`` must name the timestamp (RecBole's default loads user and item only) and
     loads the ``.item`` ids so that the never-bought catalog items are ranked too, as with ``--item``."""
     return f"""# RecBole settings for the LS protocol of `fashionrec baselines`

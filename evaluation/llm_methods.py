@@ -9,7 +9,7 @@ suffix for each way it differs from the full framework (DESIGN.md: ``llm_mixup-n
   low-resource studies of paper §5.4);
 - the decoding, when the group was decoded both ways and this one is not the preferred one;
 - a retrieval ablation of paper Table 3 (``-no_text_embedding``, ``-no_id_embedding``), which re-ranks
-  the same answers with ``serving.mixup`` set up differently;
+  the same answers with ``recommender.mixup`` set up differently;
 - a run-wide suffix, e.g. ``-clip_text_embedding`` when the run retrieves titles with another encoder.
 """
 
@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from serving.mixup import MixupConfig, mixup_batch
-from serving.retrieval import VectorCatalog
-from training.evaluation import DEFAULT_METHODS, generated_id_lists
+from evaluation.protocol import DEFAULT_METHODS, generated_id_lists
+from recommender.mixup import MixupConfig, mixup_batch
+from recommender.retrieval import VectorCatalog
 
-FULL_VARIANT = "full"  # serving.prompts: the prompt with every part; other variants are ablations
+FULL_VARIANT = "full"  # recommender.prompts: the prompt with every part; other variants are ablations
 
 # paper Table 3 rows that change only the retrieval; both reuse mixup_batch, set up as described
 RETRIEVAL_ABLATIONS = {

@@ -1,6 +1,6 @@
 """The generation settings: the paper's sampling (§5.1) and the decoding constraints.
 
-They live apart from the model code in ``serving.generation`` (which re-exports them) so that the Dagster
+They live apart from the model code in ``recommender.generation`` (which re-exports them) so that the Dagster
 code location reads the defaults of the ``generations`` asset's config without importing torch.
 """
 

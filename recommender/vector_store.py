@@ -352,35 +352,3 @@ def search(
     found = found.sort_values(["query_index", "similarity"], ascending=[True, False], kind="stable")
     found["rank"] = found.groupby("query_index").cumcount() + 1
     return found[["query_index", "rank", *columns, "similarity"]].reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class VectorTableStats:
-    """What the asset checks verify on a vector table."""
-
-    rows: int
-    distinct_keys: int
-    dim: int
-    max_norm_error: float
-    nan_rows: int
-
-
-def vector_table_stats(table: lancedb.table.Table, key: str, batch_rows: int = 65_536) -> VectorTableStats:
-    """Row count, key uniqueness, dimension, worst deviation from unit norm and NaN rows, streamed."""
-    dim = table.schema.field(VECTOR_COLUMN).type.list_size
-    keys: set = set()
-    rows = nan_rows = 0
-    max_error = 0.0
-    reader = table.search().select([key, VECTOR_COLUMN]).limit(None).to_batches(batch_rows)
-    for batch in reader:
-        rows += batch.num_rows
-        keys.update(batch.column(key).to_pylist())
-        matrix = arrow_to_vectors(batch.column(VECTOR_COLUMN))
-        bad = np.isnan(matrix).any(axis=1)
-        nan_rows += int(bad.sum())
-        if (~bad).any():
-            norms = np.linalg.norm(matrix[~bad].astype(np.float64), axis=1)
-            max_error = max(max_error, float(np.abs(norms - 1.0).max()))
-    return VectorTableStats(
-        rows=rows, distinct_keys=len(keys), dim=dim, max_norm_error=max_error, nan_rows=nan_rows
-    )

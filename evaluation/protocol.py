@@ -11,7 +11,7 @@ Every method is scored on the same targets (``splits`` rows of one split) and in
 - A target whose item is not in the catalog of its category cannot be ranked by anyone and counts as
   not ranked (0 on every metric).
 
-Ranks are floats with ``NaN`` for "not ranked" (the convention of ``training.metrics``) and become
+Ranks are floats with ``NaN`` for "not ranked" (the convention of ``recommender.metrics``) and become
 ``NULL`` in ``eval_ranks``. :func:`aggregate_metrics` turns them into the ``eval_metrics`` rows.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from serving.retrieval import top_k_indices
-from training.metrics import rank_of_target, ranking_metrics
+from recommender.metrics import rank_of_target, ranking_metrics
+from recommender.retrieval import top_k_indices
 from training.sequence_data import build_examples
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ def aggregate_metrics(
     rank, item_id. Metrics (one value per target, averaged over the targets of the group; with one test
     purchase per user that is the average over users):
 
-    - ``recall@k``, ``ndcg@k``, ``mrr``, ``mrr@k``: ``training.metrics`` on the ranks;
+    - ``recall@k``, ``ndcg@k``, ``mrr``, ``mrr@k``: ``recommender.metrics`` on the ranks;
     - ``coverage@k`` (catalog coverage, Harte et al. 2024, arXiv 2402.01339, after Ge et al. 2010):
       ``|union of the group's top-k lists| / |items of the category|``; for category 'all' the union over
       every category divided by the whole catalog. A list method counts the items its list holds;

@@ -14,7 +14,7 @@ what it says.
 
 :class:`MixupRetriever` answers one request with LanceDB (the service); :func:`mixup_batch` answers many
 generations with loaded vector matrices (the evaluation). Both share :func:`mix` and rank items the same
-way (see ``serving.retrieval``).
+way (see ``recommender.retrieval``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from serving.retrieval import (
-    ITEM_ID_VECTORS,
-    ITEM_TITLE_VECTORS,
-    Neighbor,
-    VectorCatalog,
-    item_vector,
-    search_table,
-)
+from fashionrec.layout import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS
+from recommender.retrieval import Neighbor, VectorCatalog, item_vector, search_table
 
-# encode(texts) -> unit float32 [n, dim] (serving.encoders.TextEncoder.encode)
+# encode(texts) -> unit float32 [n, dim] (recommender.encoders.TextEncoder.encode)
 EncodeTexts = Callable[[Sequence[str]], np.ndarray]
 
 Source = Literal["id", "title"]

@@ -16,8 +16,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from fashionrec.settings import paths, preset
-from fashionrec.study_spec import Study, StudyPlot, TableRow
+from cli.study_spec import Study, StudyPlot, TableRow
+from fashionrec.settings import paths, preset_name
 
 # paper Table 3's columns (MRR cut at K, DESIGN.md's mrr@10): eval_metrics name -> column heading
 METRICS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR"}
@@ -156,7 +156,7 @@ def plot_study(table: pd.DataFrame, plot: StudyPlot, path: Path) -> Path:
         axis.set_ylim(bottom=0.0, top=0.05 if pd.isna(peak) else max(0.05, float(peak) * 1.2))
         axis.grid(alpha=0.3)
         axis.legend(title="method" if table["series"].astype(bool).any() else "category", fontsize=8)
-    fig.suptitle(f"{plot.title} (preset {preset()})")
+    fig.suptitle(f"{plot.title} (preset {preset_name()})")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -169,12 +169,12 @@ def write_study_report(name: str, study: Study, run_ids: list[str], skipped: dic
     metrics = read_study_metrics(run_ids)
     table = study_table(study, metrics, skipped)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    directory = paths().reports_dir / "studies" / name / stamp
+    directory = paths().reports.study(name, stamp)
     directory.mkdir(parents=True, exist_ok=True)
     table.to_csv(directory / "table.csv", index=False)
     plot = plot_study(table, study.plot, directory / "plot.png") if study.plot is not None else None
     lines = [
-        f"study {name} (preset {preset()}, label study:{name}, evaluation runs {', '.join(run_ids)})",
+        f"study {name} (preset {preset_name()}, label study:{name}, evaluation runs {', '.join(run_ids)})",
         format_study_table(table),
     ]
     if skipped:

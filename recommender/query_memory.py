@@ -10,7 +10,7 @@ and a stored query only if one of its listings was. The memory stores, per query
 ``max_stored_items`` listings with their ``first_shown_at`` so that both the online lookup and the
 batch computation over every prompt can pick the top ``V`` among those already visible at that time.
 
-The table name, manifest file and :class:`MemorySettings` load without torch or lancedb (the Dagster code
+:class:`MemorySettings` and :class:`MemoryManifest` load without torch or lancedb (the Dagster code
 location reads them): callers pass the database in, and the lookup imports torch when it runs.
 """
 
@@ -19,9 +19,8 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Sequence
+import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +29,9 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from serving.encoders import TextEncoder, build_encoder
-from serving.vector_store import (
+from fashionrec.layout import QUERY_MEMORY_TABLE
+from recommender.encoders import TextEncoder
+from recommender.vector_store import (
     DEFAULT_INDEX_THRESHOLD,
     VECTOR_COLUMN,
     WriteResult,
@@ -42,8 +42,6 @@ from serving.vector_store import (
 if TYPE_CHECKING:
     import lancedb
 
-MEMORY_TABLE = "query_memory"
-MANIFEST_FILE = "query_memory.json"
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
 _NEVER = np.iinfo(np.int64).max
 
@@ -113,7 +111,8 @@ def memory_rows(query_listings: pd.DataFrame, max_stored_items: int) -> pd.DataF
 
 @dataclass(frozen=True)
 class MemoryManifest:
-    """Which encoder built the memory: lookups must embed queries with the same one."""
+    """Which encoder built the memory and with which lookup sizes: lookups must embed queries with the
+    same encoder. Saved as ``fashionrec.layout.QUERY_MEMORY_MANIFEST``."""
 
     encoder_spec: str
     encoder_fingerprint: str
@@ -122,15 +121,21 @@ class MemoryManifest:
     items_per_query: int
     max_stored_items: int
 
-    def save(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / MANIFEST_FILE
+    @classmethod
+    def of(cls, encoder: TextEncoder, settings: MemorySettings) -> MemoryManifest:
+        return cls(encoder.spec, encoder.fingerprint, encoder.dim, **asdict(settings))
+
+    @property
+    def settings(self) -> MemorySettings:
+        return MemorySettings(self.neighbours, self.items_per_query, self.max_stored_items)
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=2))
         return path
 
     @classmethod
-    def load(cls, directory: Path) -> MemoryManifest:
-        path = directory / MANIFEST_FILE
+    def load(cls, path: Path) -> MemoryManifest:
         if not path.is_file():
             raise FileNotFoundError(f"no query memory manifest at {path}; materialize the query_memory asset")
         return cls(**json.loads(path.read_text()))
@@ -148,7 +153,7 @@ def build_memory(
     rows = memory_rows(query_listings, settings.max_stored_items)
     return refresh_vectors(
         db,
-        MEMORY_TABLE,
+        QUERY_MEMORY_TABLE,
         rows,
         key="query_norm",
         text_column="query_norm",
@@ -303,65 +308,61 @@ def hit_rate(candidates: pd.DataFrame, prompt_inputs: pd.DataFrame, split: str =
     }
 
 
-class QueryMemoryLookup:
-    """Online lookups for single sessions, searching the LanceDB table with a time prefilter."""
+CUTOFF_COLUMNS = ("target_ts", "latest_query_ts")  # prompt_inputs columns that can give the prediction time
 
-    def __init__(self, table: lancedb.table.Table, encoder: TextEncoder, settings: MemorySettings) -> None:
-        self.table = table
-        self.encoder = encoder
-        self.settings = settings
 
-    @classmethod
-    def open(
-        cls, db: lancedb.DBConnection, manifest_dir: Path, encoder: TextEncoder | None = None
-    ) -> QueryMemoryLookup:
-        """The stored memory with the encoder recorded in its manifest (or a given, identical one)."""
-        manifest = MemoryManifest.load(manifest_dir)
-        encoder = encoder or build_encoder(manifest.encoder_spec, show_progress=False)
-        if encoder.dim != manifest.dim:
-            raise ValueError(
-                f"query encoder {encoder.spec} gives {encoder.dim}-d vectors but the memory holds "
-                f"{manifest.dim}-d vectors from {manifest.encoder_spec}; rebuild the query_memory asset"
-            )
-        settings = MemorySettings(manifest.neighbours, manifest.items_per_query, manifest.max_stored_items)
-        return cls(db.open_table(MEMORY_TABLE), encoder, settings)
+@dataclass(frozen=True)
+class MemoryBuild:
+    """The query memory as written, and every prompt target's candidates read back from it."""
 
-    def lookup_many(
-        self, queries: Sequence[str | None], at: Sequence[datetime] | None = None
-    ) -> list[list[str]]:
-        """Candidate ids per query; ``at`` (default: now) hides listings first shown at or after it."""
-        at = list(at) if at is not None else [datetime.now(UTC)] * len(queries)
-        out: list[list[str]] = []
-        for query, when in zip(queries, at, strict=True):
-            norm = normalize_query(query)
-            if norm is None:
-                out.append([])
-                continue
-            cutoff = pd.Timestamp(when)
-            cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
-            vector = self.encoder.encode([norm])[0]
-            found = (
-                self.table.search(vector)
-                .distance_type("cosine")
-                .where(
-                    f"first_shown_at < TIMESTAMP '{cutoff.strftime('%Y-%m-%d %H:%M:%S.%f')}'", prefilter=True
-                )
-                .select(["item_ids", "item_first_shown_at", "_distance"])
-                .limit(self.settings.neighbours)
-                .to_arrow()
-            )
-            cutoff_ns = np.int64(cutoff.value)
-            seen: dict[str, None] = {}
-            for ids, times in zip(
-                found["item_ids"].to_pylist(), found["item_first_shown_at"].to_pylist(), strict=True
-            ):
-                visible = np.array(ids, dtype=object)[to_utc_ns(times) < cutoff_ns][
-                    : self.settings.items_per_query
-                ]
-                seen.update(dict.fromkeys(visible.tolist()))
-            out.append(list(seen))
-        return out
+    written: WriteResult
+    candidates: pd.DataFrame  # the prompt_candidates table
+    valid_quality: dict[str, float]  # hit_rate over the valid targets
+    lookup_seconds: float
 
-    def lookup(self, query: str | None, at: datetime | None = None) -> list[str]:
-        """Candidate ids for one session's latest query at time ``at`` (default: now)."""
-        return self.lookup_many([query], None if at is None else [at])[0]
+
+def build_memory_and_candidates(
+    db: lancedb.DBConnection,
+    query_listings: pd.DataFrame,
+    prompt_inputs: pd.DataFrame,
+    encoder: TextEncoder,
+    settings: MemorySettings,
+    *,
+    cutoff_column: str = "target_ts",
+    index_threshold: int = DEFAULT_INDEX_THRESHOLD,
+) -> MemoryBuild:
+    """Write the memory, then compute the candidates of every ``prompt_inputs`` row from exactly the
+    table version just written."""
+    if cutoff_column not in CUTOFF_COLUMNS:
+        raise ValueError(f"cutoff must be one of {CUTOFF_COLUMNS}, got {cutoff_column!r}")
+    written = build_memory(db, query_listings, encoder, settings, index_threshold=index_threshold)
+    start = time.perf_counter()
+    table = db.open_table(QUERY_MEMORY_TABLE)
+    table.checkout(written.version)
+    memory = QueryMemory.from_table(table)
+    candidates = prompt_candidates(prompt_inputs, memory, encoder, settings, cutoff_column=cutoff_column)
+    seconds = time.perf_counter() - start
+    return MemoryBuild(written, candidates, hit_rate(candidates, prompt_inputs, "valid"), seconds)
+
+
+CANDIDATES_SCHEMA = pa.schema(
+    [
+        ("target_id", pa.string()),
+        ("candidate_item_ids", pa.list_(pa.string())),
+        ("n_candidates", pa.int32()),
+        ("target_in_candidates", pa.bool_()),
+    ]
+)
+
+
+def candidates_table(candidates: pd.DataFrame) -> pa.Table:
+    """The ``prompt_candidates`` DuckDB table from :func:`prompt_candidates`' frame."""
+    return pa.table(
+        {
+            "target_id": candidates["target_id"].astype(str).tolist(),
+            "candidate_item_ids": candidates["candidate_item_ids"].tolist(),
+            "n_candidates": candidates["n_candidates"].tolist(),
+            "target_in_candidates": candidates["target_in_candidates"].tolist(),
+        },
+        schema=CANDIDATES_SCHEMA,
+    )
