@@ -19,7 +19,7 @@ import pandas as pd
 from cli.study_spec import Study, StudyPlot, TableRow
 from fashionrec.settings import paths, preset_name
 
-# paper Table 3's columns (MRR cut at K, DESIGN.md's mrr@10): eval_metrics name -> column heading
+# paper Table 3's columns (MRR cut at K, the evaluation's mrr@10): eval_metrics name -> column heading
 METRICS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR"}
 
 

@@ -270,7 +270,7 @@ def test_a_study_runs_end_to_end_and_lands_in_the_evaluation_tables(study_home):
     assert all(0.0 <= value <= 1.0 for _, _, value in rows)
     assert sorted(history) == [(method,) for method in methods]
     assert answered == [("users_100", 6), ("users_50", 6)]
-    assert len(readme_rows) >= 2 and all(readme_rows), "README's study SQL returns the study's rows"
+    assert len(readme_rows) >= 2 and all(readme_rows), "docs/studies.md's SQL returns the study's rows"
 
     adapters = artifacts / "lora_adapter"
     used = {

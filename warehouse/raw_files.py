@@ -1,7 +1,7 @@
 """Where the raw landing files are, and the environment dbt needs to read them.
 
 The raw directory holds one events file and one items file, each Parquet, CSV or JSON lines
-(DESIGN.md "Raw-data contract"). dbt's sources read the absolute paths from environment variables,
+(docs/raw-data.md). dbt's sources read the absolute paths from environment variables,
 and the `read_raw_rows` macro picks the reader from the extension, so callers run dbt with
 ``os.environ | dbt_env(home, raw_dir)``.
 """
