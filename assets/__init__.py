@@ -1,0 +1,1 @@
+"""The Dagster code location: thin assets over the library, their resources and asset checks."""

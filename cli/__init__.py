@@ -1,0 +1,1 @@
+"""The ``fashionrec`` command: materialize assets, run studies, print reports, serve, RecBole tools."""
