@@ -149,7 +149,7 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
     }
     if "generations" in needed:
         frames["generations"] = con.execute(
-            "select * from generations where split = ? order by target_id, variant, adapter, constrained",
+            "select * from generations where split = ? order by all",
             [config.split],
         ).df()
     if "user_sequences" in needed:
