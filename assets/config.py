@@ -4,6 +4,7 @@
   low-resource study, paper §5.4), the same on every asset that trains on the users;
 - :func:`config_fields`: the values of a library dataclass's fields that an asset config also has, so a
   ``QLoRAConfig`` or ``GenerationSettings`` is built from the asset config, not copied field by field;
+- :func:`or_preset`: a config field left unset (None) takes the preset's value;
 - :func:`user_errors`: a ``ValueError`` from the library (a bad name, an empty selection) becomes a
   ``dagster.Failure`` whose message the UI and ``fashionrec run`` show as it is.
 """
@@ -35,6 +36,11 @@ def config_fields(config: dg.Config, dataclass_type: type) -> dict[str, Any]:
     """``{field: value}`` for every field of ``dataclass_type`` that ``config`` also has."""
     names = {field.name for field in dataclasses.fields(dataclass_type)}
     return {name: value for name, value in config.model_dump().items() if name in names}
+
+
+def or_preset(value: Any, preset_value: Any) -> Any:
+    """The config's ``value``, or the preset's where the field is unset (None); a set 0 stays 0."""
+    return preset_value if value is None else value
 
 
 class UserShareConfig(dg.Config):

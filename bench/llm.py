@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -32,13 +31,8 @@ import torch
 from fashionrec.settings import paths
 from recommender.generation import GenerationSettings, Recommender
 from recommender.language_model import load_recommender_model, preferred_device, read_base_model_pointer
+from recommender.prompt_table import sample_rows
 from training.qlora import QLoRAConfig, train_qlora
-
-
-def sample(rows: list, n: int, seed: int = 0) -> list:
-    return (
-        rows if len(rows) <= n else [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]
-    )
 
 
 def main() -> None:
@@ -76,7 +70,7 @@ def main() -> None:
 
     report: dict[str, object] = {"device": str(preferred_device()), "torch_threads": torch.get_num_threads()}
     if args.train_prompts > 0:
-        chosen = sample(train, args.train_prompts)
+        chosen = sample_rows(train, args.train_prompts, seed=0)
         with tempfile.TemporaryDirectory() as scratch:
             result = train_qlora(
                 base_model,
@@ -97,7 +91,7 @@ def main() -> None:
             f"{result.tokens_per_second:,.0f} tokens/s ({result.n_steps} steps)"
         )
 
-    chosen = sample(valid, args.prompts)
+    chosen = sample_rows(valid, args.prompts, seed=0)
     model, tokenizer = load_recommender_model(base_model, adapter)
     recommender = Recommender(
         model,

@@ -8,6 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from recommender.constrained_decoding import TITLE_SLACK_TOKENS, ResponseGrammar
 from recommender.generation import GenerationSettings, Recommender
+from recommender.generation_table import GenerationGroup, answer_prompts
 from recommender.llm_output import parse_recommendation
 from recommender.prompts import render_response
 from training.domain_tokenizer import (
@@ -192,3 +193,54 @@ def test_ids_can_be_restricted_to_the_prompt_candidates(untrained_model, tokeniz
     assert all(row.format_ok for row in rows)
     single = rec.recommend(PROMPTS[0], "Accessories & Jewelry", candidate_item_ids=["B0FLHAEOPM"])
     assert single.item_id == "B0FLHAEOPM"
+
+
+def test_answered_sample_is_one_row_per_prompt_with_the_run_figures_and_the_free_comparison(
+    untrained_model, tokenizer
+):
+    sample = [
+        {
+            "target_id": f"T{i}",
+            "user_id": f"U{i}",
+            "split": split,
+            "category": category,
+            "prompt_text": PROMPTS[i % 3],
+            "target_item_id": target,
+            "candidate_item_ids": shortlist,
+        }
+        for i, (split, category, target, shortlist) in enumerate(
+            [
+                ("valid", "Footwear", "SNK-0007", ["SNK-0007"]),
+                ("valid", "Clothing", "418", None),
+                ("test", "Footwear", "SNK-0007", None),
+                ("test", "Clothing", "41", ["41"]),
+            ]
+        )
+    ]
+    group = GenerationGroup("full", "zs_footwear", constrained=True)
+    rec = recommender(untrained_model, tokenizer, batch_size=2)
+    answered = answer_prompts(rec, sample, group, compare_prompts=3)
+
+    rows = answered.table.to_pylist()
+    assert [row["target_id"] for row in rows] == ["T0", "T1", "T2", "T3"]
+    assert all(
+        (row["variant"], row["adapter"], row["constrained"]) == ("full", "zs_footwear", True) for row in rows
+    )
+    assert all(row["format_ok"] and row["id_in_catalog"] for row in rows)
+    assert [row["is_exact_hit"] for row in rows] == [row["item_id"] == row["target_item_id"] for row in rows]
+    assert rows[0]["is_exact_hit"] and rows[2]["is_exact_hit"] and rows[3]["is_exact_hit"]  # one id allowed
+    figures = answered.figures
+    assert (figures["variant"], figures["adapter"], figures["constrained"]) == ("full", "zs_footwear", True)
+    assert figures["format_ok_rate"] == figures["valid_id_rate"] == 1.0
+    assert figures["test_exact_id_hit_rate"] == 1.0
+    assert figures["valid_exact_id_hit_rate"] == (0.5 if rows[1]["item_id"] != "418" else 1.0)
+    assert figures["compare_prompts"] == 3 and figures["compare_constrained_format_ok_rate"] == 1.0
+    assert figures["compare_unconstrained_format_ok_rate"] < 1.0  # the untrained model's free text
+    assert figures["compare_unconstrained_prompts_per_second"] > 0
+    assert "compare_constrained_prompts_per_second" not in figures
+    assert 0 < len(answered.malformed_free) <= 3
+    assert answered.malformed_markdown.startswith("- `")
+
+    alone = answer_prompts(rec, sample[:1], group)
+    assert alone.table.num_rows == 1 and not any(name.startswith("compare_") for name in alone.figures)
+    assert set(alone.figures) >= {"valid_exact_id_hit_rate"} and "test_exact_id_hit_rate" not in alone.figures

@@ -175,3 +175,48 @@ def test_adapter_selection_keeps_categories_then_users_and_is_saved_with_the_ada
     check_adapter(tmp_path, "zs_footwear", "full")
     with pytest.raises(ValueError, match="trained on prompt variant 'full', not 'no_attributes'"):
         check_adapter(tmp_path, "zs_footwear", "no_attributes")
+
+
+def train_rows(n: int = 120) -> list[dict]:
+    return [
+        {
+            "target_id": f"t{i:03d}",
+            "user_id": f"u{i % 30:02d}",
+            "category": ("Footwear", "Clothing", "Luggage")[i % 3],
+            "prompt_text": f"prompt {i}",
+            "response_text": f"answer {i}",
+        }
+        for i in range(n)
+    ]
+
+
+def test_train_prompts_keep_categories_then_a_capped_sample_then_nested_user_shares():
+    rows = train_rows()
+
+    def chosen(fraction: float, categories: tuple[str, ...] = (), cap: int | None = 24) -> list[str]:
+        selection = AdapterSelection("a", "full", categories, fraction, user_seed=0)
+        return [row["target_id"] for row in selection.train_prompts(rows, cap, seed=0)]
+
+    everyone = chosen(1.0)
+    assert len(everyone) == 24 and everyone == sorted(everyone)  # a sample, in table order
+    assert chosen(1.0) == everyone and chosen(1.0, cap=None) == [row["target_id"] for row in rows]
+    shares = {fraction: chosen(fraction) for fraction in (0.25, 0.5, 1.0)}
+    assert set(shares[0.25]) < set(shares[0.5]) < set(shares[1.0]) == set(everyone)
+    users_of = {row["target_id"]: row["user_id"] for row in rows}
+    kept_users = {users_of[t] for t in shares[0.5]}
+    assert all(in_user_fraction([u], 0.5)[0] for u in kept_users)
+    assert {users_of[t] for t in everyone if in_user_fraction([users_of[t]], 0.5)[0]} == kept_users
+
+    footwear = chosen(1.0, ("Footwear",))
+    category_of = {row["target_id"]: row["category"] for row in rows}
+    assert len(footwear) == 24 and {category_of[t] for t in footwear} == {"Footwear"}
+
+    with pytest.raises(ValueError, match=r"\['Shoes'\] have no train prompts"):
+        chosen(1.0, ("Shoes",))
+    with pytest.raises(ValueError, match="no train rows for variant 'full'"):
+        AdapterSelection("a", "full").train_prompts([], 24, 0)
+    few = [row for row in rows if row["user_id"] == "u00"][:1]
+    share = AdapterSelection("a", "full", (), 0.01)
+    assert not share.of_users(few, "user_id")
+    with pytest.raises(ValueError, match=r"adapter 'a' has no train prompts left: categories all, 1% of"):
+        share.train_prompts(few, 24, 0)

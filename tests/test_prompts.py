@@ -1,9 +1,10 @@
-"""Prompt rendering (paper Figure 3), token-budget fitting and the ablation variants."""
+"""Prompt rendering (paper Figure 3), token-budget fitting, the ablation variants and the prompts table."""
 
 import json
 
 import pytest
 
+from recommender.prompt_table import example_prompt, prompts_summary, prompts_table, sample_rows
 from recommender.prompts import (
     PromptBudget,
     PromptRenderer,
@@ -182,3 +183,87 @@ def test_token_counter_uses_the_model_tokenizer():
     tokenizer = train_domain_tokenizer(["red dress black boots"] * 20, DomainTokenizerConfig(vocab_size=320))
     count = token_counter(tokenizer)
     assert count("red dress") == len(tokenizer("red dress")["input_ids"]) > 0
+
+
+def target(
+    target_id: str, split: str, history: list[dict], title: str | None = "Alvora Women Dress 9"
+) -> dict:
+    return {
+        "target_id": target_id,
+        "user_id": f"U{target_id}",
+        "split": split,
+        "category": "Clothing",
+        "target_item_id": "I009",
+        "target_title": title,
+        "history": history,
+        "latest_query": None,
+    }
+
+
+def test_prompts_table_has_a_row_per_target_and_variant_with_candidates_only_where_shown():
+    targets = [
+        target("T1", "valid", [search("red dress"), click(1)]),
+        target("T2", "train", [click(2)], title=None),
+        target("T3", "test", []),
+    ]
+    candidates = {"T1": ["I001", "I005"], "T2": None}  # T3 has no row in prompt_candidates
+    variants = ["full", "no_query_memory", "no_attributes"]
+    table = prompts_table(targets, candidates, renderer(), variants)
+
+    rows = table.to_pylist()
+    assert [(row["target_id"], row["variant"]) for row in rows] == [
+        (t, v) for t in ("T1", "T2", "T3") for v in variants
+    ]
+    shown = {(row["target_id"], row["variant"]): row["candidate_item_ids"] for row in rows}
+    assert shown[("T1", "full")] == shown[("T1", "no_attributes")] == ["I001", "I005"]
+    assert shown[("T2", "full")] == shown[("T3", "full")] == []
+    assert {shown[(t, "no_query_memory")] for t in ("T1", "T2", "T3")} == {None}
+    by_key = {(row["target_id"], row["variant"]): row for row in rows}
+    assert "Candidate product ids: [I001, I005]" in by_key[("T1", "full")]["prompt_text"]
+    assert "Candidate product ids" not in by_key[("T1", "no_query_memory")]["prompt_text"]
+    assert by_key[("T2", "full")]["response_text"] == "{<id>I009</id>,<title></title>}"
+    assert all(row["fits_budget"] and row["n_history_events_dropped"] == 0 for row in rows)
+
+    with pytest.raises(ValueError, match=r"variants \['bogus'\] invalid"):
+        prompts_table(targets, candidates, renderer(), ["full", "bogus"])
+    with pytest.raises(ValueError, match=r"variants \[\] invalid"):
+        prompts_table(targets, candidates, renderer(), [])
+
+
+def test_prompts_summary_counts_each_variant_and_split_and_the_example_is_a_train_prompt():
+    history = [click(n) for n in range(1, 12)]
+    targets = [target("T1", "valid", history), target("T2", "train", history[:2])]
+    small = renderer(max_sequence_tokens=200)
+    table = prompts_table(targets, {}, small, ["full", "no_attributes"])
+    summary = prompts_summary(table)
+
+    assert summary[["variant", "split", "prompts"]].values.tolist() == [
+        ["full", "train", 1],
+        ["full", "valid", 1],
+        ["no_attributes", "train", 1],
+        ["no_attributes", "valid", 1],
+    ]
+    rows = {(row["variant"], row["split"]): row for row in table.to_pylist()}
+    assert rows[("full", "valid")]["n_history_events_dropped"] > 0  # 11 attributed clicks exceed 136 words
+    full_valid = summary[(summary["variant"] == "full") & (summary["split"] == "valid")].iloc[0]
+    assert full_valid["share_trimmed"] == 1.0
+    assert full_valid["max_tokens"] == rows[("full", "valid")]["n_prompt_tokens"] <= 136
+    assert int(summary["over_budget"].sum()) == 0
+
+    assert (
+        example_prompt(table)
+        == rows[("full", "train")]["prompt_text"] + rows[("full", "train")]["response_text"]
+    )
+    assert example_prompt(table.slice(0, 2)).startswith(
+        rows[("full", "valid")]["prompt_text"]
+    )  # no train row
+    assert example_prompt(table.slice(0, 0)) is None
+
+
+def test_sample_rows_is_seeded_keeps_the_order_and_caps_only_above_the_cap():
+    rows = list(range(100))
+    sample = sample_rows(rows, 10, seed=3)
+    assert len(sample) == 10 and sample == sorted(sample)
+    assert sample == sample_rows(rows, 10, seed=3) != sample_rows(rows, 10, seed=4)
+    assert sample_rows(rows, None, 3) == rows == sample_rows(rows, 100, 3)
+    assert sample_rows(rows, 0, 3) == []

@@ -1,7 +1,9 @@
 """QLoRA: the base really is 4-bit NF4, only LoRA trains, the loss covers responses only, the paper's
-high-perplexity schedule, and an adapter saved as safetensors."""
+high-perplexity schedule, an adapter saved as safetensors with the selection it learnt from; and the domain
+base model recorded as the base the later stages load."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import bitsandbytes as bnb
@@ -11,8 +13,13 @@ from peft import get_peft_model
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
 
+from fashionrec.layout import ArtifactLayout
+from fashionrec.presets import get_preset
+from recommender.language_model import read_base_model_pointer
 from recommender.prompts import render_response
-from training.base_lm import BaseLMConfig, build_domain_base_lm
+from training.adapter_selection import AdapterSelection
+from training.adapter_training import train_adapter
+from training.base_lm import BaseLMConfig, build_domain_base_lm, pretrain_domain_base_lm, pretraining_config
 from training.qlora import (
     IGNORE_INDEX,
     QLoRAConfig,
@@ -161,3 +168,63 @@ def test_train_qlora_saves_a_safetensors_adapter(base_model, tmp_path: Path):
     # LoRA B starts at zero: after training it must have moved
     assert any(tensor.abs().sum() > 0 for name, tensor in weights.items() if "lora_B" in name)
     assert result.n_trainable_parameters < result.n_parameters / 5
+
+
+def test_pretraining_config_takes_the_budget_and_only_the_overrides_that_are_set():
+    budget = get_preset("tiny").base_lm
+    config = pretraining_config(budget, {"epochs": 0.5, "max_corpus_tokens": None})
+    assert config.epochs == 0.5 and config.max_corpus_tokens == budget.max_corpus_tokens
+    assert (config.hidden_size, config.vocab_size, config.block_size) == (
+        budget.hidden_size,
+        budget.vocab_size,
+        budget.block_size,
+    )
+    assert pretraining_config(budget, {}) == BaseLMConfig(**asdict(budget))
+
+
+def test_domain_base_lm_is_recorded_as_the_base_model_with_its_facts(tmp_path: Path):
+    items = [
+        {"item_id": f"I{i:03d}", "title": f"Alvora Black Dress {i}", "category": "Clothing", "color": "Black"}
+        for i in range(12)
+    ]
+    layout = ArtifactLayout(tmp_path / "artifacts")
+    built = pretrain_domain_base_lm(
+        items, ["black dress", "red boots"], layout, TINY_BASE, log=lambda _: None
+    )
+
+    assert read_base_model_pointer(layout.base_model_pointer) == str(layout.domain_model)
+    assert (layout.domain_model / "model.safetensors").is_file() and built.loss_plot.is_file()
+    facts = built.facts()
+    assert facts["source"] == "domain" and facts["base_model"] == str(layout.domain_model)
+    assert (facts["catalog_items"], facts["distinct_queries"], facts["corpus_documents"]) == (12, 2, 14)
+    assert facts["architecture"]["hidden_size"] == TINY_BASE.hidden_size and facts["n_parameters"] > 0
+
+
+def test_train_adapter_learns_from_its_selection_and_saves_it(base_model, tmp_path: Path):
+    prompts, responses = pairs(24)
+    rows = [
+        {
+            "prompt_text": p,
+            "response_text": r,
+            "user_id": f"u{i}",
+            "category": ("Footwear", "Clothing")[i % 2],
+        }
+        for i, (p, r) in enumerate(zip(prompts, responses, strict=True))
+    ]
+    selection = AdapterSelection("zs_footwear", "full", ("Footwear",), 0.5)
+    config = QLoRAConfig(batch_size=4, max_sequence_tokens=128)
+    trained = train_adapter(
+        base_model, rows, selection, 8, config, tmp_path / "zs_footwear", log=lambda _: None
+    )
+
+    expected = selection.train_prompts(rows, 8, config.seed)
+    assert 0 < len(expected) < 8
+    facts = trained.facts()
+    assert facts["train_prompts_used"] == len(expected) and facts["train_prompts_available"] == 24
+    assert facts["train_users_used"] == len({row["user_id"] for row in expected})
+    assert (facts["adapter"], facts["train_prompt_cap"], facts["learning_rate"]) == ("zs_footwear", 8, 2e-3)
+    saved = AdapterSelection.load(tmp_path / "zs_footwear")
+    assert saved == selection and saved.counts == {
+        "train_prompts": len(expected),
+        "train_users": facts["train_users_used"],
+    }

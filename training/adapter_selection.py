@@ -11,11 +11,13 @@ is saved next to the adapter, so whoever loads it knows which prompt variant it 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fashionrec.layout import ADAPTER_CONFIG_FILE, ADAPTER_SELECTION_FILE, check_run_name
+from recommender.prompt_table import sample_rows
 from training.user_share import check_fraction, in_user_fraction
 
 
@@ -35,9 +37,9 @@ class AdapterSelection:
         check_run_name(self.adapter, "adapter name")
         check_fraction(self.train_user_fraction)
 
-    def in_categories(self, rows: Sequence[tuple], category_at: int, known: Iterable[str]) -> list[tuple]:
-        """The rows of the adapter's categories; ``known`` are the categories that have train prompts, and
-        asking for another one is an input error."""
+    def in_categories(self, rows: Sequence[Any], category_at: int | str, known: Iterable[str]) -> list[Any]:
+        """The rows of the adapter's categories (``row[category_at]``); ``known`` are the categories that
+        have train prompts, and asking for another one is an input error."""
         if not self.categories:
             return list(rows)
         known = set(known)
@@ -49,10 +51,33 @@ class AdapterSelection:
             )
         return [row for row in rows if row[category_at] in self.categories]
 
-    def of_users(self, rows: Sequence[tuple], user_at: int) -> list[tuple]:
-        """The rows of the users in the adapter's share of training users."""
+    def of_users(self, rows: Sequence[Any], user_at: int | str) -> list[Any]:
+        """The rows of the users (``row[user_at]``) in the adapter's share of training users."""
         keep = in_user_fraction((row[user_at] for row in rows), self.train_user_fraction, self.user_seed)
         return [row for row, kept in zip(rows, keep, strict=True) if kept]
+
+    def train_prompts(
+        self, rows: Sequence[Mapping[str, Any]], cap: int | None, seed: int
+    ) -> list[Mapping[str, Any]]:
+        """The prompts the adapter learns from, out of its variant's train rows of the ``prompts`` table
+        (with ``category`` and ``user_id``): its categories, then a ``cap``-row sample drawn by ``seed``,
+        then its users. In that order, at 100 % of the users the adapter trains on the default adapter's
+        sample, and each smaller share on a nested part of it."""
+        if not rows:
+            raise ValueError(
+                f"the prompts table has no train rows for variant {self.variant!r}; add it to the prompts "
+                "asset's variants and materialize prompts again"
+            )
+        in_categories = self.in_categories(rows, "category", {row["category"] for row in rows})
+        chosen = self.of_users(sample_rows(in_categories, cap, seed), "user_id")
+        if not chosen:
+            raise ValueError(
+                f"adapter {self.adapter!r} has no train prompts left: categories "
+                f"{list(self.categories) or 'all'}, {self.train_user_fraction:.0%} of the users of "
+                f"{f'a {cap}-prompt sample' if cap is not None else 'every prompt'}; raise max_train_prompts "
+                "or train_user_fraction"
+            )
+        return chosen
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / ADAPTER_SELECTION_FILE

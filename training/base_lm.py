@@ -16,8 +16,8 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ from transformers import (
     TrainingArguments,
 )
 
-from fashionrec.layout import PRETRAINING_CONFIG_FILE
+from fashionrec.layout import PRETRAINING_CONFIG_FILE, PRETRAINING_LOSS_PLOT, ArtifactLayout
+from fashionrec.presets import BaseLMBudget
+from recommender.language_model import write_base_model_pointer
 from recommender.prompts import load_prompt_template, product_fields, render_response
 from training.domain_tokenizer import (
     WIDTH_MULTIPLE,
@@ -37,6 +39,7 @@ from training.domain_tokenizer import (
     round_up_to_width_multiple,
     train_domain_tokenizer,
 )
+from training.qlora import save_loss_plot
 
 
 @dataclass(frozen=True)
@@ -225,3 +228,63 @@ def build_domain_base_lm(
         final_loss=losses[-1][1] if losses else float(outcome.training_loss),
         losses=losses,
     )
+
+
+def pretraining_config(budget: BaseLMBudget, overrides: Mapping[str, Any]) -> BaseLMConfig:
+    """The preset's budget as a pretraining config, with each override that is set (None keeps the
+    budget's value)."""
+    return replace(BaseLMConfig(**asdict(budget)), **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class DomainBaseLM:
+    """The pretrained domain model, recorded as the base model, and what its pretraining was."""
+
+    result: BaseLMResult
+    config: BaseLMConfig
+    n_items: int
+    n_queries: int
+    loss_plot: Path
+
+    def facts(self) -> dict[str, Any]:
+        """The model, its architecture, its corpus and its training, as plain values."""
+        result, config = self.result, self.config
+        return {
+            "base_model": str(result.model_dir),
+            "source": "domain",
+            "n_parameters": result.n_parameters,
+            "architecture": {
+                "hidden_size": config.hidden_size,
+                "intermediate_size": config.intermediate_size,
+                "num_hidden_layers": config.num_hidden_layers,
+                "num_attention_heads": config.num_attention_heads,
+                "vocab_size": config.vocab_size,
+            },
+            "corpus_documents": result.n_corpus_documents,
+            "catalog_items": self.n_items,
+            "distinct_queries": self.n_queries,
+            "train_tokens": result.train_tokens,
+            "train_seconds": round(result.train_seconds, 1),
+            "train_tokens_per_second": round(result.tokens_per_second, 1),
+            "final_loss": round(result.final_loss, 4),
+        }
+
+
+def pretrain_domain_base_lm(
+    items: Sequence[Mapping[str, Any]],
+    queries: Sequence[str],
+    layout: ArtifactLayout,
+    config: BaseLMConfig,
+    log: Callable[[str], None] = print,
+) -> DomainBaseLM:
+    """Pretrain the domain model on the catalog ``items`` and the search ``queries``
+    (:func:`domain_corpus`), save it under ``layout.domain_model``, record it as the base model the later
+    stages load, and plot its loss next to it."""
+    documents = domain_corpus(items, queries)
+    log(f"pretraining the domain base model on {len(documents)} documents")
+    result = build_domain_base_lm(documents, layout.domain_model, config)
+    write_base_model_pointer(layout.base_model_pointer, str(result.model_dir), "domain")
+    plot = save_loss_plot(
+        result.losses, layout.base_lm / PRETRAINING_LOSS_PLOT, "domain pretraining", ylabel="loss"
+    )
+    return DomainBaseLM(result, config, len(items), len(queries), plot)

@@ -26,6 +26,7 @@ from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainingArguments
 
+from fashionrec.layout import LOSS_CURVE_PLOT, TRAINING_SUMMARY_FILE
 from recommender.language_model import load_quantized_model, load_tokenizer, preferred_device
 from training.qlora_config import QLoRAConfig
 
@@ -295,7 +296,7 @@ def train_qlora(
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     steps_per_example = 1 / (config.batch_size * config.gradient_accumulation_steps)
     pass_steps = [start * steps_per_example for start in schedule.pass_starts[1:]]
-    loss_plot = save_loss_plot(losses, out_dir / "loss_curve.png", "QLoRA fine-tuning", pass_steps)
+    loss_plot = save_loss_plot(losses, out_dir / LOSS_CURVE_PLOT, "QLoRA fine-tuning", pass_steps)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(_stored_parameter_count(p) for p in model.parameters())
     result = QLoRAResult(
@@ -315,7 +316,7 @@ def train_qlora(
     )
     summary = {key: value for key, value in asdict(result).items() if key not in {"adapter_dir", "loss_plot"}}
     summary.update(config=asdict(config), base_model=base_model, tokens_per_second=result.tokens_per_second)
-    (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / TRAINING_SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     return result
 
 

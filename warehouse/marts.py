@@ -2,13 +2,14 @@
 
 The sequence models (CORE and the ID baselines) and their benchmarks read the same three marts in the
 same shape; :func:`read_sequence_marts` is that one query set. The assets write their tables with
-:func:`replace_table`.
+:func:`replace_table`, or one group of a table's rows with :func:`replace_group`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -56,6 +57,29 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) ->
     con.register(view, table)
     try:
         con.execute(f'create or replace table "{name}" as select * from "{view}"')
+    finally:
+        con.unregister(view)
+    return table.num_rows
+
+
+def replace_group(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, key: Mapping[str, Any]) -> int:
+    """Swap in ``table`` as the rows of table ``name`` whose ``key`` columns hold the ``key`` values; the
+    other rows stay, and a missing table is created. Columns are matched by name. Returns the rows
+    written."""
+    if not key:
+        raise ValueError(f"no key columns to replace a group of {name!r} by; replace_table replaces it all")
+    view = f"{name}_arrow"
+    con.register(view, table)
+    try:
+        if name in table_names(con):
+            match = " and ".join(f'"{column}" = ?' for column in key)
+            con.execute(
+                f'create or replace table "{name}" as select * from "{name}" where not ({match}) '
+                f'union all by name select * from "{view}"',
+                list(key.values()),
+            )
+        else:
+            con.execute(f'create table "{name}" as select * from "{view}"')
     finally:
         con.unregister(view)
     return table.num_rows

@@ -1,0 +1,125 @@
+"""The ``generations`` asset of the ``llm`` group: ``{<id>..</id>,<title>..</title>}`` for a sample of the
+valid and test prompts, constrained to the catalog by default, parsed (``recommender.generation_table``).
+"""
+
+# torch, transformers and peft are imported inside the asset: every `fashionrec` command and `dagster dev`
+# load this module first, and those imports take seconds each. The config defaults come from the torch-free
+# recommender.generation_settings.
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from assets.config import config_fields, or_preset, user_errors
+from assets.language_model import LLM_GROUP
+from assets.resources import PipelineSettings
+from recommender.generation_settings import GenerationSettings
+from recommender.generation_table import GenerationGroup, answer_prompts, prompt_sample, replace_generations
+from training.adapter_selection import check_adapter
+from warehouse.marts import require_tables
+
+
+class GenerationsConfig(dg.Config):
+    """Generation with the paper's settings (§5.1) and constrained decoding."""
+
+    variant: str = Field(default="full", description="Prompt variant (and its adapter) to generate with.")
+    adapter: str = Field(
+        default="",
+        description="Adapter that answers (lora_adapter's `adapter`); empty: the variant's own. It must "
+        "have been trained on this variant.",
+    )
+    categories: list[str] = Field(
+        default=[],
+        description="Answer only the sampled prompts of these categories (zero-shot: an adapter answers "
+        "categories it never saw). The sample is drawn before this filter, so the targets are the ones the "
+        "default run answers in these categories. Empty: every category.",
+    )
+    constrained: bool = Field(
+        default=True,
+        description="Constrain decoding to the answer format and catalog ids (0 % malformed). Off: free "
+        "decoding as in the paper; both can live in the table side by side.",
+    )
+    restrict_to_category: bool = Field(
+        default=True,
+        description="Constrained ids come from the target's category (the evaluation ranks within it).",
+    )
+    restrict_to_candidates: bool = Field(
+        default=GenerationSettings.restrict_to_candidates,
+        description="Constrained ids come from the prompt's query-memory candidates when it has any (the "
+        "model ranks the shortlist); on by default (recommender.generation_settings says why). Off, as in "
+        "the paper: candidates are only a hint in the prompt.",
+    )
+    catalog_title: bool = Field(
+        default=GenerationSettings.catalog_title,
+        description="Constrained answers spell the chosen id's catalog title instead of a free title, so "
+        "the id and the title that mixup embeds name the same product; on by default. Off, as in the "
+        "paper: the model writes the title.",
+    )
+    splits: list[str] = Field(default=["valid", "test"], description="Splits whose prompts are answered.")
+    max_prompts_per_split: int | None = Field(
+        default=None, description="Random sample per split; default 24 tiny, 200 demo, all at paper scale."
+    )
+    compare_prompts: int | None = Field(
+        default=None,
+        description="Prompts also decoded the other way (constrained <-> free) to report format and id "
+        "rates of both; default 16 tiny, 64 demo, 500 at paper scale; 0 turns the comparison off.",
+    )
+    max_new_tokens: int = Field(default=GenerationSettings.max_new_tokens, description="Paper: 64.")
+    temperature: float = Field(default=GenerationSettings.temperature, description="Paper: 0.05.")
+    top_p: float = Field(default=GenerationSettings.top_p, description="Paper: 0.95.")
+    batch_size: int = Field(default=GenerationSettings.batch_size, description="Prompts per generate call.")
+    seed: int = Field(default=0, description="Sampling seed (prompt sample and decoding).")
+
+    def group(self) -> GenerationGroup:
+        """The rows of the generations table this run replaces."""
+        return GenerationGroup(self.variant, self.adapter or self.variant, self.constrained)
+
+
+@dg.asset(
+    group_name=LLM_GROUP, deps=["prompts", "lora_adapter", "base_lm", "items"], kinds={"duckdb", "pytorch"}
+)
+def generations(
+    context: dg.AssetExecutionContext,
+    config: GenerationsConfig,
+    duckdb: DuckDBResource,
+    settings: PipelineSettings,
+):
+    """One row per answered prompt (per variant, adapter and decoding): the raw answer, the parsed item
+    id and title, whether the format held and the id exists; rows of other groups are kept."""
+    from recommender.generation import load_recommender
+
+    layout, budget, group = settings.artifacts, settings.budgets.llm, config.group()
+    with duckdb.get_connection() as con, user_errors():
+        require_tables(con, ["prompts", "items"])
+        catalog = con.execute("select item_id, category, title from items order by item_id").fetchall()
+        rows = con.execute(
+            "select target_id, user_id, split, category, prompt_text, target_item_id, candidate_item_ids "
+            "from prompts where variant = ? and split in (select unnest(?::varchar[])) "
+            "order by split, target_id",
+            [config.variant, list(config.splits)],
+        ).to_arrow_table()
+    cap = or_preset(config.max_prompts_per_split, budget.max_prompts_per_split)
+    with user_errors():
+        categories = {row[1] for row in catalog}
+        sample = prompt_sample(
+            rows.to_pylist(), group.variant, config.splits, cap, config.seed, config.categories, categories
+        )
+        check_adapter(layout.adapter(group.adapter), group.adapter, group.variant)
+        generation = GenerationSettings(**config_fields(config, GenerationSettings))
+        recommender, dequantized = load_recommender(layout, group.adapter, catalog, generation)
+    answered = answer_prompts(
+        recommender, sample, group, or_preset(config.compare_prompts, budget.compare_prompts)
+    )
+    with duckdb.get_connection() as con:
+        replace_generations(con, answered.table, group)
+    malformed = answered.malformed_markdown
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": answered.table.num_rows,
+            **answered.figures,
+            "categories": dg.MetadataValue.json(list(config.categories) or "all"),
+            "prompts_per_split_cap": cap if cap is not None else "none",
+            "prompts_available": rows.num_rows,
+            "dequantized_4bit_layers": dequantized,
+            **({"malformed_examples_unconstrained": dg.MetadataValue.md(malformed)} if malformed else {}),
+        }
+    )

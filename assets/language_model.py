@@ -1,0 +1,185 @@
+"""The language model of the ``llm`` group: the base causal LM (``base_lm``, ``training.base_lm``) and the
+QLoRA adapters fine-tuned on it (``lora_adapter``, ``training.adapter_training``).
+
+Unset caps take the preset's budget (``fashionrec.presets``); every cap is reported in the metadata.
+"""
+
+# torch, transformers, peft and bitsandbytes are imported inside the assets that run them: every
+# `fashionrec` command and `dagster dev` load this module first, and those imports take seconds each.
+# The config defaults come from torch-free modules (training.qlora_config).
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from assets.config import config_fields, or_preset, user_errors
+from assets.resources import PipelineSettings
+from evaluation.leaderboard import png_markdown
+from recommender.prompts import PromptBudget
+from training.adapter_selection import AdapterSelection
+from training.qlora_config import QLoRAConfig
+from warehouse.marts import require_tables
+
+LLM_GROUP = "llm"
+
+
+def loss_curve_markdown(plot: Path) -> dg.MetadataValue:
+    """A loss plot inline in the Dagster UI, and the file it stays in for other tools."""
+    return dg.MetadataValue.md(f"{png_markdown(plot, plot.stem)}\n\n`{plot}`")
+
+
+class BaseLMAssetConfig(dg.Config):
+    """Which base model QLoRA adapts."""
+
+    base_model: str = Field(
+        default="",
+        description="Hugging Face model id (from the local cache; downloads are off) or local folder, e.g. "
+        "'tiiuae/falcon-7b' as in the paper. Empty: pretrain the embedded small domain Llama.",
+    )
+    epochs: float | None = Field(
+        default=None,
+        description="Pretraining epochs of the domain model; default 3 (tiny, demo), 2 at paper scale.",
+    )
+    max_corpus_tokens: int | None = Field(
+        default=None, description="Cap on pretraining tokens per epoch; default per preset (200k on demo)."
+    )
+
+
+@dg.asset(group_name=LLM_GROUP, deps=["items", "prompt_inputs"], kinds={"pytorch"})
+def base_lm(
+    context: dg.AssetExecutionContext,
+    config: BaseLMAssetConfig,
+    duckdb: DuckDBResource,
+    settings: PipelineSettings,
+):
+    """The base causal LM: a configured pretrained model, or a small Llama with its own BPE tokenizer
+    pretrained on the catalog (products as prompts show them and answers name them) and the queries."""
+    from recommender.language_model import check_pretrained_source, write_base_model_pointer
+    from training.base_lm import BaseLMConfig, pretrain_domain_base_lm, pretraining_config
+
+    layout = settings.artifacts
+    if config.base_model:
+        with user_errors():
+            source = check_pretrained_source(config.base_model)
+        write_base_model_pointer(layout.base_model_pointer, source, "pretrained")
+        return dg.MaterializeResult(metadata={"base_model": source, "source": "pretrained"})
+    with duckdb.get_connection() as con:
+        items = con.sql(
+            "select item_id, title, category, brand, color, size, season, holiday, occasion from items "
+            "order by item_id"
+        ).to_arrow_table()
+        queries = con.execute(
+            "select distinct event.query from (select unnest(history) as event from prompt_inputs) "
+            "where event.action = 'search' and event.query is not null order by 1"
+        ).fetchall()
+    built = pretrain_domain_base_lm(
+        items.to_pylist(),
+        [row[0] for row in queries],
+        layout,
+        pretraining_config(settings.budgets.base_lm, config_fields(config, BaseLMConfig)),
+        log=context.log.info,
+    )
+    return dg.MaterializeResult(
+        metadata={**built.facts(), "loss_curve": loss_curve_markdown(built.loss_plot)}
+    )
+
+
+class LoraAdapterConfig(dg.Config):
+    """QLoRA fine-tuning (paper §4.3, §5.1); unset caps take the preset's defaults."""
+
+    variant: str = Field(default="full", description="Prompt variant to train on (ablations: see prompts).")
+    adapter: str = Field(
+        default="",
+        description="Name of the adapter (its folder under artifacts/lora_adapter/ and the suffix of its "
+        "evaluation methods); empty: the variant's name, the adapter the default run trains and serves.",
+    )
+    categories: list[str] = Field(
+        default=[],
+        description="Train only on the prompts of these categories (zero-shot, paper §5.4: e.g. "
+        "['Footwear']); empty: every category.",
+    )
+    train_user_fraction: float = Field(
+        default=1.0,
+        description="Share of training users whose prompts are kept (low-resource, paper §5.4), drawn "
+        "after the prompt cap by a hash of user_id and seed, so smaller shares are nested in larger ones.",
+    )
+    max_train_prompts: int | None = Field(
+        default=None,
+        description="Random sample of train prompts; default 48 tiny, 400 demo, all at paper scale.",
+    )
+    learning_rate: float = Field(
+        default=QLoRAConfig.learning_rate,
+        description="AdamW learning rate; the paper's 2e-5 is for Falcon-7B, 2e-3 suits the small "
+        "domain model.",
+    )
+    lora_r: int = Field(default=QLoRAConfig.lora_r, description="LoRA rank (paper: 16).")
+    lora_alpha: int = Field(default=QLoRAConfig.lora_alpha, description="LoRA scaling alpha (paper: 16).")
+    lora_dropout: float = Field(default=QLoRAConfig.lora_dropout, description="LoRA dropout (paper: 0.05).")
+    high_perplexity_fraction: float = Field(
+        default=QLoRAConfig.high_perplexity_fraction,
+        description="Share of prompts trained longer (paper: 0.2).",
+    )
+    high_perplexity_epochs: int = Field(
+        default=QLoRAConfig.high_perplexity_epochs, description="Epochs for those prompts (paper: 3)."
+    )
+    base_epochs: int = Field(
+        default=QLoRAConfig.base_epochs, description="Epochs for all prompts (paper: 1)."
+    )
+    batch_size: int = Field(default=QLoRAConfig.batch_size, description="Prompts per optimizer step.")
+    seed: int = Field(default=0, description="Sampling, shuffling and LoRA initialisation seed.")
+
+    def selection(self) -> AdapterSelection:
+        """The adapter's name and which train prompts it learns from (its users drawn with ``seed``)."""
+        with user_errors():
+            return AdapterSelection(
+                self.adapter or self.variant,
+                self.variant,
+                tuple(self.categories),
+                self.train_user_fraction,
+                self.seed,
+            )
+
+
+@dg.asset(group_name=LLM_GROUP, deps=["prompts", "base_lm"], kinds={"pytorch"})
+def lora_adapter(
+    context: dg.AssetExecutionContext,
+    config: LoraAdapterConfig,
+    duckdb: DuckDBResource,
+    settings: PipelineSettings,
+):
+    """LoRA adapters (r=16, alpha=16, dropout 0.05) on the 4-bit NF4 base, trained on the train prompts'
+    responses: one epoch, three for the 20 % of prompts with the highest base-model perplexity."""
+    from recommender.language_model import read_base_model_pointer
+    from training.adapter_training import train_adapter
+
+    with duckdb.get_connection() as con, user_errors():
+        require_tables(con, ["prompts"])
+        rows = con.execute(
+            "select target_id, prompt_text, response_text, n_prompt_tokens, user_id, category from prompts "
+            "where split = 'train' and variant = ? order by target_id",
+            [config.variant],
+        ).to_arrow_table()
+        (longest_prompt,) = con.execute(
+            "select coalesce(max(n_prompt_tokens), 0) from prompts where variant = ?", [config.variant]
+        ).fetchone()
+    cap = or_preset(config.max_train_prompts, settings.budgets.llm.max_train_prompts)
+    selection = config.selection()
+    with user_errors():
+        # prompts are already fitted to the prompts asset's budget: the longest one plus the answer reserve
+        qlora = QLoRAConfig(
+            **config_fields(config, QLoRAConfig),
+            max_sequence_tokens=int(longest_prompt) + PromptBudget.response_tokens,
+        )
+        base_model = read_base_model_pointer(settings.artifacts.base_model_pointer)
+        out_dir = settings.artifacts.adapter(selection.adapter)
+        trained = train_adapter(
+            base_model, rows.to_pylist(), selection, cap, qlora, out_dir, context.log.info
+        )
+    metadata = {
+        **trained.facts(),
+        "categories": dg.MetadataValue.json(list(selection.categories) or "all"),
+        "adapter_dir": dg.MetadataValue.path(str(trained.result.adapter_dir)),
+        "loss_curve": loss_curve_markdown(trained.result.loss_plot),
+    }
+    return dg.MaterializeResult(metadata=metadata)
