@@ -18,7 +18,7 @@ from assets.config import UserShareConfig, user_errors
 from assets.query_memory import rounded_metric
 from assets.resources import LanceDBResource, PipelineSettings
 from assets.vector_checks import FEATURES_GROUP
-from fashionrec.layout import ITEM_ID_VECTORS
+from fashionrec.layout import ITEM_ID_VECTORS, run_method
 from fashionrec.presets import SequenceBudget
 from recommender.vector_store import DEFAULT_INDEX_THRESHOLD, frame_to_arrow, write_vectors
 from warehouse.marts import read_sequence_marts
@@ -105,20 +105,7 @@ def item_id_vectors(
             log=context.log.info,
         )
     if not share.is_default:
-        method = share.method("core")
-        directory = save_core(
-            fit.result,
-            settings.artifacts.baseline("core", config.run_name),
-            {"method": method, **fit.share_record},
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "path": dg.MetadataValue.path(str(directory)),
-                "method": method,
-                "item_id_vectors_table": f"unchanged: a run_name saves CORE as the baseline {method} only",
-                **core_metadata(fit),
-            }
-        )
+        return share_run_result(fit, settings, config.run_name)
     save_core(fit.result, settings.artifacts.core, fit.share_record)
     vectors = fit.scorer().item_vectors(items["item_id"].tolist())
     written = write_vectors(
@@ -130,6 +117,24 @@ def item_id_vectors(
     # nothing is encoded here: the rows are the trained table itself
     write = {k: v for k, v in written.metadata().items() if k not in ("rows_encoded", "encoded_per_second")}
     return dg.MaterializeResult(metadata={**write, "dagster/row_count": written.rows, **core_metadata(fit)})
+
+
+def share_run_result(fit: "CoreFit", settings: PipelineSettings, run_name: str) -> dg.MaterializeResult:
+    """CORE trained on a share of the users is saved as the baseline core-<run_name> only: the vectors
+    that mixup retrieval reads, and the default CORE, stay as they are."""
+    from training.core import save_core
+
+    method = run_method("core", run_name)
+    record = {"method": method, **fit.share_record}
+    directory = save_core(fit.result, settings.artifacts.baseline("core", run_name), record)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(directory)),
+            "method": method,
+            "item_id_vectors_table": f"unchanged: a run_name saves CORE as the baseline {method} only",
+            **core_metadata(fit),
+        }
+    )
 
 
 id_vector_assets = [item_id_vectors]
