@@ -2,10 +2,10 @@
 
 ``recommendations``, ``eval_ranks`` and ``eval_metrics`` come out of one step, because they describe the
 same run: the top-K lists the methods produced, the rank of each target under each method, and the
-metrics aggregated from those ranks (DESIGN.md "Evaluation protocol"). Each run appends its rows under
+metrics aggregated from those ranks (docs/evaluation.md "The protocol"). Each run appends its rows under
 its Dagster run id and records its configuration in ``eval_runs``; earlier runs stay queryable. The work
-itself lives in ``evaluation.protocol`` (protocol, tables), ``recommender.mixup`` (retrieval, the same code
-the service runs) and ``evaluation.leaderboard`` (tables, plots, report).
+itself lives in ``evaluation.protocol`` (protocol), ``evaluation.tables`` (tables), ``recommender.mixup``
+(retrieval, the same code the service runs) and ``evaluation.leaderboard`` (tables, plots, report).
 """
 
 # The trained models (torch) are loaded inside the functions that score with them: every `fashionrec`
@@ -29,9 +29,8 @@ from evaluation.llm_methods import (
     llm_list_methods,
     select_adapters,
 )
+from evaluation.methods import DEFAULT_METHODS, LLM_METHODS
 from evaluation.protocol import (
-    DEFAULT_METHODS,
-    SEQUENCE_BASELINE_METHODS,
     EvaluationConfig,
     ScoreBatch,
     catalog_by_category,
@@ -40,19 +39,18 @@ from evaluation.protocol import (
     popularity_counts,
     popularity_scorer,
     sequence_scorer,
-    write_evaluation_run,
 )
+from evaluation.tables import write_evaluation_run
 from fashionrec.layout import CONFIG_FILE, ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, ArtifactLayout
 from recommender.encoder_specs import build_encoder
 from recommender.encoders import TextEncoder
 from recommender.mixup import MixupConfig
 from recommender.retrieval import VectorCatalog
 from recommender.vector_store import table_exists
-from training.baseline_names import BASELINES, parse_run_method, train_step_hint
+from training.baseline_names import BASELINES, SEQUENCE_BASELINES, parse_run_method, train_step_hint
 from training.text_seq_query import TextSeqQueryConfig, text_scorer, user_texts
 
 EVALUATION_GROUP = "evaluation"
-LLM_METHODS = ("llm_mixup", "llm_only")
 
 
 class EvaluationRunConfig(dg.Config):
@@ -128,7 +126,7 @@ def _read_inputs(con, config: EvaluationRunConfig) -> dict[str, pd.DataFrame]:
     needed = {"splits", "items"}
     if set(config.methods) & set(LLM_METHODS):
         needed.add("generations")
-    if set(config.methods) & {"core", *SEQUENCE_BASELINE_METHODS} or config.baseline_runs:
+    if set(config.methods) & {"core", *SEQUENCE_BASELINES} or config.baseline_runs:
         needed.add("user_sequences")
     if "text_seq_query" in config.methods or any(
         name.startswith("text_seq_query-") for name in config.baseline_runs

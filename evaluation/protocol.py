@@ -1,4 +1,4 @@
-"""The evaluation protocol (DESIGN.md "Evaluation protocol"): per-target ranks, then metrics per slice.
+"""The evaluation protocol (docs/evaluation.md "The protocol"): per-target ranks, then metrics per slice.
 
 Every method is scored on the same targets (``splits`` rows of one split) and in the same way:
 
@@ -33,7 +33,7 @@ from training.sequence_data import build_examples
 if TYPE_CHECKING:
     from training.sequential import SequenceScorer
 
-ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure (DESIGN.md)
+ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure
 SLICES = ("all", "cold_start", "warm")
 
 TARGET_COLUMNS = ["target_id", "user_id", "category", "target_item_id", "is_cold_item"]
@@ -334,139 +334,7 @@ def evaluate_methods(
     return EvaluationResult(ranks=ranks, lists=lists, metrics=metrics, seconds=seconds)
 
 
-# --- the evaluation tables in DuckDB --------------------------------------------------------------
-
-# DESIGN.md "Interfaces" fixes the first columns of eval_metrics and eval_ranks; the rest are additions.
-EVAL_TABLE_COLUMNS: dict[str, dict[str, str]] = {
-    "eval_runs": {
-        "run_id": "varchar",
-        "created_at": "timestamp",
-        "label": "varchar",
-        "preset": "varchar",
-        "split": "varchar",
-        "config": "json",
-        "methods": "varchar[]",
-        "n_targets": "integer",
-    },
-    "recommendations": {
-        "run_id": "varchar",
-        "method": "varchar",
-        "target_id": "varchar",
-        "user_id": "varchar",
-        "category": "varchar",
-        "rank": "integer",
-        "item_id": "varchar",
-        "source": "varchar",
-        "score": "double",
-        "split": "varchar",
-    },
-    "eval_ranks": {
-        "run_id": "varchar",
-        "method": "varchar",
-        "user_id": "varchar",
-        "category": "varchar",
-        "target_item_id": "varchar",
-        "rank": "integer",
-        "target_id": "varchar",
-        "split": "varchar",
-        "is_cold_item": "boolean",
-    },
-    "eval_metrics": {
-        "run_id": "varchar",
-        "created_at": "timestamp",
-        "method": "varchar",
-        "category": "varchar",
-        "slice": "varchar",
-        "metric": "varchar",
-        "value": "double",
-        "n_users": "integer",
-        "split": "varchar",
-    },
-}
-
-
-def ensure_eval_tables(con) -> None:
-    """Create the evaluation tables when missing; existing tables and their runs are left as they are."""
-    for table, columns in EVAL_TABLE_COLUMNS.items():
-        body = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns.items())
-        con.execute(f"create table if not exists main.{table} ({body})")
-
-
-def _insert(con, table: str, frame: pd.DataFrame) -> None:
-    columns = EVAL_TABLE_COLUMNS[table]
-    frame = frame[list(columns)]
-    con.register("_eval_rows", frame)
-    try:
-        casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items())
-        con.execute(f"insert into main.{table} by name select {casts} from _eval_rows")
-    finally:
-        con.unregister("_eval_rows")
-
-
-def write_evaluation_run(
-    con,
-    run_id: str,
-    created_at: pd.Timestamp,
-    split: str,
-    result: EvaluationResult,
-    targets: pd.DataFrame,
-    *,
-    label: str = "",
-    preset: str = "",
-    config_json: str = "{}",
-) -> dict[str, int]:
-    """Append one run to ``eval_runs``, ``recommendations``, ``eval_ranks`` and ``eval_metrics``.
-
-    Earlier runs are never touched; rows of the same ``run_id`` (a retried run) are replaced, all in one
-    transaction. Returns the rows written per table.
-    """
-    created_at = pd.Timestamp(created_at)
-    if created_at.tzinfo is not None:
-        created_at = created_at.tz_convert("UTC").tz_localize(None)  # stored as a UTC timestamp
-    of_target = targets.set_index("target_id")[["user_id", "category"]]
-    lists = result.lists.join(of_target, on="target_id")
-    frames = {
-        "eval_runs": pd.DataFrame(
-            {
-                "run_id": [run_id],
-                "created_at": [created_at],
-                "label": [label],
-                "preset": [preset],
-                "split": [split],
-                "config": [config_json],
-                "methods": [sorted(result.ranks["method"].unique().tolist())],
-                "n_targets": [len(targets)],
-            }
-        ),
-        "recommendations": lists.assign(run_id=run_id, split=split),
-        "eval_ranks": result.ranks.assign(run_id=run_id, split=split),
-        "eval_metrics": result.metrics.assign(run_id=run_id, created_at=created_at, split=split),
-    }
-    ensure_eval_tables(con)
-    con.execute("begin transaction")
-    try:
-        for table, frame in frames.items():
-            con.execute(f"delete from main.{table} where run_id = ?", [run_id])
-            _insert(con, table, frame)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return {table: len(frame) for table, frame in frames.items()}
-
-
-# --- the methods of the default run ---------------------------------------------------------------
-
-# DESIGN.md's method names; the sequence and text baselines are trained by the `baselines` assets
-SEQUENCE_BASELINE_METHODS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec", "llmseqsim")
-DEFAULT_METHODS = (
-    "llm_mixup",
-    "llm_only",
-    "core",
-    "popularity",
-    *SEQUENCE_BASELINE_METHODS,
-    "text_seq_query",
-)
+# --- the sequence models ----------------------------------------------------------------------
 
 
 def sequence_scorer(
@@ -484,7 +352,7 @@ def sequence_scorer(
     model's vocabulary share the cold vector and tie.
     """
     # the model code (torch) is imported by the scorers that use it, so the method names and the protocol
-    # load without it (the Dagster code location reads DEFAULT_METHODS)
+    # load without it
     from training.sequential import score_indices
 
     examples = build_examples(

@@ -21,8 +21,8 @@ from evaluation.protocol import (
     popularity_scorer,
     rank_by_scores,
     rank_in_lists,
-    write_evaluation_run,
 )
+from evaluation.tables import write_evaluation_run
 
 ITEMS = pd.DataFrame(
     {
