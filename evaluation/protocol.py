@@ -12,7 +12,9 @@ Every method is scored on the same targets (``splits`` rows of one split) and in
   not ranked (0 on every metric).
 
 Ranks are floats with ``NaN`` for "not ranked" (the convention of ``recommender.metrics``) and become
-``NULL`` in ``eval_ranks``. :func:`aggregate_metrics` turns them into the ``eval_metrics`` rows.
+``NULL`` in ``eval_ranks``. :func:`aggregate_metrics` turns them into the ``eval_metrics`` rows, and
+:func:`evaluate_methods` does both for every method of a run. The scoring functions of the trained
+models are built in ``evaluation.scorers``; ``evaluation.tables`` appends a run's rows to DuckDB.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,10 +29,6 @@ from tqdm.auto import tqdm
 
 from recommender.metrics import rank_of_target, ranking_metrics
 from recommender.retrieval import top_k_indices
-from training.sequence_data import build_examples
-
-if TYPE_CHECKING:
-    from training.sequential import SequenceScorer
 
 ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure
 SLICES = ("all", "cold_start", "warm")
@@ -293,6 +290,16 @@ class EvaluationResult:
         n = self.ranks.groupby("method").size()
         return {m: float(n.get(m, 0) / s) if s > 0 else float("nan") for m, s in self.seconds.items()}
 
+    def ranked_share(self) -> dict[str, float]:
+        """Per method, the share of targets it ranked at all (a list method only those in its list)."""
+        ranked = self.ranks.assign(ranked=self.ranks["rank"].notna()).groupby("method")["ranked"].mean()
+        return {str(m): float(v) for m, v in ranked.items()}
+
+    def rows_per_source(self) -> list[dict[str, object]]:
+        """``{method, source, rows}`` per list source of each method (``id``, ``title``, ``list``)."""
+        rows = self.lists.groupby(["method", "source"]).size().rename("rows").reset_index()
+        return rows.to_dict("records")
+
 
 def evaluate_methods(
     targets: pd.DataFrame,
@@ -332,44 +339,3 @@ def evaluate_methods(
     lists = pd.concat(list_frames, ignore_index=True)[["method", *LIST_COLUMNS]]
     metrics = aggregate_metrics(ranks, lists, catalog, expected, config.k)
     return EvaluationResult(ranks=ranks, lists=lists, metrics=metrics, seconds=seconds)
-
-
-# --- the sequence models ----------------------------------------------------------------------
-
-
-def sequence_scorer(
-    scorer: SequenceScorer,
-    user_sequences: pd.DataFrame,
-    splits: pd.DataFrame,
-    split: str,
-    method: str = "core",
-) -> ScoreBatch:
-    """A sequence model (``core`` and the sequence baselines) scoring every item of the category.
-
-    ``scorer`` is a trained ``training.sequential.SequenceScorer`` (``CoreScorer``, or a baseline from
-    ``training.baselines.load_baseline``). Each target's input is its user's item events before it
-    (``training.sequence_data.build_examples``, the windows the model was validated on); items outside the
-    model's vocabulary share the cold vector and tie.
-    """
-    # the model code (torch) is imported by the scorers that use it, so the method names and the protocol
-    # load without it
-    from training.sequential import score_indices
-
-    examples = build_examples(
-        user_sequences, splits, scorer.vocabulary, split=split, max_len=scorer.model.config.max_seq_length
-    )
-    row_of = pd.Series(np.arange(len(examples)), index=pd.Index(examples.target_ids, dtype=object))
-    candidates: dict[str, np.ndarray] = {}
-
-    def score_batch(chunk: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
-        rows = row_of.reindex(chunk["target_id"].astype(object)).to_numpy()
-        if np.isnan(rows.astype(np.float64)).any():
-            raise KeyError(
-                f"{method}: targets {chunk['target_id'].tolist()[:3]} are not {split!r} rows of splits"
-            )
-        category = chunk["category"].iloc[0]  # rank_by_scores batches one category at a time
-        if category not in candidates:  # one vocabulary lookup per category, not per batch
-            candidates[category] = scorer.vocabulary.index_of(item_ids)
-        return score_indices(scorer.model, examples.inputs[rows.astype(np.int64)], candidates[category])
-
-    return score_batch
