@@ -48,6 +48,7 @@ from training.baseline_names import (
     ID_BASELINES,
     TEXT_ID_BASELINES,
     USER_SHARE_METHODS,
+    baseline_key,
 )
 from training.text_seq_query import TITLE_OPTIONS, TextSeqQueryConfig, choose_max_titles
 
@@ -72,11 +73,6 @@ _DESCRIPTIONS = {
     "text_seq_query": "Recformer-w/-query stand-in: latest query + item titles as one text, encoded with the "
     "title encoder, cosine to item title vectors; number of titles chosen on valid.",
 }
-
-
-def baseline_key(method: str) -> str:
-    """The asset key of a baseline method (``sasrec`` -> ``baseline_sasrec``)."""
-    return f"baseline_{method}"
 
 
 class BaselinesConfig(UserShareConfig):

@@ -32,20 +32,19 @@ sys.path.insert(0, str(ROOT))
 
 
 def read_marts(home: Path) -> dict:
+    """The marts as the baselines assets and the evaluation read them (ordered, so runs compare)."""
     import duckdb
 
+    from evaluation.inputs import read_prompt_inputs
+    from warehouse.marts import read_sequence_marts
+
     with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        sequences, splits, items = read_sequence_marts(con)
         return {
-            "sequences": con.execute(
-                "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null"
-            ).df(),
-            "splits": con.execute(
-                "select target_id, user_id, target_item_id, category, seq_no, split, is_cold_item from splits"
-            ).df(),
-            "items": con.execute("select item_id, category from items order by item_id").df(),
-            "test_inputs": con.execute(
-                "select target_id, latest_query, history from prompt_inputs where split = 'test'"
-            ).df(),
+            "sequences": sequences,
+            "splits": splits,
+            "items": items,
+            "test_inputs": read_prompt_inputs(con, "test"),
         }
 
 
@@ -58,7 +57,7 @@ def users_per_second(targets, catalog, score_batch) -> float:
 
 
 def bench_sequence_model(name: str, data, marts: dict, titles, targets, catalog, args) -> dict:
-    from evaluation.protocol import sequence_scorer
+    from evaluation.scorers import sequence_scorer
     from training.baselines import train_baseline
     from training.sequential import SequenceScorer
 

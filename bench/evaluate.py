@@ -4,7 +4,8 @@ Times the steps of one evaluation run for one category of the paper's Table 1 (u
 chosen data set), with random vectors of the real widths (CORE 64-d, title encoder 384-d):
 
 - ``core``: a CORE model (random weights, default sizes) encodes each user's 50-item window and
-  ranks the target among all items of the category (``evaluation.protocol.rank_by_scores``);
+  ranks the target among all items of the category, with the evaluation's own scorer
+  (``evaluation.scorers.sequence_scorer``, ``evaluation.protocol.rank_by_scores``);
 - ``popularity``: the same full-catalog ranking with one popularity score vector;
 - ``llm_mixup``: mixup retrieval (``recommender.mixup.mixup_batch``) for one generation per user: ID list
   and title list by batched matrix products, title vectors given (the title encoder's cost is its own);
@@ -73,10 +74,12 @@ def main() -> None:
         popularity_scorer,
         rank_by_scores,
     )
+    from evaluation.scorers import sequence_scorer
     from recommender.mixup import MixupConfig, MixupRetriever, mixup_batch
     from recommender.retrieval import VectorCatalog
     from recommender.vector_store import frame_to_arrow, write_vectors
-    from training.core import CoreConfig, CoreModel, score_indices
+    from training.core import CoreConfig, CoreModel, CoreScorer
+    from training.sequence_data import ItemVocabulary
 
     default_users, default_items = PAPER_SIZES[args.dataset]
     n_users, n_items = args.users or default_users, args.items or default_items
@@ -101,15 +104,19 @@ def main() -> None:
     config = EvaluationConfig(k=10)
     results: list[tuple[str, int, float]] = []
 
-    # CORE: vocabulary rows 2.. are the items (0 = padding, 1 = cold), random windows of 50 items
-    model = CoreModel(n_items + 2, CoreConfig()).eval()
-    windows = rng.integers(2, n_items + 2, size=(n_users, WINDOW))
-    row_of = pd.Series(np.arange(n_users), index=targets["target_id"])
-    candidates = np.arange(2, n_items + 2)
-
-    def core_scores(chunk: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
-        return score_indices(model, windows[row_of[chunk["target_id"]].to_numpy()], candidates)
-
+    # CORE scored as the evaluation scores it, each user's target after 50 random item events (all in the
+    # vocabulary). Building the windows is not timed: the evaluation builds them once, before ranking.
+    vocabulary = ItemVocabulary(item_ids)
+    model = CoreModel(len(vocabulary), CoreConfig()).eval()
+    events = pd.DataFrame(
+        {
+            "user_id": np.repeat(targets["user_id"].to_numpy(), WINDOW),
+            "seq_no": np.tile(np.arange(1, WINDOW + 1), n_users),
+            "item_id": item_ids[rng.integers(0, n_items, n_users * WINDOW)],
+        }
+    )
+    splits = targets.assign(seq_no=WINDOW + 1, split="test")
+    core_scores = sequence_scorer(CoreScorer(model, vocabulary), events, splits, "test")
     core_ranks, core_lists = timed(
         "core (full catalog)", n_users, lambda: rank_by_scores(targets, catalog, core_scores, config), results
     )

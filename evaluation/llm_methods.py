@@ -2,7 +2,7 @@
 
 Each group of ``generations`` rows (one prompt variant, answered by one adapter with one decoding)
 becomes ``llm_mixup`` (mixup retrieval, paper §4.4) and ``llm_only`` (the generated id alone), with a
-suffix for each way it differs from the full framework (DESIGN.md: ``llm_mixup-no_attributes``):
+suffix for each way it differs from the full framework (docs/evaluation.md: ``llm_mixup-no_attributes``):
 
 - the prompt variant, unless ``full`` (``-no_attributes``);
 - the adapter, unless it is the variant's own (``-zs_footwear``, ``-users_10``: the zero-shot and
@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from evaluation.protocol import DEFAULT_METHODS, generated_id_lists
+from evaluation.methods import DEFAULT_METHODS
+from evaluation.protocol import generated_id_lists
 from recommender.mixup import MixupConfig, mixup_batch
 from recommender.retrieval import VectorCatalog
 

@@ -1,4 +1,4 @@
-"""The evaluation protocol (DESIGN.md "Evaluation protocol"): per-target ranks, then metrics per slice.
+"""The evaluation protocol (docs/evaluation.md "The protocol"): per-target ranks, then metrics per slice.
 
 Every method is scored on the same targets (``splits`` rows of one split) and in the same way:
 
@@ -12,7 +12,9 @@ Every method is scored on the same targets (``splits`` rows of one split) and in
   not ranked (0 on every metric).
 
 Ranks are floats with ``NaN`` for "not ranked" (the convention of ``recommender.metrics``) and become
-``NULL`` in ``eval_ranks``. :func:`aggregate_metrics` turns them into the ``eval_metrics`` rows.
+``NULL`` in ``eval_ranks``. :func:`aggregate_metrics` turns them into the ``eval_metrics`` rows, and
+:func:`evaluate_methods` does both for every method of a run. The scoring functions of the trained
+models are built in ``evaluation.scorers``; ``evaluation.tables`` appends a run's rows to DuckDB.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,12 +29,8 @@ from tqdm.auto import tqdm
 
 from recommender.metrics import rank_of_target, ranking_metrics
 from recommender.retrieval import top_k_indices
-from training.sequence_data import build_examples
 
-if TYPE_CHECKING:
-    from training.sequential import SequenceScorer
-
-ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure (DESIGN.md)
+ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure
 SLICES = ("all", "cold_start", "warm")
 
 TARGET_COLUMNS = ["target_id", "user_id", "category", "target_item_id", "is_cold_item"]
@@ -293,6 +290,16 @@ class EvaluationResult:
         n = self.ranks.groupby("method").size()
         return {m: float(n.get(m, 0) / s) if s > 0 else float("nan") for m, s in self.seconds.items()}
 
+    def ranked_share(self) -> dict[str, float]:
+        """Per method, the share of targets it ranked at all (a list method only those in its list)."""
+        ranked = self.ranks.assign(ranked=self.ranks["rank"].notna()).groupby("method")["ranked"].mean()
+        return {str(m): float(v) for m, v in ranked.items()}
+
+    def rows_per_source(self) -> list[dict[str, object]]:
+        """``{method, source, rows}`` per list source of each method (``id``, ``title``, ``list``)."""
+        rows = self.lists.groupby(["method", "source"]).size().rename("rows").reset_index()
+        return rows.to_dict("records")
+
 
 def evaluate_methods(
     targets: pd.DataFrame,
@@ -332,176 +339,3 @@ def evaluate_methods(
     lists = pd.concat(list_frames, ignore_index=True)[["method", *LIST_COLUMNS]]
     metrics = aggregate_metrics(ranks, lists, catalog, expected, config.k)
     return EvaluationResult(ranks=ranks, lists=lists, metrics=metrics, seconds=seconds)
-
-
-# --- the evaluation tables in DuckDB --------------------------------------------------------------
-
-# DESIGN.md "Interfaces" fixes the first columns of eval_metrics and eval_ranks; the rest are additions.
-EVAL_TABLE_COLUMNS: dict[str, dict[str, str]] = {
-    "eval_runs": {
-        "run_id": "varchar",
-        "created_at": "timestamp",
-        "label": "varchar",
-        "preset": "varchar",
-        "split": "varchar",
-        "config": "json",
-        "methods": "varchar[]",
-        "n_targets": "integer",
-    },
-    "recommendations": {
-        "run_id": "varchar",
-        "method": "varchar",
-        "target_id": "varchar",
-        "user_id": "varchar",
-        "category": "varchar",
-        "rank": "integer",
-        "item_id": "varchar",
-        "source": "varchar",
-        "score": "double",
-        "split": "varchar",
-    },
-    "eval_ranks": {
-        "run_id": "varchar",
-        "method": "varchar",
-        "user_id": "varchar",
-        "category": "varchar",
-        "target_item_id": "varchar",
-        "rank": "integer",
-        "target_id": "varchar",
-        "split": "varchar",
-        "is_cold_item": "boolean",
-    },
-    "eval_metrics": {
-        "run_id": "varchar",
-        "created_at": "timestamp",
-        "method": "varchar",
-        "category": "varchar",
-        "slice": "varchar",
-        "metric": "varchar",
-        "value": "double",
-        "n_users": "integer",
-        "split": "varchar",
-    },
-}
-
-
-def ensure_eval_tables(con) -> None:
-    """Create the evaluation tables when missing; existing tables and their runs are left as they are."""
-    for table, columns in EVAL_TABLE_COLUMNS.items():
-        body = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns.items())
-        con.execute(f"create table if not exists main.{table} ({body})")
-
-
-def _insert(con, table: str, frame: pd.DataFrame) -> None:
-    columns = EVAL_TABLE_COLUMNS[table]
-    frame = frame[list(columns)]
-    con.register("_eval_rows", frame)
-    try:
-        casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items())
-        con.execute(f"insert into main.{table} by name select {casts} from _eval_rows")
-    finally:
-        con.unregister("_eval_rows")
-
-
-def write_evaluation_run(
-    con,
-    run_id: str,
-    created_at: pd.Timestamp,
-    split: str,
-    result: EvaluationResult,
-    targets: pd.DataFrame,
-    *,
-    label: str = "",
-    preset: str = "",
-    config_json: str = "{}",
-) -> dict[str, int]:
-    """Append one run to ``eval_runs``, ``recommendations``, ``eval_ranks`` and ``eval_metrics``.
-
-    Earlier runs are never touched; rows of the same ``run_id`` (a retried run) are replaced, all in one
-    transaction. Returns the rows written per table.
-    """
-    created_at = pd.Timestamp(created_at)
-    if created_at.tzinfo is not None:
-        created_at = created_at.tz_convert("UTC").tz_localize(None)  # stored as a UTC timestamp
-    of_target = targets.set_index("target_id")[["user_id", "category"]]
-    lists = result.lists.join(of_target, on="target_id")
-    frames = {
-        "eval_runs": pd.DataFrame(
-            {
-                "run_id": [run_id],
-                "created_at": [created_at],
-                "label": [label],
-                "preset": [preset],
-                "split": [split],
-                "config": [config_json],
-                "methods": [sorted(result.ranks["method"].unique().tolist())],
-                "n_targets": [len(targets)],
-            }
-        ),
-        "recommendations": lists.assign(run_id=run_id, split=split),
-        "eval_ranks": result.ranks.assign(run_id=run_id, split=split),
-        "eval_metrics": result.metrics.assign(run_id=run_id, created_at=created_at, split=split),
-    }
-    ensure_eval_tables(con)
-    con.execute("begin transaction")
-    try:
-        for table, frame in frames.items():
-            con.execute(f"delete from main.{table} where run_id = ?", [run_id])
-            _insert(con, table, frame)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return {table: len(frame) for table, frame in frames.items()}
-
-
-# --- the methods of the default run ---------------------------------------------------------------
-
-# DESIGN.md's method names; the sequence and text baselines are trained by the `baselines` assets
-SEQUENCE_BASELINE_METHODS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec", "llmseqsim")
-DEFAULT_METHODS = (
-    "llm_mixup",
-    "llm_only",
-    "core",
-    "popularity",
-    *SEQUENCE_BASELINE_METHODS,
-    "text_seq_query",
-)
-
-
-def sequence_scorer(
-    scorer: SequenceScorer,
-    user_sequences: pd.DataFrame,
-    splits: pd.DataFrame,
-    split: str,
-    method: str = "core",
-) -> ScoreBatch:
-    """A sequence model (``core`` and the sequence baselines) scoring every item of the category.
-
-    ``scorer`` is a trained ``training.sequential.SequenceScorer`` (``CoreScorer``, or a baseline from
-    ``training.baselines.load_baseline``). Each target's input is its user's item events before it
-    (``training.sequence_data.build_examples``, the windows the model was validated on); items outside the
-    model's vocabulary share the cold vector and tie.
-    """
-    # the model code (torch) is imported by the scorers that use it, so the method names and the protocol
-    # load without it (the Dagster code location reads DEFAULT_METHODS)
-    from training.sequential import score_indices
-
-    examples = build_examples(
-        user_sequences, splits, scorer.vocabulary, split=split, max_len=scorer.model.config.max_seq_length
-    )
-    row_of = pd.Series(np.arange(len(examples)), index=pd.Index(examples.target_ids, dtype=object))
-    candidates: dict[str, np.ndarray] = {}
-
-    def score_batch(chunk: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
-        rows = row_of.reindex(chunk["target_id"].astype(object)).to_numpy()
-        if np.isnan(rows.astype(np.float64)).any():
-            raise KeyError(
-                f"{method}: targets {chunk['target_id'].tolist()[:3]} are not {split!r} rows of splits"
-            )
-        category = chunk["category"].iloc[0]  # rank_by_scores batches one category at a time
-        if category not in candidates:  # one vocabulary lookup per category, not per batch
-            candidates[category] = scorer.vocabulary.index_of(item_ids)
-        return score_indices(scorer.model, examples.inputs[rows.astype(np.int64)], candidates[category])
-
-    return score_batch

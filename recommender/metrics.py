@@ -1,4 +1,4 @@
-"""Ranking metrics of the evaluation protocol (docs/evaluation.md).
+"""Ranking metrics of the evaluation protocol (docs/evaluation.md "The protocol").
 
 Every metric starts from the 1-based rank of the target item. Ties count against the target: an item
 that scores exactly as high as the target is ranked ahead of it, so a model that gives every item the

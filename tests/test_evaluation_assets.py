@@ -1,9 +1,7 @@
 """The evaluation assets on a hand-made warehouse: runs append, SQL agrees with Python, marts build.
 
-Upstream tables (splits, items, user_sequences, prompt_inputs, generations) and the vector tables are
-written by hand into a temporary FASHIONREC_HOME; small randomly initialised CORE, baseline and LSTM
-title encoder models stand in for the trained ones (the numbers are arbitrary; how they are computed
-and stored is what is tested).
+Upstream tables (splits, items, user_sequences, prompt_inputs, generations), the vector tables and small
+randomly initialised models are written into a temporary FASHIONREC_HOME (tests/evaluation_world.py).
 """
 
 from __future__ import annotations
@@ -21,22 +19,15 @@ import lancedb
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from assets.evaluation import evaluation_assets
 from assets.resources import PipelineSettings, pipeline_resources
 from evaluation.leaderboard import print_leaderboard
 from fashionrec.settings import DBT_PROJECT_DIR, Paths
-from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
 from recommender.vector_store import frame_to_arrow, write_vectors
-from training.baselines import MODEL_TYPES, SEQUENCE_BASELINES, baseline_config
-from training.core import CoreConfig, CoreModel, CoreScorer, CoreTrainResult, save_core
-from training.llmseqsim import LlmSeqSimConfig, llmseqsim_model, title_vocabulary
-from training.sequence_data import ItemVocabulary
-from training.sequential import TrainResult, save_sequential
-from training.text_seq_query import TextSeqQueryConfig
+from tests.evaluation_world import TITLE_ENCODER_DIR, hand_made_world
+from training.baselines import SEQUENCE_BASELINES
 
-COLORS = ["red", "blue", "black", "white", "green", "brown", "grey", "pink"]
 BASELINES = [*SEQUENCE_BASELINES, "text_seq_query"]
 HEADLINE_METHODS = {"llm_mixup", "llm_only", "core", "popularity", *BASELINES}
 
@@ -122,109 +113,6 @@ order by r.user_id, r.rank
 limit 20;
 """,
 ]
-
-
-def hand_made_world(home):
-    """Two categories, 8 users with a train, valid and test purchase each, generations for the test."""
-    items = pd.DataFrame(
-        [(f"f{i:02d}", f"{c} leather boot size {i}", "Footwear") for i, c in enumerate(COLORS)]
-        + [(f"l{i:02d}", f"{c} travel backpack", "Luggage & Bags") for i, c in enumerate(COLORS[:6])],
-        columns=["item_id", "title", "category"],
-    )
-    rows, splits, generations = [], [], []
-    footwear, luggage = items["item_id"][:8].tolist(), items["item_id"][8:].tolist()
-    for u in range(8):
-        pool = footwear if u % 2 == 0 else luggage
-        # the test item of the last two users is never seen before it: a cold-start target
-        history = [pool[(u + j) % 5] for j in range(5)] + [
-            pool[5 + u % (len(pool) - 5)] if u >= 6 else pool[u % 5]
-        ]
-        for seq_no, item in enumerate(history, start=1):
-            action = "purchase" if seq_no in (2, 4, 6) else "click"
-            rows.append((f"u{u}", seq_no, f"e{u}_{seq_no}", action, item))
-        for seq_no, split in ((2, "train"), (4, "valid"), (6, "test")):
-            splits.append((f"e{u}_{seq_no}", f"u{u}", history[seq_no - 1], seq_no, split))
-    events = pd.DataFrame(rows, columns=["user_id", "seq_no", "event_id", "action", "item_id"])
-    splits = pd.DataFrame(splits, columns=["target_id", "user_id", "target_item_id", "seq_no", "split"])
-    splits["category"] = splits["target_item_id"].map(items.set_index("item_id")["category"])
-    train_vocabulary = set(events.loc[events["seq_no"] <= 2, "item_id"])
-    splits["is_cold_item"] = ~splits["target_item_id"].isin(train_vocabulary)
-    title_of = items.set_index("item_id")["title"]
-    for row in splits[splits["split"] == "test"].itertuples():
-        u = int(row.user_id[1:])
-        item = row.target_item_id if u < 4 else None if u == 7 else "no-such-item"
-        title = title_of[row.target_item_id] if u % 3 else None
-        raw = (
-            "{<id>" + str(item) + "</id>,<title>" + str(title) + "</title>}" if u != 7 else "red travel thing"
-        )
-        # the LLM answered a sample: u5's full-prompt answer is missing, so u5 is not evaluated
-        for variant in ("full", "no_attributes") if u != 5 else ("no_attributes",):
-            generations.append((row.target_id, "test", row.category, variant, True, raw, item, title))
-    generations = pd.DataFrame(
-        generations,
-        columns=["target_id", "split", "category", "variant", "constrained", "raw_text", "item_id", "title"],
-    )
-    generations["format_ok"] = generations["item_id"].notna()
-    generations["id_in_catalog"] = generations["item_id"].isin(items["item_id"])
-
-    with duckdb.connect(str(home / "fashionrec.duckdb")) as con:
-        for name, frame in (
-            ("items", items),
-            ("user_sequences", events),
-            ("splits", splits),
-            ("generations", generations),
-        ):
-            con.register("frame", frame)
-            con.execute(f"create table {name} as select * from frame")
-            con.unregister("frame")
-        # what text_seq_query reads: the history before each target, and (no searches here) no query
-        con.execute(
-            """
-            create table prompt_inputs as
-            select t.target_id, t.split, cast(null as varchar) as latest_query,
-                   list({'seq_no': e.seq_no, 'action': e.action, 'title': i.title} order by e.seq_no)
-                       as history
-            from splits as t
-            join user_sequences as e on e.user_id = t.user_id and e.seq_no < t.seq_no
-            join items as i on i.item_id = e.item_id
-            group by t.target_id, t.split
-            """
-        )
-
-    torch.manual_seed(0)
-    vocabulary = ItemVocabulary(np.array(sorted(train_vocabulary), dtype=object))
-    model = CoreModel(len(vocabulary), CoreConfig(embedding_size=16, n_layers=1, max_seq_length=10))
-    save_core(CoreTrainResult(model, vocabulary, best_epoch=0, best_valid={}), home / "artifacts" / "core")
-    scorer = CoreScorer.load(home / "artifacts" / "core", device="cpu")
-    small = LstmTitleConfig(token_dim=16, hidden_size=16, output_dim=16)
-    encoder = LstmTextEncoder.create(small, device="cpu", show_progress=False)
-    title_encoder_spec = encoder.save(home / "artifacts" / "small_title_encoder")
-    db = lancedb.connect(str(home / "lancedb"))
-    keys = items[["item_id", "category"]]
-    title_vectors = encoder.encode(items["title"].tolist())
-    write_vectors(db, "item_id_vectors", frame_to_arrow(keys, scorer.item_vectors(items["item_id"])))
-    write_vectors(db, "item_title_vectors", frame_to_arrow(items, title_vectors))
-    save_baselines(
-        home / "artifacts" / "baselines", vocabulary, items, title_vectors, encoder, title_encoder_spec
-    )
-    return items, splits, title_encoder_spec
-
-
-def save_baselines(directory, vocabulary, items, title_vectors, encoder, encoder_spec) -> None:
-    """Randomly initialised baselines saved as the baselines assets save them, plus text_seq_query's
-    configuration with the small title encoder, so the evaluation scores every default method."""
-    for name in SEQUENCE_BASELINES:
-        config = baseline_config(name, {"max_seq_length": 10})
-        if name == "llmseqsim":
-            text_vocabulary = title_vocabulary(items["item_id"].tolist())
-            rows = items.set_index("item_id").index.get_indexer(text_vocabulary.item_ids)
-            model = llmseqsim_model(text_vocabulary, title_vectors[rows], LlmSeqSimConfig(max_seq_length=10))
-            result = TrainResult(model, text_vocabulary, best_epoch=0, best_valid={})
-        else:
-            model = MODEL_TYPES[name][1](len(vocabulary), config)
-            result = TrainResult(model, vocabulary, best_epoch=0, best_valid={})
-        save_sequential(result, directory / name, {"method": name})
-    TextSeqQueryConfig(encoder_spec, encoder.fingerprint, max_titles=3).save(directory / "text_seq_query")
 
 
 @pytest.fixture(scope="module")
@@ -453,7 +341,7 @@ def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
     from recommender.encoders import save_encoder_manifest
 
     home, items, _, _ = evaluated
-    spec = f"lstm:{home / 'artifacts' / 'small_title_encoder'}"
+    spec = f"lstm:{home / 'artifacts' / TITLE_ENCODER_DIR}"
     config = {
         "methods": ["llm_mixup"],
         "adapters": ["no_attributes"],

@@ -21,8 +21,8 @@ from evaluation.protocol import (
     popularity_scorer,
     rank_by_scores,
     rank_in_lists,
-    write_evaluation_run,
 )
+from evaluation.tables import write_evaluation_run
 
 ITEMS = pd.DataFrame(
     {
@@ -180,6 +180,12 @@ def test_list_methods_rank_only_what_their_list_holds():
     assert llm[("all", "all", "ndcg@2")] == pytest.approx((1 / math.log2(3) + 1) / 4)
     assert llm[("all", "all", "coverage@2")] == pytest.approx(3 / 8)  # f3, f2, f5
     assert llm[("all", "all", "serendipity@2")] == pytest.approx(2 / 4)  # nothing is popular here
+    # what the eval_ranks and recommendations assets report of the run
+    assert result.ranked_share() == {"llm": 2 / 4}
+    assert result.rows_per_source() == [
+        {"method": "llm", "source": "id", "rows": 1},
+        {"method": "llm", "source": "title", "rows": 2},
+    ]
 
 
 def test_leaderboard_orders_methods_by_ndcg():

@@ -21,6 +21,12 @@ BASELINES = SEQUENCE_BASELINES + TEXT_BASELINES
 USER_SHARE_METHODS = ("core", *ID_BASELINES, "llm2sasrec", "text_seq_query")
 
 
+def baseline_key(method: str) -> str:
+    """The asset key of a baseline method (``sasrec`` -> ``baseline_sasrec``), which error messages name
+    as the step to run."""
+    return f"baseline_{method}"
+
+
 def parse_run_method(name: str) -> tuple[str, str]:
     """``sasrec-users_10`` -> (``sasrec``, ``users_10``), for the evaluation's ``baseline_runs``."""
     method, run_name = split_run_method(name)
@@ -45,7 +51,7 @@ def train_step_hint(method: str, run_name: str) -> str:
             f"item_title_vectors_{run_name}}} (the low_resource study's steps do this)"
         )
     else:
-        selection, config = f"key:baseline_{method}", "baselines"
+        selection, config = f"key:{baseline_key(method)}", "baselines"
     settings = f"{{run_name: {run_name}, train_user_fraction: <share>}}"
     return (
         f"`fashionrec run '{selection}' --config FILE`, FILE holding "

@@ -1,8 +1,9 @@
 """Reading the DuckDB warehouse: the marts as the models read them, and what tables exist.
 
-The sequence models (CORE and the ID baselines) and their benchmarks read the same three marts in the
-same shape; :func:`read_sequence_marts` is that one query set. The assets write their tables with
-:func:`replace_table`, or one group of a table's rows with :func:`replace_group`.
+The sequence models (CORE and the ID baselines), the evaluation and their benchmarks read the same three
+marts in the same shape; :func:`read_sequence_marts` is that one query set, and the evaluation reads the
+parts of it its methods need. The assets write their tables with :func:`replace_table`, or one group of
+a table's rows with :func:`replace_group`.
 """
 
 from __future__ import annotations
@@ -35,20 +36,33 @@ def table_row_counts(database: Path) -> dict[str, int]:
 
 
 def read_sequence_marts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``user_sequences`` (item events only), ``splits`` and ``items`` as the ID models train on them.
+    """``user_sequences`` (item events only), ``splits`` and ``items`` as the ID models train on them."""
+    return read_item_events(con), read_splits(con), read_items(con)
 
-    Every read is ordered: DuckDB's parallel scans return a table's rows in any order, and a model that
-    samples or batches by row position would differ from run to run.
-    """
-    sequences = con.execute(
+
+# Every read is ordered: DuckDB's parallel scans return a table's rows in any order, and a model that
+# samples or batches by row position would differ from run to run.
+
+
+def read_item_events(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The item events of ``user_sequences`` (searches have no item), per user in time order."""
+    return con.execute(
         "select user_id, seq_no, event_id, item_id from user_sequences where item_id is not null "
         "order by user_id, seq_no"
     ).df()
-    splits = con.execute(
-        "select target_id, user_id, target_item_id, category, seq_no, split from splits order by target_id"
+
+
+def read_splits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every ``splits`` row (the train, valid and test targets), with whether its item is cold."""
+    return con.execute(
+        "select target_id, user_id, target_item_id, category, seq_no, split, is_cold_item from splits "
+        "order by target_id"
     ).df()
-    items = con.execute("select item_id, category from items order by item_id").df()
-    return sequences, splits, items
+
+
+def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every catalog item's id and category (the candidates of a target), by item id."""
+    return con.execute("select item_id, category from items order by item_id").df()
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:

@@ -1,28 +1,21 @@
 {{ config(materialized='view', tags=['evaluation']) }}
 
-{#- The evaluation assets create eval_metrics on their first run; until then this view is empty, so the
-    project builds on a fresh warehouse. -#}
-{%- set metrics_table = source('evaluation', 'eval_metrics') -%}
-
+{#- eval_metrics exists once the evaluation assets have run; until then this view is empty. -#}
 with
 
 source as (
 
-    {% if execute and load_relation(metrics_table) is none %}
-    select
-        cast(null as varchar) as run_id,
-        cast(null as timestamp) as created_at,
-        cast(null as varchar) as method,
-        cast(null as varchar) as category,
-        cast(null as varchar) as slice,
-        cast(null as varchar) as metric,
-        cast(null as double) as value,
-        cast(null as integer) as n_users,
-        cast(null as varchar) as split
-    where false
-    {% else %}
-    select * from {{ metrics_table }}
-    {% endif %}
+    {{ source_or_empty(source('evaluation', 'eval_metrics'), [
+        ('run_id', 'varchar'),
+        ('created_at', 'timestamp'),
+        ('method', 'varchar'),
+        ('category', 'varchar'),
+        ('slice', 'varchar'),
+        ('metric', 'varchar'),
+        ('value', 'double'),
+        ('n_users', 'integer'),
+        ('split', 'varchar'),
+    ]) }}
 
 ),
 

@@ -1,28 +1,21 @@
 {{ config(materialized='view', tags=['evaluation']) }}
 
-{#- The evaluation assets create eval_ranks on their first run; until then this view is empty, so the
-    project builds on a fresh warehouse. -#}
-{%- set ranks_table = source('evaluation', 'eval_ranks') -%}
-
+{#- eval_ranks exists once the evaluation assets have run; until then this view is empty. -#}
 with
 
 source as (
 
-    {% if execute and load_relation(ranks_table) is none %}
-    select
-        cast(null as varchar) as run_id,
-        cast(null as varchar) as method,
-        cast(null as varchar) as user_id,
-        cast(null as varchar) as category,
-        cast(null as varchar) as target_item_id,
-        cast(null as integer) as rank,
-        cast(null as varchar) as target_id,
-        cast(null as varchar) as split,
-        cast(null as boolean) as is_cold_item
-    where false
-    {% else %}
-    select * from {{ ranks_table }}
-    {% endif %}
+    {{ source_or_empty(source('evaluation', 'eval_ranks'), [
+        ('run_id', 'varchar'),
+        ('method', 'varchar'),
+        ('user_id', 'varchar'),
+        ('category', 'varchar'),
+        ('target_item_id', 'varchar'),
+        ('rank', 'integer'),
+        ('target_id', 'varchar'),
+        ('split', 'varchar'),
+        ('is_cold_item', 'boolean'),
+    ]) }}
 
 ),
 

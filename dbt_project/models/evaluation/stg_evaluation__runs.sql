@@ -1,27 +1,20 @@
 {{ config(materialized='view', tags=['evaluation']) }}
 
-{#- The evaluation assets create eval_runs on their first run; until then this view is empty, so the
-    project builds on a fresh warehouse. -#}
-{%- set runs_table = source('evaluation', 'eval_runs') -%}
-
+{#- eval_runs exists once the evaluation assets have run; until then this view is empty. -#}
 with
 
 source as (
 
-    {% if execute and load_relation(runs_table) is none %}
-    select
-        cast(null as varchar) as run_id,
-        cast(null as timestamp) as created_at,
-        cast(null as varchar) as label,
-        cast(null as varchar) as preset,
-        cast(null as varchar) as split,
-        cast(null as json) as config,
-        cast(null as varchar[]) as methods,
-        cast(null as integer) as n_targets
-    where false
-    {% else %}
-    select * from {{ runs_table }}
-    {% endif %}
+    {{ source_or_empty(source('evaluation', 'eval_runs'), [
+        ('run_id', 'varchar'),
+        ('created_at', 'timestamp'),
+        ('label', 'varchar'),
+        ('preset', 'varchar'),
+        ('split', 'varchar'),
+        ('config', 'json'),
+        ('methods', 'varchar[]'),
+        ('n_targets', 'integer'),
+    ]) }}
 
 ),
 

@@ -1,0 +1,88 @@
+"""What an evaluation run reads from the warehouse: the marts its methods need, and nothing else.
+
+Every run reads the targets (``splits``) and the candidates (``items``); the LLM methods add their
+answers (``generations``), the sequence models the users' item events (``user_sequences``) and
+``text_seq_query`` the histories its texts are made of (``prompt_inputs``). A table the run needs and the
+warehouse lacks fails the run before anything is read. Every read is ordered, so that a run on the same
+warehouse scores the same rows in the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from evaluation.llm_methods import select_adapters
+from evaluation.methods import LLM_METHODS
+from evaluation.settings import EvaluationSettings
+from training.baseline_names import SEQUENCE_BASELINES, parse_run_method
+from warehouse.marts import read_item_events, read_items, read_splits, table_names
+
+# a generation group (docs/evaluation.md "The methods"); tables written before adapters lack ``adapter``
+GENERATION_GROUP_COLUMNS = ("variant", "adapter", "constrained")
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """The marts of one run; a mart its methods do not need is None."""
+
+    splits: pd.DataFrame  # every split's rows: the targets, and the train purchases popularity counts
+    items: pd.DataFrame
+    generations: pd.DataFrame | None = None  # of the run's split and adapters
+    user_sequences: pd.DataFrame | None = None  # item events only
+    prompt_inputs: pd.DataFrame | None = None  # of the run's split
+
+
+def needed_tables(settings: EvaluationSettings) -> set[str]:
+    """The warehouse tables the run's methods and baseline runs read."""
+    scored = set(settings.methods) | {parse_run_method(name)[0] for name in settings.baseline_runs}
+    needed = {"splits", "items"}
+    if scored & set(LLM_METHODS):
+        needed.add("generations")
+    if scored & {"core", *SEQUENCE_BASELINES}:
+        needed.add("user_sequences")
+    if "text_seq_query" in scored:
+        needed.add("prompt_inputs")
+    return needed
+
+
+def read_evaluation_inputs(con: duckdb.DuckDBPyConnection, settings: EvaluationSettings) -> EvaluationInputs:
+    """The marts the run needs (:func:`needed_tables`); ValueError naming the tables that are missing,
+    or the adapters that answered none of the split's prompts."""
+    needed = needed_tables(settings)
+    missing = sorted(needed - table_names(con))
+    if missing:
+        raise ValueError(
+            f"the evaluation needs table(s) {missing} in the warehouse; materialize them first, "
+            "e.g. `fashionrec run '+key:recommendations'`"
+        )
+    generations = None
+    if "generations" in needed:
+        try:
+            generations = select_adapters(read_generations(con, settings.split), settings.adapters)
+        except ValueError as error:
+            raise ValueError(f"{settings.split} split: {error}") from error
+    return EvaluationInputs(
+        splits=read_splits(con),
+        items=read_items(con),
+        generations=generations,
+        user_sequences=read_item_events(con) if "user_sequences" in needed else None,
+        prompt_inputs=read_prompt_inputs(con, settings.split) if "prompt_inputs" in needed else None,
+    )
+
+
+def read_generations(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
+    """Every generation of ``split``, by target and generation group."""
+    present = {column[0] for column in con.execute("select * from generations limit 0").description}
+    order = ", ".join(["target_id", *(c for c in GENERATION_GROUP_COLUMNS if c in present)])
+    return con.execute(f"select * from generations where split = ? order by {order}", [split]).df()
+
+
+def read_prompt_inputs(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
+    """What ``text_seq_query`` makes its user texts of: each target's latest query and history."""
+    return con.execute(
+        "select target_id, latest_query, history from prompt_inputs where split = ? order by target_id",
+        [split],
+    ).df()

@@ -1,0 +1,12 @@
+"""The names of the evaluation's methods (docs/evaluation.md "The methods"), in a torch-free module: the
+Dagster code location reads them when it loads, and a run's config is checked against them.
+
+The baselines' names are ``training.baseline_names``' (the ``baselines`` assets train them). Runs add
+methods with a suffix (a prompt variant, an adapter, a retrieval ablation: ``evaluation.llm_methods``; a
+baseline run: ``training.baseline_names.parse_run_method``).
+"""
+
+from training.baseline_names import BASELINES
+
+LLM_METHODS = ("llm_mixup", "llm_only")  # list methods, read from the generations table
+DEFAULT_METHODS = (*LLM_METHODS, "core", "popularity", *BASELINES)
