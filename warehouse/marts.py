@@ -1,7 +1,8 @@
 """Reading the DuckDB warehouse: the marts as the models read them, and what tables exist.
 
 The sequence models (CORE and the ID baselines) and their benchmarks read the same three marts in the
-same shape; :func:`read_sequence_marts` is that one query set. The assets write their tables with
+same shape; :func:`read_sequence_marts` is that one query set, and :func:`read_prompt_inputs` the text
+models' (``text_seq_query``) read of the prompts' inputs. The assets write their tables with
 :func:`replace_table`.
 """
 
@@ -48,6 +49,16 @@ def read_sequence_marts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, p
     ).df()
     items = con.execute("select item_id, category from items order by item_id").df()
     return sequences, splits, items
+
+
+def read_prompt_inputs(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
+    """The ``prompt_inputs`` rows of ``split`` as the text models read them: each target (the columns of
+    the evaluation's targets) with the user's latest query and history before it, ordered by target."""
+    return con.execute(
+        "select target_id, user_id, category, target_item_id, is_cold_item, latest_query, history "
+        "from prompt_inputs where split = ? order by target_id",
+        [split],
+    ).df()
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:
