@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def read_marts(home: Path) -> dict:
-    """The marts as the baselines assets and the evaluation read them (ordered, so runs compare)."""
+    """The marts as the ``baselines`` assets read them, and the test targets with their prompt inputs."""
     import duckdb
 
-    from evaluation.inputs import read_prompt_inputs
-    from warehouse.marts import read_sequence_marts
+    from fashionrec.settings import Paths
+    from warehouse.marts import read_prompt_inputs, read_sequence_marts
 
-    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(Paths.under(home).duckdb_path), read_only=True) as con:
         sequences, splits, items = read_sequence_marts(con)
         return {
             "sequences": sequences,
@@ -58,15 +58,18 @@ def users_per_second(targets, catalog, score_batch) -> float:
 
 def bench_sequence_model(name: str, data, marts: dict, titles, targets, catalog, args) -> dict:
     from evaluation.scorers import sequence_scorer
-    from training.baselines import train_baseline
+    from fashionrec.presets import SequenceBudget
+    from training.baselines import baseline_settings, train_baseline
     from training.sequential import SequenceScorer
 
-    settings = {
-        "epochs": args.epochs,
-        "stopping_step": args.epochs,
-        "train_batch_size": args.batch_size,
-        "bucket_by_length": args.bucket_by_length,
-    }
+    budget = SequenceBudget(
+        epochs=args.epochs,
+        stopping_step=args.epochs,  # every epoch runs
+        train_batch_size=args.batch_size,
+        bucket_by_length=args.bucket_by_length,
+        torch_threads=args.threads,
+    )
+    settings = baseline_settings(budget)
     start = time.perf_counter()
     result, _ = train_baseline(name, data, settings, titles, log=lambda _: None)
     seconds = time.perf_counter() - start
@@ -87,12 +90,18 @@ def bench_sequence_model(name: str, data, marts: dict, titles, targets, catalog,
 
 
 def bench_text_seq_query(home: Path, marts: dict, titles, targets, catalog) -> dict:
+    from fashionrec.layout import ITEM_TITLE_VECTORS
     from fashionrec.settings import Paths
-    from recommender.encoder_specs import build_encoder
-    from training.text_seq_query import TITLE_OPTIONS, text_scorer, user_texts
+    from training.text_seq_query import (
+        TITLE_OPTIONS,
+        manifest_encoder,
+        read_title_manifest,
+        text_scorer,
+        user_texts,
+    )
 
-    manifest = json.loads(Paths.under(home).artifacts.title_vectors_manifest().read_text())
-    encoder = build_encoder(manifest["encoder_spec"], show_progress=False)
+    manifest = read_title_manifest(Paths.under(home).artifacts.title_vectors_manifest(ITEM_TITLE_VECTORS))
+    encoder = manifest_encoder(manifest, ITEM_TITLE_VECTORS)
     row = {"method": "text_seq_query"}
     for max_titles in TITLE_OPTIONS:  # longer texts cost more to encode
         score_batch = text_scorer(user_texts(marts["test_inputs"], max_titles), encoder, titles)
@@ -125,7 +134,9 @@ def main() -> None:
     import torch
 
     from evaluation.protocol import catalog_by_category
-    from recommender.retrieval import VectorCatalog
+    from fashionrec.layout import ITEM_TITLE_VECTORS
+    from fashionrec.settings import Paths
+    from training.baseline_training import open_title_vectors
     from training.baselines import BASELINES, SEQUENCE_BASELINES, SequenceData
 
     if args.threads:
@@ -135,14 +146,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown method(s) {unknown}; choose from {list(BASELINES)}")
     marts = read_marts(args.home)
-    titles = VectorCatalog.from_table(
-        lancedb.connect(str(args.home / "lancedb")).open_table("item_title_vectors")
-    )
+    titles = open_title_vectors(lancedb.connect(str(Paths.under(args.home).lancedb_dir)), ITEM_TITLE_VECTORS)
     start = time.perf_counter()
     data = SequenceData.from_marts(marts["sequences"], marts["splits"], marts["items"])
     examples_seconds = time.perf_counter() - start
-    splits = marts["splits"]
-    targets = splits[splits["split"] == "test"].reset_index(drop=True)
+    targets = marts["test_inputs"]  # prompt_inputs has the grain and key of splits
     catalog = catalog_by_category(marts["items"])
     header = {
         "home": str(args.home),

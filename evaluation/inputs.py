@@ -18,7 +18,7 @@ from evaluation.llm_methods import select_adapters
 from evaluation.methods import LLM_METHODS
 from evaluation.settings import EvaluationSettings
 from training.baseline_names import SEQUENCE_BASELINES, parse_run_method
-from warehouse.marts import read_item_events, read_items, read_splits, table_names
+from warehouse.marts import read_item_events, read_items, read_prompt_inputs, read_splits, table_names
 
 # a generation group (docs/evaluation.md "The methods"); tables written before adapters lack ``adapter``
 GENERATION_GROUP_COLUMNS = ("variant", "adapter", "constrained")
@@ -78,11 +78,3 @@ def read_generations(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame
     present = {column[0] for column in con.execute("select * from generations limit 0").description}
     order = ", ".join(["target_id", *(c for c in GENERATION_GROUP_COLUMNS if c in present)])
     return con.execute(f"select * from generations where split = ? order by {order}", [split]).df()
-
-
-def read_prompt_inputs(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
-    """What ``text_seq_query`` makes its user texts of: each target's latest query and history."""
-    return con.execute(
-        "select target_id, latest_query, history from prompt_inputs where split = ? order by target_id",
-        [split],
-    ).df()

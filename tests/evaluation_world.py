@@ -84,13 +84,14 @@ def hand_made_world(home):
         con.execute(
             """
             create table prompt_inputs as
-            select t.target_id, t.split, cast(null as varchar) as latest_query,
+            select t.target_id, t.user_id, t.split, t.category, t.target_item_id, t.is_cold_item,
+                   cast(null as varchar) as latest_query,
                    list({'seq_no': e.seq_no, 'action': e.action, 'title': i.title} order by e.seq_no)
                        as history
             from splits as t
             join user_sequences as e on e.user_id = t.user_id and e.seq_no < t.seq_no
             join items as i on i.item_id = e.item_id
-            group by t.target_id, t.split
+            group by all
             """
         )
 

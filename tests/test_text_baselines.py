@@ -6,13 +6,17 @@ bag of words, so the right answer of every ranking is known without a language m
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from evaluation.protocol import catalog_by_category
+from fashionrec.layout import ITEM_TITLE_VECTORS
 from recommender.retrieval import VectorCatalog
+from training import text_seq_query
 from training.baselines import SequenceData, train_baseline
 from training.llm2sasrec import pca_item_table, text_initialised_sasrec
 from training.llmseqsim import LlmSeqSimConfig, fit_llmseqsim, llmseqsim_model, title_vocabulary
@@ -21,11 +25,16 @@ from training.sequence_data import CategoryCatalog, ItemVocabulary, build_exampl
 from training.sequential import rank_examples, score_indices
 from training.text_seq_query import (
     TextSeqQueryConfig,
+    check_title_share,
     choose_max_titles,
+    fit_text_seq_query,
+    manifest_encoder,
+    read_title_manifest,
     render_text,
     text_scorer,
     user_texts,
 )
+from training.user_share import UserShare
 
 N_CLUSTERS, PER_CLUSTER, DIM = 4, 6, 16
 
@@ -188,8 +197,8 @@ def test_user_text_is_the_query_then_distinct_titles_latest_first():
     assert render_text(None, None, 5) == ""
 
 
-@pytest.fixture
-def shop():
+def shop_titles() -> tuple[pd.DataFrame, BagOfWords, VectorCatalog]:
+    """Six items of one category, the bag-of-words encoder and their title vectors."""
     titles = [
         "red leather boot",
         "blue leather boot",
@@ -206,6 +215,32 @@ def shop():
     return items, encoder, catalog
 
 
+def last_click_inputs(items: pd.DataFrame) -> pd.DataFrame:
+    """Valid ``prompt_inputs`` rows in which the query says nothing useful and the last clicked title is
+    the item bought next: one title is the best text."""
+    rows = []
+    for j, title in enumerate(items["title"]):
+        history = np.array([event(1, "search"), event(2, "click", "red bag"), event(3, "click", title)])
+        rows.append((f"v{j}", f"u{j}", "Shop", f"i{j}", False, "shoes", history))
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "target_id",
+            "user_id",
+            "category",
+            "target_item_id",
+            "is_cold_item",
+            "latest_query",
+            "history",
+        ],
+    )
+
+
+@pytest.fixture
+def shop():
+    return shop_titles()
+
+
 def test_text_scorer_ranks_the_matching_title_first_and_scores_empty_texts_zero(shop):
     items, encoder, titles = shop
     texts = pd.Series({"t1": "blue boot; blue leather boot", "t2": ""})
@@ -220,23 +255,7 @@ def test_text_scorer_ranks_the_matching_title_first_and_scores_empty_texts_zero(
 
 def test_the_number_of_titles_is_chosen_on_valid(shop, tmp_path):
     items, encoder, titles = shop
-    # the query says nothing useful; the last clicked title is the item bought next
-    rows = []
-    for j, title in enumerate(items["title"]):
-        history = np.array([event(1, "search"), event(2, "click", "red bag"), event(3, "click", title)])
-        rows.append((f"v{j}", f"u{j}", "Shop", f"i{j}", False, "shoes", history))
-    valid = pd.DataFrame(
-        rows,
-        columns=[
-            "target_id",
-            "user_id",
-            "category",
-            "target_item_id",
-            "is_cold_item",
-            "latest_query",
-            "history",
-        ],
-    )
+    valid = last_click_inputs(items)
     catalog = catalog_by_category(items)
     best, metrics, history = choose_max_titles(valid, catalog, encoder, titles, (0, 1, 5), log=lambda _: None)
     by_option = {row["max_titles"]: row["ndcg@10"] for row in history}
@@ -249,3 +268,61 @@ def test_the_number_of_titles_is_chosen_on_valid(shop, tmp_path):
     assert TextSeqQueryConfig.load(saved.save(tmp_path / "text_seq_query")) == saved
     with pytest.raises(FileNotFoundError, match="text_seq_query"):
         TextSeqQueryConfig.load(tmp_path / "missing")
+
+
+def test_fitting_saves_the_choice_with_the_title_table_and_the_share_its_encoder_learnt_from(shop, tmp_path):
+    items, encoder, titles = shop
+    share = UserShare("users_50", 0.5).record(3, 6)
+    manifest = {"encoder_spec": encoder.spec, "encoder_fingerprint": encoder.fingerprint, "user_share": share}
+    directory = tmp_path / "text_seq_query-users_50"
+    valid = (last_click_inputs(items), catalog_by_category(items), encoder, titles)
+    saved, facts = fit_text_seq_query(
+        *valid,
+        manifest,
+        directory,
+        method="text_seq_query-users_50",
+        title_vectors_table="item_title_vectors_users_50",
+        options=(0, 1),
+        log=lambda _: None,
+    )
+    assert TextSeqQueryConfig.load(directory) == saved
+    assert saved.max_titles == 1 and [row["max_titles"] for row in saved.history] == [0, 1]
+    assert saved.title_vectors_table == "item_title_vectors_users_50" and saved.user_share == share
+    assert saved.encoder_fingerprint == "bow" and saved.best_valid["recall@10"] == 1.0
+    assert facts["path"] == directory and facts["method"] == "text_seq_query-users_50"
+    assert facts["max_titles"] == 1 and facts["valid_targets"] == 6 and facts["options"] == saved.history
+    assert facts["title_encoder_user_share"] == share and facts["valid_recall@10"] == 1.0
+
+    _, capped = fit_text_seq_query(*valid, {}, tmp_path / "capped", max_valid_targets=2, log=lambda _: None)
+    assert capped["valid_targets"] == 2 and capped["method"] == "text_seq_query"
+    assert TextSeqQueryConfig.load(tmp_path / "capped").title_vectors_table == ITEM_TITLE_VECTORS
+
+
+def test_a_run_on_a_share_needs_title_vectors_from_an_encoder_trained_on_that_share():
+    share = UserShare("users_50", 0.5)
+    check_title_share(share, "item_title_vectors_users_50", share.record(3, 6))
+    check_title_share(UserShare("rerun"), ITEM_TITLE_VECTORS, {})  # every user: any encoder learnt from them
+    with pytest.raises(ValueError) as error:
+        check_title_share(share, ITEM_TITLE_VECTORS, {})
+    assert str(error.value) == (
+        "text_seq_query on 50% of the training users needs title vectors from a title encoder trained on "
+        "that share, but 'item_title_vectors' comes from one trained on 100% (user_seed 0). Train it "
+        "(title_encoder run_name, train_user_fraction), write its vectors (item_title_vectors "
+        "title_encoder_run, table) and set title_vectors_table"
+    )
+    with pytest.raises(ValueError, match=r"'other' comes from one trained on 50% \(user_seed 1\)"):
+        check_title_share(share, "other", UserShare("users_50", 0.5, seed=1).record(3, 6))
+
+
+def test_the_titles_manifest_names_their_encoder_and_a_changed_encoder_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "item_title_vectors.json"
+    with pytest.raises(FileNotFoundError, match="item_title_vectors.json is missing; materialize item_title"):
+        read_title_manifest(path)
+    path.write_text(json.dumps({"encoder_spec": "bag-of-words", "encoder_fingerprint": "bow", "dim": 8}))
+    monkeypatch.setattr(text_seq_query, "build_encoder", lambda spec, show_progress: BagOfWords())
+    manifest = read_title_manifest(path)
+    assert manifest["dim"] == 8 and isinstance(manifest_encoder(manifest, ITEM_TITLE_VECTORS), BagOfWords)
+    with pytest.raises(
+        ValueError, match="bag-of-words no longer matches the one that made item_title_vectors;"
+    ):
+        manifest_encoder({**manifest, "encoder_fingerprint": "retrained"}, ITEM_TITLE_VECTORS)

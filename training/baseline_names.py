@@ -7,13 +7,17 @@ location declares one asset per baseline without importing torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fashionrec.layout import RUN_NAME, split_run_method
+from training.user_share import UserShare
 
 ID_BASELINES = ("gru4rec", "sasrec", "bert4rec", "nextitnet")
 TEXT_ID_BASELINES = ("llm2sasrec", "llmseqsim")  # sequence models that need item_title_vectors
 SEQUENCE_BASELINES = ID_BASELINES + TEXT_ID_BASELINES
 TEXT_BASELINES = ("text_seq_query",)
 BASELINES = SEQUENCE_BASELINES + TEXT_BASELINES
+TITLE_VECTOR_BASELINES = TEXT_ID_BASELINES + TEXT_BASELINES  # those that read a title-vector table
 
 # The models that learn from the training users, so a share of them changes them: CORE (the
 # item_id_vectors asset) and the ID models from train examples, text_seq_query through its title encoder
@@ -25,6 +29,18 @@ def baseline_key(method: str) -> str:
     """The asset key of a baseline method (``sasrec`` -> ``baseline_sasrec``), which error messages name
     as the step to run."""
     return f"baseline_{method}"
+
+
+def check_share_applies(share: UserShare, methods: Iterable[str]) -> None:
+    """A run name, and so a share of the users, names a model that learns from the training users; the
+    other methods would save a copy of the default model under another name. ValueError naming them."""
+    fitted_on_valid = [name for name in methods if name not in USER_SHARE_METHODS]
+    if not share.is_default and fitted_on_valid:
+        raise ValueError(
+            f"{fitted_on_valid} learn nothing from train examples (they choose a setting on valid targets), "
+            f"so run_name / train_user_fraction do not apply; select only "
+            f"{[m for m in USER_SHARE_METHODS if m != 'core']}, e.g. `fashionrec run 'key:baseline_sasrec'`"
+        )
 
 
 def parse_run_method(name: str) -> tuple[str, str]:

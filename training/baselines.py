@@ -1,8 +1,8 @@
-"""The sequential baselines of the evaluation (DESIGN.md "Evaluation protocol"), trained like CORE.
+"""The sequential baselines of the evaluation (docs/evaluation.md, "The methods"), trained like CORE.
 
-Method names are DESIGN.md's: ``gru4rec``, ``sasrec``, ``bert4rec``, ``nextitnet`` (ID models with
-RecBole's default hyperparameters), ``llm2sasrec`` (SASRec with a text-initialised item table) and
-``llmseqsim`` (text-embedding similarity, nothing trained) are sequence models scored through
+Method names are those of docs/evaluation.md: ``gru4rec``, ``sasrec``, ``bert4rec``, ``nextitnet`` (ID
+models with RecBole's default hyperparameters), ``llm2sasrec`` (SASRec with a text-initialised item table)
+and ``llmseqsim`` (text-embedding similarity, nothing trained) are sequence models scored through
 ``training.sequential``; ``text_seq_query`` (``training.text_seq_query``) scores encoded user texts.
 
 Every ID model trains on exactly CORE's examples: the train portion of ``user_sequences`` with every item
@@ -14,6 +14,7 @@ and validation on the valid-split purchases ranked within their category. For th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fashionrec.presets import SequenceBudget
 from recommender.retrieval import VectorCatalog
 
 # the method names, re-exported: they live in a module without torch for the Dagster code location
@@ -52,6 +54,7 @@ from training.sequential import (
     TrainResult,
     WindowConfig,
     load_sequential,
+    save_sequential,
     train_sequential,
 )
 from training.user_share import EVERY_USER, UserShare
@@ -89,6 +92,24 @@ def baseline_config(name: str, settings: Mapping[str, Any] | None = None) -> Win
     config_class = MODEL_TYPES[name][0]
     known = {f.name for f in fields(config_class)}
     return config_class(**{k: v for k, v in (settings or {}).items() if k in known})
+
+
+def baseline_settings(
+    budget: SequenceBudget,
+    epochs: int | None = None,
+    stopping_step: int | None = None,
+    train_batch_size: int | None = None,
+) -> dict[str, Any]:
+    """The ``settings`` of :func:`train_baseline` for a preset's budget, each given override in place of
+    the budget's value (a run's config, or a benchmark's flags)."""
+    overrides = {"epochs": epochs, "stopping_step": stopping_step, "train_batch_size": train_batch_size}
+    return {
+        "epochs": budget.epochs,
+        "stopping_step": budget.stopping_step,
+        "train_batch_size": budget.train_batch_size,
+        "bucket_by_length": budget.bucket_by_length,
+        **{name: value for name, value in overrides.items() if value is not None},
+    }
 
 
 ITEM_TABLES = ("trained", "catalog")  # see SequenceData.from_marts
@@ -210,6 +231,43 @@ def train_baseline(
         build, train_config, data.train, data.valid, data.vocabulary, data.catalog, device, log
     )
     return result, extra
+
+
+def train_and_save_baseline(
+    name: str,
+    data: SequenceData,
+    settings: Mapping[str, Any],
+    title_vectors: VectorCatalog | None,
+    directory: Path,
+    record: Mapping[str, Any],
+    log: Callable[[str], Any] = print,
+) -> dict[str, Any]:
+    """Train (or fit) one sequence baseline with :func:`train_baseline` and save it under ``directory``.
+
+    ``record`` (the method name and ``UserShare.record``: which training users it learnt from) is saved
+    in the checkpoint's JSON record with the training's own facts. Returns what a run shows of it: the
+    folder, the record, sizes, timings, valid metrics and the per-epoch history.
+    """
+    start = time.perf_counter()
+    result, extra = train_baseline(name, data, settings, title_vectors, log=log)
+    train_seconds = time.perf_counter() - start
+    save_sequential(result, directory, {**record, **extra})
+    trained = result.best_epoch > 0  # llmseqsim is fitted on valid, not trained
+    return {
+        "path": directory,
+        **record,
+        "model": result.model.model_name,
+        "vocabulary_items": len(result.vocabulary.item_ids),
+        "train_examples": len(data.train) if trained else 0,
+        "valid_targets": len(data.valid),
+        "epochs_run": len(result.history) if trained else 0,
+        "best_epoch": result.best_epoch,
+        "seconds_per_epoch": round(result.seconds_per_epoch, 3),
+        "train_seconds": round(train_seconds, 2),
+        **{f"valid_{k}": round(v, 4) for k, v in result.best_valid.items()},
+        **extra,
+        "history": result.history,
+    }
 
 
 def load_baseline(directory: Path, device: torch.device | str | None = None) -> SequenceScorer:

@@ -1,5 +1,6 @@
-"""LLM2SASRec (Harte et al., RecSys 2023, ``papers/002_*``, "LLM2Sequential"): SASRec whose item
-embedding table starts from the items' language-model embeddings instead of random vectors.
+"""LLM2SASRec: SASRec whose item embedding table starts from the items' language-model embeddings instead
+of random vectors ("LLM2Sequential" in Harte et al., "Leveraging Large Language Models for Sequential
+Recommendation", RecSys 2023; docs/evaluation.md, "The methods").
 
 The paper reduces each item's LLM embedding to the sequential model's hidden size with PCA and uses the
 result as the initial item table; training then proceeds exactly as for SASRec. Here the language-model

@@ -1,5 +1,6 @@
-"""LLMSeqSim (Harte et al., RecSys 2023, ``papers/002_*``): recommend the items whose text embedding is
-closest to the session's embedding. Nothing is trained.
+"""LLMSeqSim: recommend the items whose text embedding is closest to the session's embedding. Nothing is
+trained (Harte et al., "Leveraging Large Language Models for Sequential Recommendation", RecSys 2023;
+docs/evaluation.md, "The methods").
 
 The session embedding is a weighted mean of the language-model embeddings of the history's items, and
 items are ranked by cosine similarity to it. The paper compares several ways of combining the history

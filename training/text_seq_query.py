@@ -39,9 +39,11 @@ import pandas as pd
 
 from evaluation.protocol import EvaluationConfig, ScoreBatch, rank_by_scores
 from fashionrec.layout import CONFIG_FILE, ITEM_TITLE_VECTORS
+from recommender.encoder_specs import build_encoder
 from recommender.encoders import TextEncoder
 from recommender.metrics import ranking_metrics
 from recommender.retrieval import VectorCatalog
+from training.user_share import UserShare
 
 TITLE_OPTIONS = (0, 1, 3)
 SEPARATOR = "; "
@@ -181,3 +183,88 @@ def choose_max_titles(
             best = (score, max_titles, metrics)
     _, max_titles, metrics = best  # type: ignore[misc]
     return max_titles, metrics, history
+
+
+def read_title_manifest(path: Path) -> dict[str, Any]:
+    """The record ``item_title_vectors`` wrote beside a title-vector table: its encoder and, for an encoder
+    trained on a share of the users, that share (``user_share``)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; materialize item_title_vectors first")
+    return json.loads(path.read_text())
+
+
+def manifest_encoder(manifest: Mapping[str, Any], table: str) -> TextEncoder:
+    """The encoder that wrote ``table`` (its ``manifest``); user texts must be embedded with the same
+    weights as the titles they are compared with, so a retrained encoder is refused."""
+    encoder = build_encoder(manifest["encoder_spec"], show_progress=False)
+    if encoder.fingerprint != manifest["encoder_fingerprint"]:
+        raise ValueError(
+            f"the encoder {manifest['encoder_spec']} no longer matches the one that made {table}; "
+            "re-materialize item_title_vectors"
+        )
+    return encoder
+
+
+def check_title_share(share: UserShare, table: str, title_share: Mapping[str, Any]) -> None:
+    """``text_seq_query`` learns from the training users only through its title encoder, so a run on a
+    share of them must read title vectors whose encoder was trained on that same share (``title_share``:
+    the manifest's ``user_share``); ValueError saying how to make them otherwise."""
+    if share.fraction >= 1.0 or share.same_users(title_share):
+        return
+    raise ValueError(
+        f"{MODEL_NAME} on {share.fraction:.0%} of the training users needs title vectors from a title "
+        f"encoder trained on that share, but {table!r} comes from one trained on "
+        f"{title_share.get('train_user_fraction', 1.0):.0%} (user_seed {title_share.get('user_seed', 0)}). "
+        "Train it (title_encoder run_name, train_user_fraction), write its vectors (item_title_vectors "
+        "title_encoder_run, table) and set title_vectors_table"
+    )
+
+
+def fit_text_seq_query(
+    valid_inputs: pd.DataFrame,
+    catalog: Mapping[str, np.ndarray],
+    encoder: TextEncoder,
+    title_vectors: VectorCatalog,
+    manifest: Mapping[str, Any],
+    directory: Path,
+    *,
+    method: str = MODEL_NAME,
+    title_vectors_table: str = ITEM_TITLE_VECTORS,
+    options: Sequence[int] = TITLE_OPTIONS,
+    max_valid_targets: int = 300,
+    log: Callable[[str], Any] = print,
+) -> tuple[TextSeqQueryConfig, dict[str, Any]]:
+    """Choose ``max_titles`` on valid (:func:`choose_max_titles`) and save the choice under ``directory``.
+
+    ``encoder`` and ``title_vectors`` are the table ``title_vectors_table`` and the encoder its
+    ``manifest`` names (:func:`manifest_encoder`); the saved configuration keeps both names and the
+    share of users that encoder learnt from. Returns it with what a run shows of it (``method``: the
+    method name, ``text_seq_query-<run_name>`` for a run on a share).
+    """
+    start = time.perf_counter()
+    max_titles, best_valid, history = choose_max_titles(
+        valid_inputs, catalog, encoder, title_vectors, options, max_valid_targets, log=log
+    )
+    fit_seconds = time.perf_counter() - start
+    saved = TextSeqQueryConfig(
+        encoder_spec=encoder.spec,
+        encoder_fingerprint=encoder.fingerprint,
+        max_titles=max_titles,
+        max_valid_targets=max_valid_targets,
+        best_valid=best_valid,
+        history=history,
+        title_vectors_table=title_vectors_table,
+        user_share=manifest.get("user_share", {}),
+    )
+    saved.save(directory)
+    return saved, {
+        "path": directory,
+        "method": method,
+        "title_vectors_table": title_vectors_table,
+        "title_encoder_user_share": saved.user_share,
+        "max_titles": max_titles,
+        "fit_seconds": round(fit_seconds, 2),
+        "valid_targets": min(len(valid_inputs), max_valid_targets),
+        **{f"valid_{k}": round(v, 4) for k, v in best_valid.items()},
+        "options": history,
+    }

@@ -2,8 +2,9 @@
 
 The sequence models (CORE and the ID baselines), the evaluation and their benchmarks read the same three
 marts in the same shape; :func:`read_sequence_marts` is that one query set, and the evaluation reads the
-parts of it its methods need. The assets write their tables with :func:`replace_table`, or one group of
-a table's rows with :func:`replace_group`.
+parts of it its methods need; :func:`read_prompt_inputs` is the text models' read of the prompts'
+inputs. The assets write their tables with :func:`replace_table`, or one group of a table's rows with
+:func:`replace_group`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def read_splits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every catalog item's id and category (the candidates of a target), by item id."""
     return con.execute("select item_id, category from items order by item_id").df()
+
+
+def read_prompt_inputs(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
+    """The ``prompt_inputs`` rows of ``split`` as the text models read them: each target (the columns of
+    the evaluation's targets) with the user's latest query and history before it, ordered by target."""
+    return con.execute(
+        "select target_id, user_id, category, target_item_id, is_cold_item, latest_query, history "
+        "from prompt_inputs where split = ? order by target_id",
+        [split],
+    ).df()
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:
