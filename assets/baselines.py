@@ -36,8 +36,8 @@ from pydantic import Field
 
 from assets.config import UserShareConfig, config_fields, user_errors
 from assets.resources import LanceDBResource, PipelineSettings
-from evaluation.protocol import catalog_by_category
 from fashionrec.layout import ITEM_TITLE_VECTORS
+from recommender.ranking import catalog_by_category
 from training.baseline_names import (
     BASELINES,
     ID_BASELINES,

@@ -8,7 +8,7 @@ encoder's manifest for the text baselines; e.g. after ``fashionrec run``), for e
   split after each epoch): seconds per epoch, train examples per second, and valid NDCG@10 reached;
 - ``llmseqsim``: the time to fit it (score the valid targets under each aggregation);
 - every method, ``text_seq_query`` included: full ranking of the test targets within their category, as
-  the evaluation does it (``evaluation.protocol.rank_by_scores``): users per second, input building
+  the evaluation does it (``recommender.ranking.rank_by_scores``): users per second, input building
   excluded, text encoding included.
 
     uv run python bench/baselines.py --home DIR [--epochs 2] [--batch-size 2048] [--threads N]
@@ -49,7 +49,7 @@ def read_marts(home: Path) -> dict:
 
 
 def users_per_second(targets, catalog, score_batch) -> float:
-    from evaluation.protocol import rank_by_scores
+    from recommender.ranking import rank_by_scores
 
     start = time.perf_counter()
     rank_by_scores(targets, catalog, score_batch)
@@ -133,9 +133,9 @@ def main() -> None:
     import lancedb
     import torch
 
-    from evaluation.protocol import catalog_by_category
     from fashionrec.layout import ITEM_TITLE_VECTORS
     from fashionrec.settings import Paths
+    from recommender.ranking import catalog_by_category
     from training.baseline_training import open_title_vectors
     from training.baselines import BASELINES, SEQUENCE_BASELINES, SequenceData
 

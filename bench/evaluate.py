@@ -5,7 +5,7 @@ chosen data set), with random vectors of the real widths (CORE 64-d, title encod
 
 - ``core``: a CORE model (random weights, default sizes) encodes each user's 50-item window and
   ranks the target among all items of the category, with the evaluation's own scorer
-  (``evaluation.scorers.sequence_scorer``, ``evaluation.protocol.rank_by_scores``);
+  (``evaluation.scorers.sequence_scorer``, ``recommender.ranking.rank_by_scores``);
 - ``popularity``: the same full-catalog ranking with one popularity score vector;
 - ``llm_mixup``: mixup retrieval (``recommender.mixup.mixup_batch``) for one generation per user: ID list
   and title list by batched matrix products, title vectors given (the title encoder's cost is its own);
@@ -67,15 +67,10 @@ def main() -> None:
     import lancedb
     import torch
 
-    from evaluation.protocol import (
-        EvaluationConfig,
-        aggregate_metrics,
-        popular_top_k,
-        popularity_scorer,
-        rank_by_scores,
-    )
+    from evaluation.protocol import aggregate_metrics, popular_top_k, popularity_scorer
     from evaluation.scorers import sequence_scorer
     from recommender.mixup import MixupConfig, MixupRetriever, mixup_batch
+    from recommender.ranking import RankingConfig, rank_by_scores
     from recommender.retrieval import VectorCatalog
     from recommender.vector_store import frame_to_arrow, write_vectors
     from training.core import CoreConfig, CoreModel, CoreScorer
@@ -101,7 +96,7 @@ def main() -> None:
             "is_cold_item": rng.random(n_users) < 0.3,
         }
     )
-    config = EvaluationConfig(k=10)
+    config = RankingConfig(k=10)
     results: list[tuple[str, int, float]] = []
 
     # CORE scored as the evaluation scores it, each user's target after 50 random item events (all in the
@@ -169,7 +164,8 @@ def main() -> None:
             results,
         )
 
-    from evaluation.protocol import TARGET_COLUMNS, rank_in_lists
+    from evaluation.protocol import rank_in_lists
+    from recommender.ranking import TARGET_COLUMNS
 
     ranks = pd.concat(
         [

@@ -4,8 +4,9 @@ Every method is scored on the same targets (``splits`` rows of one split) and in
 
 - A scoring method (``core``, ``popularity``, the sequence and text baselines) scores every item of the
   target's category; the target's rank is the number of items scoring at least as high as it, itself
-  included (ties count against the target; history items are not masked). :func:`rank_by_scores` does
-  this in batches: one ``[batch, n_items]`` score matrix per call of the method's scoring function.
+  included (ties count against the target; history items are not masked).
+  ``recommender.ranking.rank_by_scores`` does this in batches: one ``[batch, n_items]`` score matrix per
+  call of the method's scoring function.
 - A list method (``llm_mixup``, ``llm_only``) is ranked only by what its list holds:
   :func:`rank_in_lists` gives the target's 1-based position, or "not ranked" when it is absent.
 - A target whose item is not in the catalog of its category cannot be ranked by anyone and counts as
@@ -20,54 +21,18 @@ models are built in ``evaluation.scorers``; ``evaluation.tables`` appends a run'
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from recommender.metrics import rank_of_target, ranking_metrics
+from recommender.metrics import ranking_metrics
+from recommender.ranking import TARGET_COLUMNS, RankingConfig, ScoreBatch, check_targets, rank_by_scores
 from recommender.retrieval import top_k_indices
 
 ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure
 SLICES = ("all", "cold_start", "warm")
-
-TARGET_COLUMNS = ["target_id", "user_id", "category", "target_item_id", "is_cold_item"]
-
-# score_batch(targets of one category [batch rows], item_ids of the category [n_items]) -> [batch, n_items],
-# or [1, n_items] when every target gets the same scores (popularity): then ranks come from one sort.
-ScoreBatch = Callable[[pd.DataFrame, np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """Cut-offs and batch sizes of the protocol."""
-
-    k: int = 10  # paper §5.1: "Recall@N, NDCG@N, and MRR, where N is set to 10"
-    # Score rows per matrix product are capped so that one [batch, n_items] float32 block stays
-    # near 128 MiB whatever the catalog size; below that, bigger batches only cost memory.
-    max_batch: int = 4096
-    max_scores_per_batch: int = 32 * 1024 * 1024
-
-
-def _check_targets(targets: pd.DataFrame) -> None:
-    missing = set(TARGET_COLUMNS) - set(targets.columns)
-    if missing:
-        raise KeyError(
-            f"targets lack column(s) {sorted(missing)}; expected the splits columns {TARGET_COLUMNS}"
-        )
-    if targets["target_id"].duplicated().any():
-        dup = targets.loc[targets["target_id"].duplicated(), "target_id"].iloc[0]
-        raise ValueError(f"target_id {dup!r} appears twice in the targets; expected one row per target")
-
-
-def catalog_by_category(items: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``{category: item_ids sorted ascending}`` from the ``items`` mart (the candidates of each target)."""
-    return {
-        str(category): np.sort(group["item_id"].astype(str).to_numpy())
-        for category, group in items.groupby("category", sort=True)
-    }
 
 
 def rank_in_lists(targets: pd.DataFrame, lists: pd.DataFrame) -> pd.Series:
@@ -75,7 +40,7 @@ def rank_in_lists(targets: pd.DataFrame, lists: pd.DataFrame) -> pd.Series:
 
     Returned in the order of ``targets``, indexed like it. A target without any list row is not ranked.
     """
-    _check_targets(targets)
+    check_targets(targets)
     hits = lists.merge(
         targets[["target_id", "target_item_id"]],
         left_on=["target_id", "item_id"],
@@ -83,77 +48,6 @@ def rank_in_lists(targets: pd.DataFrame, lists: pd.DataFrame) -> pd.Series:
     )
     best = hits.groupby("target_id")["rank"].min()
     return targets["target_id"].map(best).astype("float64").rename("rank")
-
-
-def rank_by_scores(
-    targets: pd.DataFrame,
-    catalog: Mapping[str, np.ndarray],
-    score_batch: ScoreBatch,
-    config: EvaluationConfig = EvaluationConfig(),
-    desc: str = "rank",
-) -> tuple[pd.Series, pd.DataFrame]:
-    """Full-catalog ranks of every target and each target's top-``k`` list, one matrix per batch.
-
-    ``catalog`` maps a category to its item ids (sorted; :func:`catalog_by_category`). Returns the ranks
-    (float, NaN when the target item is not in its category's catalog) indexed like ``targets``, and the
-    top-``k`` lists as rows ``target_id, rank, item_id, score`` (equal scores ordered by item_id).
-    """
-    _check_targets(targets)
-    ranks = pd.Series(np.nan, index=targets.index, name="rank", dtype="float64")
-    tops: list[pd.DataFrame] = []
-    for category, group in targets.groupby("category", sort=True):
-        item_ids = catalog.get(category)
-        if item_ids is None or len(item_ids) == 0:
-            continue
-        position = pd.Series(np.arange(len(item_ids)), index=item_ids)
-        target_index = group["target_item_id"].map(position).fillna(-1).to_numpy(np.int64)
-        batch = int(max(1, min(config.max_batch, config.max_scores_per_batch // len(item_ids))))
-        starts = range(0, len(group), batch)
-        for start in tqdm(starts, desc=f"{desc} {category}", unit="batch", disable=len(starts) < 2):
-            chunk = group.iloc[start : start + batch]
-            scores = np.asarray(score_batch(chunk, item_ids), dtype=np.float32)
-            shared = scores.shape == (1, len(item_ids))
-            if not shared and scores.shape != (len(chunk), len(item_ids)):
-                raise ValueError(
-                    f"{desc}: score_batch returned shape {scores.shape} for {len(chunk)} targets and "
-                    f"{len(item_ids)} items of {category!r}; expected [targets, items] or [1, items]"
-                )
-            index = target_index[start : start + batch]
-            known = index >= 0
-            if known.any() and shared:
-                # rank = items scoring >= the target = n_items - (items scoring strictly below it)
-                ascending = np.sort(scores[0])
-                below = np.searchsorted(ascending, scores[0, index[known]], side="left")
-                ranks.loc[chunk.index[known]] = len(item_ids) - below
-            elif known.any():
-                ranks.loc[chunk.index[known]] = rank_of_target(scores[known], index[known])
-            top = top_k_indices(scores, config.k)
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            if shared:
-                top, top_scores = (np.repeat(a, len(chunk), axis=0) for a in (top, top_scores))
-            tops.append(
-                pd.DataFrame(
-                    {
-                        "target_id": np.repeat(chunk["target_id"].to_numpy(), top.shape[1]),
-                        "rank": np.tile(np.arange(1, top.shape[1] + 1), len(chunk)),
-                        "item_id": item_ids[top.ravel()],
-                        "score": top_scores.ravel().astype(np.float64),
-                    }
-                )
-            )
-    lists = (
-        pd.concat(tops, ignore_index=True)
-        if tops
-        else pd.DataFrame(
-            {
-                "target_id": pd.Series(dtype=object),
-                "rank": pd.Series(dtype="int64"),
-                "item_id": pd.Series(dtype=object),
-                "score": pd.Series(dtype="float64"),
-            }
-        )
-    )
-    return ranks, lists
 
 
 def popularity_counts(train_targets: pd.DataFrame) -> pd.Series:
@@ -307,7 +201,7 @@ def evaluate_methods(
     expected: Mapping[str, set[str]],
     list_methods: Mapping[str, pd.DataFrame],
     score_methods: Mapping[str, ScoreBatch],
-    config: EvaluationConfig = EvaluationConfig(),
+    config: RankingConfig | None = None,
     list_seconds: Mapping[str, float] | None = None,
 ) -> EvaluationResult:
     """Rank every target under every method and aggregate the metrics.
@@ -317,7 +211,8 @@ def evaluate_methods(
     per target is recorded with source 'list'. ``expected`` is :func:`popular_top_k` (serendipity).
     ``list_seconds`` (time spent building each list method's lists) is added to its timing.
     """
-    _check_targets(targets)
+    check_targets(targets)
+    config = config or RankingConfig()
     targets = targets.reset_index(drop=True)
     rank_frames, list_frames, seconds = [], [], {}
     for method, lists in list_methods.items():

@@ -18,19 +18,13 @@ import pandas as pd
 from evaluation.inputs import EvaluationInputs
 from evaluation.leaderboard import EvaluationRun
 from evaluation.llm_methods import generated_target_ids, llm_list_methods
-from evaluation.protocol import (
-    EvaluationConfig,
-    EvaluationResult,
-    catalog_by_category,
-    evaluate_methods,
-    popular_top_k,
-    popularity_counts,
-)
+from evaluation.protocol import EvaluationResult, evaluate_methods, popular_top_k, popularity_counts
 from evaluation.scorers import score_methods, title_retrieval
 from evaluation.settings import EvaluationSettings
 from evaluation.tables import write_evaluation_run
 from fashionrec.layout import ITEM_ID_VECTORS, ArtifactLayout
 from recommender.mixup import MixupConfig
+from recommender.ranking import RankingConfig, catalog_by_category
 from recommender.retrieval import VectorCatalog
 
 if TYPE_CHECKING:
@@ -93,7 +87,7 @@ def evaluate_run(
         popular_top_k(counts, catalog, settings.k),
         list_methods,
         score_methods(settings, layout, db, inputs, counts),
-        EvaluationConfig(k=settings.k),
+        RankingConfig(k=settings.k),
         list_seconds,
     )
     return targets, result

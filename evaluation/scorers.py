@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from evaluation.protocol import ScoreBatch, popularity_scorer
+from evaluation.protocol import popularity_scorer
 from evaluation.settings import EvaluationSettings
 from fashionrec.layout import CONFIG_FILE, ITEM_TITLE_VECTORS, ArtifactLayout
 from recommender.encoder_specs import build_encoder
 from recommender.encoders import TextEncoder
+from recommender.ranking import ScoreBatch
 from recommender.retrieval import VectorCatalog
 from recommender.vector_store import table_exists
 from training.baseline_names import BASELINES, baseline_key, parse_run_method, train_step_hint

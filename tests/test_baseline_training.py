@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.protocol import TARGET_COLUMNS, catalog_by_category
 from fashionrec.layout import ITEM_TITLE_VECTORS, WEIGHTS_FILE, ArtifactLayout
 from fashionrec.presets import SequenceBudget
+from recommender.ranking import TARGET_COLUMNS, catalog_by_category
 from recommender.vector_store import frame_to_arrow, write_vectors
 from tests.test_baselines import cycle_marts, random_titles
 from tests.test_text_baselines import BagOfWords, last_click_inputs, shop_titles

@@ -12,17 +12,15 @@ import pytest
 from evaluation.leaderboard import format_leaderboard, leaderboard_frame, load_metrics, load_run
 from evaluation.llm_methods import generated_target_ids, llm_method_names
 from evaluation.protocol import (
-    EvaluationConfig,
-    catalog_by_category,
     evaluate_methods,
     generated_id_lists,
     popular_top_k,
     popularity_counts,
     popularity_scorer,
-    rank_by_scores,
     rank_in_lists,
 )
 from evaluation.tables import write_evaluation_run
+from recommender.ranking import RankingConfig, catalog_by_category, rank_by_scores
 
 ITEMS = pd.DataFrame(
     {
@@ -66,7 +64,7 @@ def test_catalog_is_sorted_per_category():
 
 @pytest.mark.parametrize("max_scores", [10**6, 5])  # one batch per category, or one target per batch
 def test_full_catalog_ranks_count_ties_against_the_target(max_scores):
-    config = EvaluationConfig(k=2, max_scores_per_batch=max_scores)
+    config = RankingConfig(k=2, max_scores_per_batch=max_scores)
     ranks, lists = rank_by_scores(TARGETS, CATALOG, hand_scores, config)
     assert ranks.tolist()[:3] == [3.0, 1.0, 3.0] and math.isnan(ranks.iloc[3])
     top = lists.groupby("target_id")["item_id"].apply(list).to_dict()
@@ -90,7 +88,7 @@ def test_list_ranks_are_positions_and_absent_targets_are_not_ranked():
 def test_popularity_counts_train_purchases_and_ties_count_against_the_target():
     counts = popularity_counts(TRAIN)
     assert counts.to_dict() == {"f1": 3, "f3": 2, "l2": 1}
-    ranks, lists = rank_by_scores(TARGETS, CATALOG, popularity_scorer(counts), EvaluationConfig(k=2))
+    ranks, lists = rank_by_scores(TARGETS, CATALOG, popularity_scorer(counts), RankingConfig(k=2))
     assert ranks.tolist()[:3] == [5.0, 5.0, 3.0]  # unbought items all tie at 0
     assert lists.loc[lists["target_id"] == "t3", "item_id"].tolist() == ["l2", "l1"]
     expected = popular_top_k(counts, CATALOG, 2)
@@ -116,7 +114,7 @@ def metric_table(result, method: str) -> dict[tuple[str, str, str], float]:
 
 def test_every_metric_on_the_hand_made_case():
     counts = popularity_counts(TRAIN)
-    config = EvaluationConfig(k=2)
+    config = RankingConfig(k=2)
     result = evaluate_methods(
         TARGETS,
         CATALOG,
@@ -172,7 +170,7 @@ def test_list_methods_rank_only_what_their_list_holds():
             "score": [0.9, 0.8, 0.7, 0.9],
         }
     )
-    result = evaluate_methods(TARGETS, CATALOG, {}, {"llm": lists}, {}, EvaluationConfig(k=2))
+    result = evaluate_methods(TARGETS, CATALOG, {}, {"llm": lists}, {}, RankingConfig(k=2))
     assert result.ranks["rank"].tolist()[:2] == [2.0, 1.0] and result.ranks["rank"].iloc[2:].isna().all()
     assert len(result.lists) == 3  # the item at rank 3 is beyond k = 2
     llm = metric_table(result, "llm")
@@ -196,7 +194,7 @@ def test_leaderboard_orders_methods_by_ndcg():
         popular_top_k(counts, CATALOG, 2),
         {},
         {"toy": hand_scores, "popularity": popularity_scorer(counts)},
-        EvaluationConfig(k=2),
+        RankingConfig(k=2),
     )
     frame = leaderboard_frame(result.metrics)
     assert frame["method"].tolist() == ["toy", "popularity"]
@@ -229,7 +227,7 @@ def test_runs_are_appended_and_a_retried_run_replaces_only_itself():
         popular_top_k(counts, CATALOG, 2),
         {},
         {"popularity": popularity_scorer(counts)},
-        EvaluationConfig(k=2),
+        RankingConfig(k=2),
     )
     con = duckdb.connect()
     first = write_evaluation_run(con, "run-a", pd.Timestamp("2024-01-01", tz="UTC"), "test", result, TARGETS)
@@ -258,7 +256,7 @@ def test_shared_scores_rank_like_a_full_matrix():
         return np.repeat(shared(chunk, item_ids), len(chunk), axis=0)
 
     for max_scores in (10**6, 5):
-        config = EvaluationConfig(k=3, max_scores_per_batch=max_scores)
+        config = RankingConfig(k=3, max_scores_per_batch=max_scores)
         ranks_a, lists_a = rank_by_scores(TARGETS, CATALOG, shared, config)
         ranks_b, lists_b = rank_by_scores(TARGETS, CATALOG, full, config)
         pd.testing.assert_series_equal(ranks_a, ranks_b)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from evaluation.llm_methods import llm_list_methods, llm_method_names, select_adapters
-from evaluation.protocol import catalog_by_category
 from recommender.mixup import MixupConfig
+from recommender.ranking import catalog_by_category
 from recommender.retrieval import VectorCatalog
 from training.adapter_selection import AdapterSelection, check_adapter, in_user_fraction
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from evaluation.protocol import catalog_by_category
 from fashionrec.layout import ITEM_TITLE_VECTORS
+from recommender.ranking import catalog_by_category
 from recommender.retrieval import VectorCatalog
 from training import text_seq_query
 from training.baselines import SequenceData, train_baseline

@@ -43,7 +43,7 @@ class BaselineInputs:
     splits: pd.DataFrame
     items: pd.DataFrame
     valid_inputs: pd.DataFrame | None = None
-    catalog: Mapping[str, np.ndarray] | None = None  # evaluation.protocol.catalog_by_category(items)
+    catalog: Mapping[str, np.ndarray] | None = None  # recommender.ranking.catalog_by_category(items)
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.protocol import EvaluationConfig, ScoreBatch, rank_by_scores
 from fashionrec.layout import CONFIG_FILE, ITEM_TITLE_VECTORS
 from recommender.encoder_specs import build_encoder
 from recommender.encoders import TextEncoder
 from recommender.metrics import ranking_metrics
+from recommender.ranking import RankingConfig, ScoreBatch, rank_by_scores
 from recommender.retrieval import VectorCatalog
 from training.user_share import UserShare
 
@@ -158,7 +158,7 @@ def choose_max_titles(
     """The ``max_titles`` option with the best valid NDCG@k, its metrics, and one row per option.
 
     ``valid_inputs`` are ``prompt_inputs`` rows of the valid split; ``catalog`` maps a category to its
-    item ids (``evaluation.protocol.catalog_by_category``).
+    item ids (``recommender.ranking.catalog_by_category``).
     """
     if not options:
         raise ValueError("no max_titles option to try")
@@ -172,7 +172,7 @@ def choose_max_titles(
         start = time.perf_counter()
         scorer = text_scorer(user_texts(targets, max_titles), encoder, title_vectors)
         ranks, _ = rank_by_scores(
-            targets, catalog, scorer, EvaluationConfig(k=k), desc=f"{MODEL_NAME} {max_titles}"
+            targets, catalog, scorer, RankingConfig(k=k), desc=f"{MODEL_NAME} {max_titles}"
         )
         metrics = ranking_metrics(ranks.to_numpy(np.float64), k) if len(targets) else {}
         history.append({"max_titles": max_titles, "seconds": time.perf_counter() - start, **metrics})
