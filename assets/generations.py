@@ -13,9 +13,14 @@ from assets.config import config_fields, or_preset, user_errors
 from assets.language_model import LLM_GROUP
 from assets.resources import PipelineSettings
 from recommender.generation_settings import GenerationSettings
-from recommender.generation_table import GenerationGroup, answer_prompts, prompt_sample, replace_generations
+from recommender.generation_table import (
+    GenerationGroup,
+    answer_prompts,
+    prompt_sample,
+    read_prompts_to_answer,
+    replace_generations,
+)
 from training.adapter_selection import check_adapter
-from warehouse.marts import require_tables
 
 
 class GenerationsConfig(dg.Config):
@@ -86,26 +91,22 @@ def generations(
     """One row per answered prompt (per variant, adapter and decoding): the raw answer, the parsed item
     id and title, whether the format held and the id exists; rows of other groups are kept."""
     from recommender.generation import load_recommender
+    from recommender.language_model import read_base_model_pointer
 
     layout, budget, group = settings.artifacts, settings.budgets.llm, config.group()
     with duckdb.get_connection() as con, user_errors():
-        require_tables(con, ["prompts", "items"])
-        catalog = con.execute("select item_id, category, title from items order by item_id").fetchall()
-        rows = con.execute(
-            "select target_id, user_id, split, category, prompt_text, target_item_id, candidate_item_ids "
-            "from prompts where variant = ? and split in (select unnest(?::varchar[])) "
-            "order by split, target_id",
-            [config.variant, list(config.splits)],
-        ).to_arrow_table()
+        catalog, rows = read_prompts_to_answer(con, config.variant, config.splits)
     cap = or_preset(config.max_prompts_per_split, budget.max_prompts_per_split)
     with user_errors():
         categories = {row[1] for row in catalog}
         sample = prompt_sample(
-            rows.to_pylist(), group.variant, config.splits, cap, config.seed, config.categories, categories
+            rows, group.variant, config.splits, cap, config.seed, config.categories, categories
         )
-        check_adapter(layout.adapter(group.adapter), group.adapter, group.variant)
+        adapter = layout.adapter(group.adapter)
+        check_adapter(adapter, group.adapter, group.variant)
         generation = GenerationSettings(**config_fields(config, GenerationSettings))
-        recommender, dequantized = load_recommender(layout, group.adapter, catalog, generation)
+        base_model = read_base_model_pointer(layout.base_model_pointer)
+        recommender, dequantized = load_recommender(base_model, adapter, catalog, generation)
     answered = answer_prompts(
         recommender, sample, group, or_preset(config.compare_prompts, budget.compare_prompts)
     )
@@ -118,7 +119,7 @@ def generations(
             **answered.figures,
             "categories": dg.MetadataValue.json(list(config.categories) or "all"),
             "prompts_per_split_cap": cap if cap is not None else "none",
-            "prompts_available": rows.num_rows,
+            "prompts_available": len(rows),
             "dequantized_4bit_layers": dequantized,
             **({"malformed_examples_unconstrained": dg.MetadataValue.md(malformed)} if malformed else {}),
         }

@@ -12,19 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from fashionrec.layout import ArtifactLayout
 from recommender.constrained_decoding import ResponseGrammar
 from recommender.generation_settings import GenerationSettings
 from recommender.language_model import (
     DEFAULT_MAX_DEQUANTIZED_BYTES,
     dequantize_4bit_layers,
     load_recommender_model,
-    read_base_model_pointer,
 )
 from recommender.llm_output import parse_recommendation
 
@@ -179,21 +178,20 @@ class Recommender:
 
 
 def load_recommender(
-    layout: ArtifactLayout,
-    adapter: str,
+    base_model: str,
+    adapter_dir: Path,
     catalog: Sequence[tuple[str, str | None, str | None]],
     settings: GenerationSettings,
+    max_dequantized_bytes: int = DEFAULT_MAX_DEQUANTIZED_BYTES,
 ) -> tuple[Recommender, int]:
-    """The recommender of the recorded base model with the named adapter over ``catalog`` rows (item id,
+    """The recommender of ``base_model`` with the adapter in ``adapter_dir`` over ``catalog`` rows (item id,
     category, title), and how many 4-bit layers it holds dequantized.
 
-    On CPU, dequantizing the 4-bit weights once gives the same logits at twice the speed; the service
-    does the same, so evaluated answers are the ones an application gets.
+    On CPU, dequantizing the 4-bit weights once gives the same answers at twice the speed; the generations
+    asset and the service both load through here, so evaluated answers are the ones an application gets.
     """
-    model, tokenizer = load_recommender_model(
-        read_base_model_pointer(layout.base_model_pointer), layout.adapter(adapter)
-    )
-    dequantized = dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)
+    model, tokenizer = load_recommender_model(base_model, adapter_dir)
+    dequantized = dequantize_4bit_layers(model, max_dequantized_bytes)
     ids, categories, titles = ([row[i] for row in catalog] for i in range(3))
     return Recommender(model, tokenizer, ids, categories, settings, titles), dequantized
 

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from recommender.prompt_table import sample_rows
-from warehouse.marts import replace_group, table_names
+from warehouse.marts import replace_group, require_tables, table_names
 
 if TYPE_CHECKING:
     from recommender.generation import GeneratedRecommendation, Recommender
@@ -65,6 +65,21 @@ class AnsweredPrompts:
     def malformed_markdown(self) -> str:
         """The malformed free answers as a Markdown list, each cut to 160 characters; empty when none."""
         return "\n".join(f"- `{text[:160]!r}`" for text in self.malformed_free)
+
+
+def read_prompts_to_answer(
+    con: duckdb.DuckDBPyConnection, variant: str, splits: Sequence[str]
+) -> tuple[list[tuple], list[dict[str, Any]]]:
+    """The catalog rows (item id, category, title) and the ``variant`` prompts of ``splits``, both
+    ordered, so that a seeded sample draws the same prompts on every run."""
+    require_tables(con, ["prompts", "items"])
+    catalog = con.execute("select item_id, category, title from items order by item_id").fetchall()
+    rows = con.execute(
+        "select target_id, user_id, split, category, prompt_text, target_item_id, candidate_item_ids "
+        "from prompts where variant = ? and split in (select unnest(?::varchar[])) order by split, target_id",
+        [variant, list(splits)],
+    ).to_arrow_table()
+    return catalog, rows.to_pylist()
 
 
 def prompt_sample(

@@ -42,8 +42,6 @@ from recommender.encoders import TextEncoder
 from recommender.generation import GenerationSettings, Recommender
 from recommender.language_model import (
     DEFAULT_MAX_DEQUANTIZED_BYTES,
-    dequantize_4bit_layers,
-    load_recommender_model,
     load_tokenizer,
     read_base_model_pointer,
 )
@@ -256,19 +254,13 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
     weights = _require_file(adapter / ADAPTER_WEIGHTS_FILE, "lora_adapter")
     adapter_files = [_require_file(adapter / ADAPTER_CONFIG_FILE, "lora_adapter"), weights]
     adapter_digest = _file_digest(adapter_files)
-    model, tokenizer = load_recommender_model(base_model, adapter)
+    rows = [(item_id, item["category"], item["title"]) for item_id, item in sorted(catalog.items.items())]
+    # the generations asset's defaults (paper §5.1, constrained decoding)
+    recommender, dequantized = load_recommender(
+        base_model, adapter, rows, GenerationSettings(), options.max_dequantized_bytes
+    )
     if _file_digest(adapter_files) != adapter_digest:  # lora_adapter re-materialized meanwhile
         raise ArtifactsUnavailable(f"the adapter in {adapter} changed while it was loaded; reload again")
-    dequantized = dequantize_4bit_layers(model, options.max_dequantized_bytes)
-    item_ids = sorted(catalog.items)
-    recommender = Recommender(
-        model,
-        tokenizer,
-        item_ids,
-        [catalog.items[item_id]["category"] for item_id in item_ids],
-        GenerationSettings(),  # the generations asset's defaults (paper §5.1, constrained decoding)
-        item_titles=[catalog.items[item_id]["title"] for item_id in item_ids],
-    )
     # its own tokenizer: generation switches the shared one's padding side, counting must not race it
     renderer = PromptRenderer(
         token_counter(load_tokenizer(base_model)),
