@@ -39,7 +39,7 @@ from fashionrec.presets import get_preset
 from fashionrec.settings import DBT_PROJECT_DIR, Paths
 from recommender.encoder_specs import build_encoder
 from recommender.encoders import TextEncoder
-from recommender.generation import GenerationSettings, Recommender
+from recommender.generation import GenerationSettings, Recommender, load_recommender
 from recommender.language_model import (
     DEFAULT_MAX_DEQUANTIZED_BYTES,
     load_tokenizer,
