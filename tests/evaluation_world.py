@@ -2,18 +2,25 @@
 randomly initialised models saved where the training assets save theirs.
 
 Two categories, 8 users with a train, valid and test purchase each, generations for the test targets.
-The numbers the models give are arbitrary; the asset tests (tests/test_evaluation_assets.py) and the
-scorer tests (tests/test_evaluation_scorers.py) check how they are computed and stored.
+The numbers the models give are arbitrary; the asset tests (tests/test_evaluation_assets.py,
+tests/test_evaluation_options.py) and the scorer tests (tests/test_evaluation_scorers.py) check how they
+are computed and stored. :func:`evaluate` materializes the evaluation assets on a world with resources
+alone: no FASHIONREC_* variable is read.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import dagster as dg
 import duckdb
 import lancedb
 import numpy as np
 import pandas as pd
 import torch
 
+from assets.evaluation import evaluation_assets
+from assets.resources import PipelineSettings, pipeline_resources
 from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
 from recommender.vector_store import frame_to_arrow, write_vectors
 from training.baselines import MODEL_TYPES, SEQUENCE_BASELINES, baseline_config
@@ -129,3 +136,37 @@ def save_baselines(directory, vocabulary, items, title_vectors, encoder, encoder
             result = TrainResult(model, vocabulary, best_epoch=0, best_valid={})
         save_sequential(result, directory / name, {"method": name})
     TextSeqQueryConfig(encoder_spec, encoder.fingerprint, max_titles=3).save(directory / "text_seq_query")
+
+
+def tiny_resources(home: Path) -> dict:
+    """The pipeline's resources on ``home`` at the tiny preset."""
+    return pipeline_resources(PipelineSettings(home=str(home), raw_dir=str(home / "raw"), preset="tiny"))
+
+
+def evaluate(home: Path, config: dict, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
+    """Materialize the evaluation assets on ``home``'s warehouse with this evaluation config."""
+    return dg.materialize(
+        evaluation_assets,
+        resources=tiny_resources(home),
+        run_config={"ops": {"evaluation": {"config": config}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def step_error(result: dg.ExecuteInProcessResult) -> str:
+    """The error of a run that must have failed."""
+    assert not result.success
+    return result.get_step_failure_events()[0].event_specific_data.error.to_string()
+
+
+def evaluated_world(home: Path):
+    """The hand-made world in ``home``, evaluated twice (runs labelled first and second): the home, its
+    items and splits, and the two runs."""
+    items, splits, title_encoder_spec = hand_made_world(home)
+    results = []
+    for label in ("first", "second"):
+        result = evaluate(home, {"label": label, "title_encoder": title_encoder_spec}, raise_on_error=True)
+        assert result.success
+        results.append(result)
+    return home, items, splits, results

@@ -1,27 +1,19 @@
-"""The dbt warehouse on small hand-made raw data: quarantine, sessions, leakage, splits, prompts.
+"""The dbt warehouse on small hand-made raw data: sessions, leakage, splits, prompts.
 
-Three builds cover the three raw formats: the clean scenario in ``fixtures/raw_clean`` as typed
-Parquet (marts checked row by row) and as JSON lines with one broken line (marts must equal the
-Parquet build), and ``fixtures/raw_malformed`` as CSV (every bad row quarantined with its reason).
+Two builds of the clean scenario in ``fixtures/raw_clean``: as typed Parquet (marts checked row by row)
+and as JSON lines with one broken line (marts must equal the Parquet build). Bad input and the
+quarantine are tests/test_dbt_quarantine.py's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-from dbt.cli.main import dbtRunner
 
-from warehouse.raw_files import dbt_env, resolve_raw_files
+from tests.dbt_builds import FIXTURES, Build, make_build, run_dbt
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MARTS = ("items", "sessions", "query_listings", "user_sequences", "splits", "prompt_inputs")
 
 EVENTS_TYPED = """
@@ -34,69 +26,6 @@ ITEMS_TYPED = """
                       cast(last_seen as date) as last_seen)
     from read_csv('{path}', all_varchar = true)
 """
-
-
-@dataclass(frozen=True)
-class Build:
-    home: Path
-    raw_dir: Path
-    target_dir: Path
-
-    @property
-    def database(self) -> Path:
-        return self.home / "fashionrec.duckdb"
-
-    def query(self, sql: str) -> list[tuple]:
-        with duckdb.connect(str(self.database), read_only=True) as con:
-            return con.execute(sql).fetchall()
-
-
-def release_duckdb() -> None:
-    """Close the DuckDB instance that dbt-duckdb keeps open in its class after an in-process run.
-
-    Until then this process cannot open the database file with other settings (read-only here).
-    """
-    environment = DuckDBConnectionManager._ENV
-    if environment is not None:
-        environment.close()
-    DuckDBConnectionManager.close_all_connections()
-
-
-def run_dbt(args: list[str], build: Build) -> None:
-    env = dbt_env(build.home, build.raw_dir)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        result = dbtRunner().invoke(
-            [
-                *args,
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                "--target-path",
-                str(build.target_dir),
-                "--log-path",
-                str(build.target_dir / "logs"),
-                # the warehouse models only: models reading later pipeline stages are not tested here
-                "--selector",
-                "warehouse",
-            ]
-        )
-    release_duckdb()
-    if not result.success:
-        failures = []
-        for node_result in getattr(result.result, "results", None) or []:
-            if str(node_result.status) not in ("success", "pass", "warn"):
-                failures.append(f"{node_result.node.unique_id}: {node_result.status}: {node_result.message}")
-        raise AssertionError(f"dbt {args[0]} failed: {result.exception or ''}\n" + "\n".join(failures))
-
-
-def make_build(tmp_path_factory: pytest.TempPathFactory, name: str, raw_dir: Path) -> Build:
-    root = tmp_path_factory.mktemp(name)
-    home = root / "home"
-    home.mkdir()
-    return Build(home=home, raw_dir=raw_dir, target_dir=root / "target")
 
 
 @pytest.fixture(scope="module")
@@ -114,38 +43,6 @@ def parquet_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     build = make_build(tmp_path_factory, "parquet", raw_dir)
     run_dbt(["build"], build)
     return build
-
-
-@pytest.fixture(scope="module")
-def csv_malformed_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    build = make_build(tmp_path_factory, "malformed", FIXTURES / "raw_malformed")
-    run_dbt(["build"], build)
-    return build
-
-
-# --- raw file resolution -----------------------------------------------------------------
-
-
-def test_raw_files_resolve_by_extension_and_refuse_ambiguity(tmp_path: Path) -> None:
-    (tmp_path / "events.jsonl").write_text("{}\n")
-    with pytest.raises(FileNotFoundError, match=r"No items file .*items\.parquet, items\.csv"):
-        resolve_raw_files(tmp_path)
-    (tmp_path / "items.csv").write_text("item_id\n")
-    assert resolve_raw_files(tmp_path) == {
-        "events": (tmp_path / "events.jsonl").resolve(),
-        "items": (tmp_path / "items.csv").resolve(),
-    }
-    env = dbt_env(tmp_path / "home", tmp_path)
-    assert env["FASHIONREC_RAW_ITEMS"] == str((tmp_path / "items.csv").resolve())
-    assert os.path.isabs(env["FASHIONREC_HOME"])
-    (tmp_path / "events.parquet").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"Several events files .*events\.parquet, events\.jsonl"):
-        resolve_raw_files(tmp_path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        resolve_raw_files(tmp_path / "missing")
-    # parsing the project needs no data yet: missing files default to the generator's Parquet
-    parse_env = dbt_env(tmp_path / "home", tmp_path / "missing", require_files=False)
-    assert parse_env["FASHIONREC_RAW_EVENTS"] == str((tmp_path / "missing" / "events.parquet").resolve())
 
 
 # --- the clean scenario, from Parquet --------------------------------------------------------
@@ -345,91 +242,3 @@ def test_jsonl_input_builds_the_same_marts(
                 f"except all select * from from_parquet.main.{mart}))"
             ).fetchall()
             assert n_rows > 0 and n_different == 0, f"{mart} differs between Parquet and JSON lines input"
-
-
-# --- malformed CSV ---------------------------------------------------------------------------
-
-EXPECTED_EVENT_REASONS = {
-    # (source_row_number, record_id): reason
-    (6, "g5"): "exact duplicate",
-    (9, "b1"): "unknown action",
-    (10, "b2"): "missing user_id",
-    (11, "b3"): "missing item_id",
-    (12, "b4"): "missing ts",
-    (13, "b5"): "unparseable ts",
-    (14, "b6"): "position not an integer >= 1",
-    (15, "b7"): "position not an integer >= 1",
-    (16, "b8"): "position not an integer >= 1",
-    (17, "b9"): "search without query",
-    (18, "b10"): "item not in catalog",
-    # m5 is in the raw catalog but quarantined itself
-    (19, "b11"): "item not in catalog",
-    (20, "b12"): "duplicate event_id with different content",
-    (21, "b12"): "duplicate event_id with different content",
-    (22, "b13"): "is_sponsored not boolean",
-    (23, None): "missing event_id",
-    (24, "b15"): "missing user_id; unknown action; position not an integer >= 1",
-}
-EXPECTED_ITEM_REASONS = {
-    (3, None): "missing item_id",
-    (4, "m3"): "missing title",
-    (5, "m4"): "missing category",
-    (6, "m5"): "unparseable price",
-    (7, "m6"): "unparseable first_seen",
-    (8, "m7"): "duplicate item_id with different content",
-    (9, "m7"): "duplicate item_id with different content",
-    (11, "m8"): "exact duplicate",
-    (12, "m9"): "missing title; missing category; unparseable price",
-}
-
-
-def test_every_malformed_row_is_quarantined_with_its_reasons(csv_malformed_build: Build) -> None:
-    for source, expected in (("events", EXPECTED_EVENT_REASONS), ("items", EXPECTED_ITEM_REASONS)):
-        rows = csv_malformed_build.query(
-            f"select source_row_number, record_id, reason from quarantine where source = '{source}'"
-        )
-        assert {(row_number, record_id): reason for row_number, record_id, reason in rows} == expected
-
-
-def test_malformed_csv_counts_add_up(csv_malformed_build: Build) -> None:
-    for source, file_name, clean_model in (
-        ("events", "events.csv", "stg_raw__events"),
-        ("items", "items.csv", "stg_raw__items"),
-    ):
-        with duckdb.connect() as con:
-            raw_file = FIXTURES / "raw_malformed" / file_name
-            [(n_raw,)] = con.execute(
-                f"select count(*) from read_csv('{raw_file}', all_varchar = true)"
-            ).fetchall()
-        [(n_clean,)] = csv_malformed_build.query(f"select count(*) from {clean_model}")
-        [(n_quarantined,)] = csv_malformed_build.query(
-            f"select count(*) from quarantine where source = '{source}'"
-        )
-        assert n_raw == n_clean + n_quarantined
-
-
-def test_malformed_csv_keeps_the_good_rows_typed(csv_malformed_build: Build) -> None:
-    assert csv_malformed_build.query(
-        "select event_id, ts, action, position, is_sponsored from stg_raw__events order by event_id"
-    ) == [
-        ("g1", dt.datetime(2024, 3, 1, 10, 0), "search", None, False),
-        ("g2", dt.datetime(2024, 3, 1, 10, 0), "impression", 1, False),
-        ("g3", dt.datetime(2024, 3, 1, 10, 1), "click", 2, False),
-        ("g4", dt.datetime(2024, 3, 1, 10, 2), "purchase", 1, False),
-        ("g5", dt.datetime(2024, 3, 1, 10, 3), "click", None, False),
-        # " Purchase " is trimmed and lower-cased
-        ("g6", dt.datetime(2024, 3, 1, 10, 4), "purchase", None, False),
-        # +02:00 is converted to UTC
-        ("g7", dt.datetime(2024, 3, 1, 10, 0), "purchase", None, True),
-    ]
-    assert csv_malformed_build.query(
-        "select item_id, parent_id, title, price from items order by item_id"
-    ) == [
-        ("m1", "m1", "Canvas Weekender Bag", 59.0),
-        ("m2", "pm2", "Running Shoe", 74.5),
-        ("m8", "pm8", "Leather Belt", 35.0),
-    ]
-    [(raw_row,)] = csv_malformed_build.query(
-        "select raw_row::varchar from quarantine where source = 'items' and record_id = 'm5'"
-    )
-    assert '"price":"abc"' in raw_row

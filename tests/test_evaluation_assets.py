@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import duckdb
-import lancedb
 import numpy as np
 import pandas as pd
 import pytest
 
-from assets.evaluation import evaluation_assets
-from assets.resources import PipelineSettings, pipeline_resources
 from evaluation.leaderboard import print_leaderboard
-from fashionrec.settings import DBT_PROJECT_DIR, Paths
-from recommender.vector_store import frame_to_arrow, write_vectors
-from tests.evaluation_world import TITLE_ENCODER_DIR, hand_made_world
+from fashionrec.settings import DBT_PROJECT_DIR
+from tests.evaluation_world import evaluated_world
+from tests.test_readme import sql_blocks
 from training.baselines import SEQUENCE_BASELINES
 
 BASELINES = [*SEQUENCE_BASELINES, "text_seq_query"]
@@ -62,79 +57,13 @@ group by method, category, slice
 order by method, category, slice
 """
 
-# The evaluation examples of the README, run here against the marts (tests/test_readme.py runs the README).
-README_SQL = [
-    """
-select category, leaderboard_rank, method, n_users, recall_at_10, ndcg_at_10, mrr, mrr_at_10,
-       coverage_at_10, serendipity_at_10
-from eval_leaderboard
-order by category = 'all' desc, category, leaderboard_rank;
-""",
-    """
-select method, slice, n_users, round(share_of_users, 3) as share_of_users,
-       recall_at_10, ndcg_at_10, ranked_share, median_rank
-from eval_by_slice
-where is_latest_run and split = 'test' and category = 'all'
-order by method, slice;
-""",
-    """
-select created_at, run_label, preset, method, ndcg_at_10, ndcg_at_10_change
-from eval_run_history
-where split = 'test'
-order by created_at desc, ndcg_at_10 desc
-limit 20;
-""",
-    """
-with latest as (
-    select run_id from eval_runs where split = 'test' order by created_at desc limit 1
-)
-select
-    method,
-    count(*) as n_users,
-    avg(case when rank <= 10 then 1.0 else 0.0 end) as recall_at_10,
-    avg(case when rank <= 10 then 1.0 / log2(rank + 1) else 0.0 end) as ndcg_at_10,
-    avg(coalesce(1.0 / rank, 0.0)) as mrr
-from eval_ranks
-where run_id = (select run_id from latest)
-group by method
-order by ndcg_at_10 desc;
-""",
-    """
-with latest as (
-    select run_id from eval_runs where split = 'test' order by created_at desc limit 1
-)
-select r.user_id, r.rank, r.item_id, r.source, round(r.score, 3) as score, i.title,
-       r.item_id = s.target_item_id as is_purchased
-from recommendations as r
-join items as i on i.item_id = r.item_id
-join splits as s on s.target_id = r.target_id
-where r.method = 'llm_mixup' and r.run_id = (select run_id from latest)
-order by r.user_id, r.rank
-limit 20;
-""",
-]
+# docs/evaluation.md's examples, run here against the marts of the hand-made world too
+EVALUATION_SQL = sql_blocks("docs/evaluation.md")
 
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    """Two evaluation runs of the assets on the hand-made world."""
-    home = tmp_path_factory.mktemp("eval_home")
-    items, splits, title_encoder_spec = hand_made_world(home)
-    resources = tiny_resources(home)
-    results = []
-    for label in ("first", "second"):
-        run_config = {
-            "ops": {"evaluation": {"config": {"label": label, "title_encoder": title_encoder_spec}}}
-        }
-        result = dg.materialize(
-            evaluation_assets,
-            resources=resources,
-            run_config=run_config,
-            instance=dg.DagsterInstance.ephemeral(),
-        )
-        assert result.success
-        results.append(result)
-    return home, items, splits, results
+    return evaluated_world(tmp_path_factory.mktemp("eval_home"))
 
 
 def test_runs_are_appended_with_their_configuration(evaluated):
@@ -301,137 +230,5 @@ def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
         assert [s[0] for s in slices] == ["all", "cold_start", "warm"]
         assert slices[0][1] == 7 and slices[0][2] == 1.0 and slices[0][3] == 1.0
         assert slices[1][1] + slices[2][1] == 7
-        for sql in README_SQL:
+        for sql in EVALUATION_SQL:
             assert con.execute(sql).fetchall(), sql
-
-
-def test_a_missing_baseline_fails_the_run_with_what_to_do(evaluated, tmp_path):
-    home, _, _, _ = evaluated
-    config = {"baselines_dir": str(tmp_path), "methods": ["popularity", "sasrec"]}
-    failure = _step_error(_evaluate(home, config))
-    assert "fashionrec run 'key:baseline_sasrec'" in failure
-
-
-def tiny_resources(home: Path) -> dict:
-    """The pipeline's resources on ``home`` at the tiny preset: no FASHIONREC_* variable is read."""
-    return pipeline_resources(PipelineSettings(home=str(home), raw_dir=str(home / "raw"), preset="tiny"))
-
-
-def _evaluate(home: Path, config: dict):
-    """Materialize the evaluation assets on ``home``'s warehouse with this evaluation config."""
-    return dg.materialize(
-        evaluation_assets,
-        resources=tiny_resources(home),
-        run_config={"ops": {"evaluation": {"config": config}}},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
-
-
-def _step_error(result) -> str:
-    """The error of a run that must have failed."""
-    assert not result.success
-    return result.get_step_failure_events()[0].event_specific_data.error.to_string()
-
-
-def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
-    """The study options: score one adapter's answers, add Table 3's retrieval ablations, and retrieve
-    titles from another table (as the CLIP row does) under a method suffix; mismatches are refused."""
-    from recommender.encoder_specs import build_encoder
-    from recommender.encoders import save_encoder_manifest
-
-    home, items, _, _ = evaluated
-    spec = f"lstm:{home / 'artifacts' / TITLE_ENCODER_DIR}"
-    config = {
-        "methods": ["llm_mixup"],
-        "adapters": ["no_attributes"],
-        "retrieval_ablations": ["no_text_embedding", "no_id_embedding"],
-        "title_encoder": spec,
-        "title_vectors_table": "item_title_vectors_alt",
-        "label": "alternative titles",
-    }
-
-    def evaluate(**changes):
-        return _evaluate(home, {**config, **changes})
-
-    assert "needs the title_encoder that wrote it and a method_suffix" in _step_error(evaluate())
-    assert "materialize item_title_vectors with config" in _step_error(evaluate(method_suffix="-alt"))
-    encoder = build_encoder(spec, show_progress=False)
-    db = lancedb.connect(str(home / "lancedb"))
-    write_vectors(
-        db, "item_title_vectors_alt", frame_to_arrow(items, encoder.encode(items["title"].tolist()))
-    )
-    save_encoder_manifest(
-        Paths.under(home).artifacts.title_vectors_manifest("item_title_vectors_alt"), encoder
-    )
-    assert "no rows of adapter(s) ['zs_footwear']" in _step_error(
-        evaluate(method_suffix="-alt", adapters=["zs_footwear"])
-    )
-    result = evaluate(method_suffix="-alt")
-    assert result.success
-
-    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
-        sources = dict(
-            con.execute(
-                "select method, list(distinct source order by source) from recommendations where run_id = ? "
-                "group by method",
-                [result.run_id],
-            ).fetchall()
-        )
-        label = con.execute("select label from eval_runs where run_id = ?", [result.run_id]).fetchone()[0]
-    assert sources == {
-        "llm_mixup-no_attributes-alt": ["id", "title"],
-        "llm_mixup-no_attributes-no_text_embedding-alt": ["id"],
-        "llm_mixup-no_attributes-no_id_embedding-alt": ["title"],
-    }
-    assert label == "alternative titles"
-
-
-def test_baseline_runs_are_scored_under_their_own_names(evaluated, tmp_path):
-    """The low-resource study's baselines: models saved under a run name are scored as
-    <method>-<run_name> next to the default ones; a run that was never trained says how to train it."""
-    home, _, _, _ = evaluated
-    runs = tmp_path / "baselines"
-    shutil.copytree(home / "artifacts" / "baselines" / "sasrec", runs / "sasrec")
-    shutil.copytree(home / "artifacts" / "baselines" / "sasrec", runs / "sasrec-users_10")
-    shutil.copytree(home / "artifacts" / "core", runs / "core-users_10")  # the same weights: the same ranks
-    for name in ("text_seq_query", "text_seq_query-users_10"):
-        shutil.copytree(home / "artifacts" / "baselines" / "text_seq_query", runs / name)
-    config = {
-        "methods": ["popularity", "core", "sasrec", "text_seq_query"],
-        "baseline_runs": ["sasrec-users_10", "core-users_10", "text_seq_query-users_10"],
-        "baselines_dir": str(runs),
-        "label": "baseline runs",
-    }
-
-    def evaluate(**changes):
-        return _evaluate(home, {**config, **changes})
-
-    missing = _step_error(evaluate(baseline_runs=["sasrec-users_25"]))
-    assert "fashionrec run 'key:baseline_sasrec'" in missing and "run_name: users_25" in missing
-    for run, selection in (
-        ("core-users_25", "fashionrec run 'key:item_id_vectors'"),
-        ("text_seq_query-users_25", "key:baseline_text_seq_query'"),
-    ):
-        assert selection in _step_error(evaluate(baseline_runs=[run]))
-    assert "is not <method>-<run_name>" in _step_error(evaluate(baseline_runs=["sasrec"]))
-    result = evaluate()
-    assert result.success
-
-    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
-        ranks = con.execute(
-            "select method, target_id, rank from eval_ranks where run_id = ?", [result.run_id]
-        ).df()
-        scored = {
-            method
-            for (method,) in con.execute(
-                "select distinct method from eval_metrics where run_id = ? and metric = 'ndcg@10'",
-                [result.run_id],
-            ).fetchall()
-        }
-    assert scored == set(config["methods"] + config["baseline_runs"])
-    by_method = ranks.pivot(index="target_id", columns="method", values="rank")
-    assert len(by_method) == ranks.groupby("method").size().max() == ranks.groupby("method").size().min()
-    assert by_method["core-users_10"].equals(by_method["core"])
-    assert by_method["sasrec-users_10"].equals(by_method["sasrec"])
-    assert by_method["text_seq_query-users_10"].equals(by_method["text_seq_query"])

@@ -1,117 +1,53 @@
-"""The recommendation service over HTTP on the tiny artifacts: a real session, bad input, reloads.
-
-The service loads once per module from a copy of the tiny pipeline's warehouse and vectors (model
-artifacts are linked, not copied), so the reload test can write a new LanceDB version without touching
-the home that other tests read.
+"""The recommendation service over HTTP on the tiny artifacts: a real session, its category, fallbacks,
+bad input, limits, the read-only endpoints, the CLI and the README's request (tests/serving_world.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
-import duckdb
-import httpx
 import lancedb
 import pytest
 import torch
-import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from fashionrec.layout import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, QUERY_MEMORY_TABLE
-from fashionrec.settings import Paths
-from recommender.language_model import load_recommender_model
 from serving.api import create_app
-from serving.artifacts import ArtifactsUnavailable, LoadOptions, load_artifacts
-from serving.schemas import ServeLimits
 from serving.service import RecommendationService, ServiceSettings
+from tests.serving_world import (
+    answered_test_target,
+    as_events,
+    copy_serving_home,
+    loaded_service,
+    sharing,
+    warehouse,
+)
 
-SETTINGS = ServiceSettings(limits=ServeLimits(), load=LoadOptions(preset="tiny"))
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
 def serve_home(tiny_pipeline, tmp_path_factory) -> Path:
-    source = tiny_pipeline.home
-    home = tmp_path_factory.mktemp("serve_home")
-    for database in source.glob("fashionrec.duckdb*"):  # with its write-ahead log, if one is left
-        shutil.copy2(database, home / database.name)
-    shutil.copytree(source / "lancedb", home / "lancedb")
-    (home / "artifacts").symlink_to(source / "artifacts", target_is_directory=True)
-    return home
-
-
-def home_paths(home: Path) -> Paths:
-    return Paths(home=home, raw_dir=home / "raw")
+    return copy_serving_home(tiny_pipeline.home, tmp_path_factory.mktemp("serve_home"))
 
 
 @pytest.fixture(scope="module")
 def service(serve_home) -> RecommendationService:
-    service = RecommendationService(home_paths(serve_home), SETTINGS)
-    service.reload()
-    return service
+    return loaded_service(serve_home)
 
 
-def sharing(service: RecommendationService, settings: ServiceSettings = SETTINGS, then=None):
-    """A second service that starts on ``service``'s snapshot (no second model load), then ``then``."""
-    calls = []
-
-    def loader(paths: Paths, options: LoadOptions):
-        calls.append(options)
-        return service.snapshot if len(calls) == 1 else then(paths, options)
-
-    other = RecommendationService(service.paths, settings, loader=loader)
-    other.reload()
-    return other
+@pytest.fixture(scope="module")
+def evaluated_target(serve_home) -> dict:
+    return answered_test_target(serve_home)
 
 
 @pytest.fixture(scope="module")
 def client(service):
     with TestClient(create_app(service)) as client:
         yield client
-
-
-def warehouse(home: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
-
-
-def as_events(history: list[dict]) -> list[dict]:
-    """``prompt_inputs`` history structs as a client sends them."""
-    events = []
-    for event in history:
-        sent = {"action": event["action"], "ts": event["ts"].isoformat()}
-        sent.update(
-            {"query": event["query"]} if event["action"] == "search" else {"item_id": event["item_id"]}
-        )
-        events.append(sent)
-    return events
-
-
-@pytest.fixture(scope="module")
-def evaluated_target(serve_home) -> dict:
-    """A test target the LLM answered offline whose last search lies inside its history window (a live
-    session can only send what it holds), with the prompt the pipeline rendered for it."""
-    rows = warehouse(
-        serve_home,
-        "select p.target_id, p.category, p.history, p.latest_query, p.target_ts, r.prompt_text, "
-        "r.candidate_item_ids from prompt_inputs p join prompts r using (target_id) "
-        "join generations g using (target_id) where r.variant = 'full' and g.variant = 'full' "
-        "and g.constrained and p.split = 'test' and len(p.history) > 0 order by p.target_id",
-    )
-    names = ["target_id", "category", "history", "latest_query", "target_ts", "prompt_text", "candidates"]
-    for row in map(lambda values: dict(zip(names, values, strict=True)), rows):
-        has_search = any(event["action"] == "search" for event in row["history"])
-        if row["latest_query"] is None or has_search:
-            return row
-    pytest.fail("no test target with its latest search inside the history window")
 
 
 def test_a_live_session_gets_the_evaluations_prompt_and_a_mixup_list(client, serve_home, evaluated_target):
@@ -284,111 +220,6 @@ def test_items_health_and_docs(client, serve_home):
     )
 
 
-def test_the_warehouse_is_not_held_and_a_failed_reload_keeps_serving(service, serve_home, evaluated_target):
-    options = dataclasses.replace(SETTINGS.load, duckdb_lock_timeout_s=0.2)
-    other = sharing(service, dataclasses.replace(SETTINGS, load=options), then=load_artifacts)
-    body = {"events": as_events(evaluated_target["history"])[-3:], "k": 2}
-    with TestClient(create_app(other)) as client:
-        before = client.get("/health").json()
-        # a pipeline run writing the warehouse: possible because the service holds no connection
-        with duckdb.connect(str(serve_home / "fashionrec.duckdb")) as writer:
-            writer.execute("create table written_during_serving as select 1 as x")
-            assert client.post("/recommend", json=body).status_code == 200
-            failed = client.post("/reload")
-        assert failed.status_code == 503 and "still serving" in failed.json()["detail"]
-        assert client.get("/health").json() == before
-        assert client.post("/recommend", json=body).status_code == 200
-
-
-def test_a_second_reload_while_one_runs_is_refused(service):
-    started, release = threading.Event(), threading.Event()
-
-    def slow(paths, options):
-        started.set()
-        release.wait(30)
-        raise ArtifactsUnavailable("interrupted on purpose")
-
-    other = sharing(service, then=slow)
-    failures: list[Exception] = []
-
-    def first_reload() -> None:
-        try:
-            other.reload()
-        except ArtifactsUnavailable as error:
-            failures.append(error)
-
-    first = threading.Thread(target=first_reload)
-    first.start()
-    assert started.wait(30)
-    with TestClient(create_app(other)) as client:
-        refused = client.post("/reload")
-    release.set()
-    first.join(30)
-    assert refused.status_code == 409 and "already running" in refused.json()["detail"]
-    assert [str(error) for error in failures] == ["interrupted on purpose"]
-
-
-def test_reload_swaps_in_new_lancedb_versions_while_requests_keep_being_answered(
-    service, serve_home, evaluated_target
-):
-    db = lancedb.connect(str(serve_home / "lancedb"))
-    old = db.open_table(ITEM_TITLE_VECTORS)
-    new_version = db.create_table(ITEM_TITLE_VECTORS, old.to_arrow(), mode="overwrite").version
-    other = sharing(service, then=load_artifacts)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(other), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    body = {"events": as_events(evaluated_target["history"])[-4:], "k": 3}
-    answered: list[tuple[int, str, float, float]] = []  # status, snapshot, sent, answered
-    done = threading.Event()
-
-    def keep_asking() -> None:
-        with httpx.Client(base_url=url, timeout=120) as session:
-            while not done.is_set():
-                sent = time.monotonic()
-                response = session.post("/recommend", json=body)
-                ok = response.status_code == 200
-                loaded_at = response.json()["artifacts_loaded_at"] if ok else response.text
-                answered.append((response.status_code, loaded_at, sent, time.monotonic()))
-
-    try:
-        askers = [threading.Thread(target=keep_asking) for _ in range(2)]
-        for asker in askers:
-            asker.start()
-        time.sleep(0.5)
-        reload_started = time.monotonic()
-        reloaded = httpx.post(f"{url}/reload", timeout=600)
-        reload_ended = time.monotonic()
-        time.sleep(1.0)
-        done.set()
-        for asker in askers:
-            asker.join(120)
-        health = httpx.get(f"{url}/health").json()
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-    assert reloaded.status_code == 200, reloaded.text
-    result = reloaded.json()
-    assert result["previous"]["lancedb_versions"][ITEM_TITLE_VECTORS] == old.version
-    assert result["current"]["lancedb_versions"][ITEM_TITLE_VECTORS] == new_version
-    assert health["reloads"] == 1 and health["artifacts"] == result["current"]
-    assert all(status == 200 for status, *_ in answered), answered
-    snapshots = {loaded_at for _, loaded_at, _, _ in answered}
-    assert snapshots == {result["previous"]["loaded_at"], result["current"]["loaded_at"]}
-    # requests were in flight while the new snapshot was built and swapped in, and all were answered
-    assert any(sent < reload_ended and finished > reload_started for _, _, sent, finished in answered)
-
-
 def test_cli_recommend_answers_a_session_file(tiny_home, tmp_path, evaluated_target):
     session = tmp_path / "session.json"
     session.write_text(json.dumps(as_events(evaluated_target["history"])[-6:]))
@@ -420,27 +251,3 @@ def test_the_readme_request_is_answered(client):
     assert not any("events[" in warning for warning in answer["warnings"])  # every event was used
     assert answer["latest_query"] == body["events"][-1]["query"]
     assert {item["category"] for item in answer["items"]} == {body["category"]}
-
-
-def test_dequantized_layers_give_the_4bit_models_logits(service, evaluated_target):
-    """Dequantizing once at load holds the very weights bitsandbytes dequantizes on every call, so only
-    the matrix-product kernel differs. Kernels sum in different orders, and float32 rounding (2^-24
-    relative per addition) over the few thousand products behind each logit stays far below 0.1 % of the
-    logit scale; 0.006 on logits of magnitude ~10 was seen on an AMD EPYC. What must hold is that the
-    answers agree: every next token whose lead over the runner-up is larger than that noise is the same.
-    """
-    snapshot = service.snapshot
-    assert snapshot.versions.dequantized_layers > 0
-    quantized, tokenizer = load_recommender_model(
-        snapshot.versions.base_model, service.paths.artifacts.adapter("full")
-    )
-    encoded = tokenizer([evaluated_target["prompt_text"]], return_tensors="pt")
-    with torch.inference_mode():
-        expected = quantized(**encoded).logits
-        served = snapshot.recommender.model(**encoded).logits
-    tolerance = 1e-3 * float(expected.abs().max())
-    torch.testing.assert_close(served, expected, rtol=0.0, atol=tolerance)
-    top2 = expected.topk(2, dim=-1).values
-    clear = (top2[..., 0] - top2[..., 1]) > 2 * tolerance
-    assert clear.float().mean() > 0.5  # the comparison below is not vacuous
-    assert torch.equal(served.argmax(-1)[clear], expected.argmax(-1)[clear])
