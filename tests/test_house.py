@@ -160,7 +160,7 @@ def test_asset_bodies_are_thin():
     assert not long, f"asset bodies over {MAX_ASSET_BODY_LINES} lines: {long}"
 
 
-@pytest.mark.parametrize("folder", [*RULE, "bench"])
+@pytest.mark.parametrize("folder", [*RULE, "bench", "tests"])
 def test_no_source_file_is_doing_two_jobs(folder):
     long = [
         f"{path.relative_to(ROOT)} ({n} lines)"
