@@ -21,19 +21,22 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-# Table 1 of arXiv 2410.11327: users and items per data set
-PAPER_SIZES = {
-    "luggage": (10_611, 61_550),
-    "footwear": (63_273, 380_385),
-    "accessories": (106_104, 524_433),
-    "clothing": (274_285, 1_386_910),
-}
+# the repository first: bench/warehouse.py would otherwise stand in for the warehouse package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fashionrec.presets import PAPER_SCALE_NAMES  # noqa: E402
+from warehouse.generator.presets import PRESETS  # noqa: E402
+
+# the generator's paper-scale presets hold Table 1 of arXiv 2410.11327: users and items per data set
+PAPER_SIZES = {name: (PRESETS[name].n_users, PRESETS[name].n_items) for name in PAPER_SCALE_NAMES}
 CATEGORY = "Luggage & Bags"
 ID_DIM, TITLE_DIM, WINDOW = 64, 384, 50
 

@@ -206,11 +206,12 @@ def bench_preset(preset: str, home: Path | None, args) -> dict:
     import duckdb
     import torch
 
+    from fashionrec.settings import Paths
     from recommender.encoder_specs import build_encoder
 
     work = home or Path(tempfile.mkdtemp(prefix=f"fashionrec-bench-{preset}-"))
     build_seconds = None
-    if not (work / "fashionrec.duckdb").is_file():
+    if not Paths.under(work).duckdb_path.is_file():
         build_seconds = round(build_warehouse(preset, work), 1)
     encoder = build_encoder("sentence_transformers", show_progress=False)
     report = {
@@ -221,7 +222,7 @@ def bench_preset(preset: str, home: Path | None, args) -> dict:
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
     }
-    with duckdb.connect(str(work / "fashionrec.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(Paths.under(work).duckdb_path), read_only=True) as con:
         report["encoding"] = bench_encoding(con, encoder, args.max_strings)
         report["query_memory"] = bench_query_memory(con, encoder, args.online_lookups)
         report["core"] = bench_core(con, args.core_epochs)

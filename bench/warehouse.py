@@ -66,6 +66,8 @@ def mart_rows(database: Path) -> dict[str, int]:
 
 
 def bench_preset(preset: str, home: Path) -> dict:
+    from fashionrec.settings import Paths
+
     raw_dir = home / "raw"
     gen = run_child(GENERATE, preset, str(raw_dir))
     build = run_child(DBT_BUILD, str(home), str(raw_dir))
@@ -75,7 +77,7 @@ def bench_preset(preset: str, home: Path) -> dict:
         "preset": preset,
         "generate": gen,
         "dbt_build": build,
-        "marts": mart_rows(home / "fashionrec.duckdb"),
+        "marts": mart_rows(Paths.under(home).duckdb_path),
     }
 
 
