@@ -44,11 +44,11 @@ def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
         "label": "alternative titles",
     }
 
-    def evaluate(**changes):
+    def run_with(**changes):
         return evaluate(home, {**config, **changes})
 
-    assert "needs the title_encoder that wrote it and a method_suffix" in step_error(evaluate())
-    assert "materialize item_title_vectors with config" in step_error(evaluate(method_suffix="-alt"))
+    assert "needs the title_encoder that wrote it and a method_suffix" in step_error(run_with())
+    assert "materialize item_title_vectors with config" in step_error(run_with(method_suffix="-alt"))
     encoder = build_encoder(spec, show_progress=False)
     db = lancedb.connect(str(home / "lancedb"))
     write_vectors(
@@ -58,9 +58,9 @@ def test_adapters_retrieval_ablations_and_a_second_title_table(evaluated):
         Paths.under(home).artifacts.title_vectors_manifest("item_title_vectors_alt"), encoder
     )
     assert "no rows of adapter(s) ['zs_footwear']" in step_error(
-        evaluate(method_suffix="-alt", adapters=["zs_footwear"])
+        run_with(method_suffix="-alt", adapters=["zs_footwear"])
     )
-    result = evaluate(method_suffix="-alt")
+    result = run_with(method_suffix="-alt")
     assert result.success
 
     with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
@@ -97,18 +97,18 @@ def test_baseline_runs_are_scored_under_their_own_names(evaluated, tmp_path):
         "label": "baseline runs",
     }
 
-    def evaluate(**changes):
+    def run_with(**changes):
         return evaluate(home, {**config, **changes})
 
-    missing = step_error(evaluate(baseline_runs=["sasrec-users_25"]))
+    missing = step_error(run_with(baseline_runs=["sasrec-users_25"]))
     assert "fashionrec run 'key:baseline_sasrec'" in missing and "run_name: users_25" in missing
     for run, selection in (
         ("core-users_25", "fashionrec run 'key:item_id_vectors'"),
         ("text_seq_query-users_25", "key:baseline_text_seq_query'"),
     ):
-        assert selection in step_error(evaluate(baseline_runs=[run]))
-    assert "is not <method>-<run_name>" in step_error(evaluate(baseline_runs=["sasrec"]))
-    result = evaluate()
+        assert selection in step_error(run_with(baseline_runs=[run]))
+    assert "is not <method>-<run_name>" in step_error(run_with(baseline_runs=["sasrec"]))
+    result = run_with()
     assert result.success
 
     with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
