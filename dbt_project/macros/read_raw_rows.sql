@@ -16,12 +16,17 @@
     instead of failing the read; a CSV row with fewer fields than the header is padded with
     NULLs. A CSV file that is not CSV at all (e.g. an unterminated quote) still fails the read,
     with DuckDB's message naming the file and line.
+
+    multiline_csv: read a CSV file with one thread so that a quoted value may hold line breaks
+    (a free-text product description): DuckDB's parallel reader refuses them together with the
+    NULL padding above. A catalog is small enough for one thread; the events log is not, and
+    keeps the parallel reader.
 -#}
-{% macro read_raw_rows(relation) -%}
-    {{ return(adapter.dispatch('read_raw_rows', 'fashionrec')(relation)) }}
+{% macro read_raw_rows(relation, multiline_csv=false) -%}
+    {{ return(adapter.dispatch('read_raw_rows', 'fashionrec')(relation, multiline_csv)) }}
 {%- endmacro %}
 
-{% macro duckdb__read_raw_rows(relation) -%}
+{% macro duckdb__read_raw_rows(relation, multiline_csv) -%}
     {%- set location = (relation.external or '') | trim -%}
     {%- if location.startswith("'") and location.endswith("'") -%}
         {%- set location = location[1:-1] -%}
@@ -52,7 +57,8 @@
             quote = '"',
             escape = '"',
             all_varchar = true,
-            null_padding = true
+            null_padding = true,
+            parallel = {{ 'false' if multiline_csv else 'true' }}
         ) as raw_source
     {%- elif lowered.endswith('.jsonl') or lowered.endswith('.json') -%}
         select

@@ -8,7 +8,7 @@ with
 
 source as (
 
-    {{ read_raw_rows(source('raw', 'items')) }}
+    {{ read_raw_rows(source('raw', 'items'), multiline_csv=true) }}
 
 ),
 
