@@ -15,6 +15,7 @@ from fashionrec.settings import DBT_PROJECT_DIR
 from warehouse.raw_files import dbt_env
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MARTS = ("items", "sessions", "query_listings", "user_sequences", "splits", "prompt_inputs")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def release_duckdb() -> None:
     DuckDBConnectionManager.close_all_connections()
 
 
-def run_dbt(args: list[str], build: Build) -> None:
+def run_dbt(args: list[str], build: Build, select: str | None = None) -> None:
+    """Run dbt on the warehouse models, or only on ``select`` (a dbt node selection) when given."""
     env = dbt_env(build.home, build.raw_dir)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -60,8 +62,7 @@ def run_dbt(args: list[str], build: Build) -> None:
                 "--log-path",
                 str(build.target_dir / "logs"),
                 # the warehouse models only: models reading later pipeline stages are not tested here
-                "--selector",
-                "warehouse",
+                *(["--select", select] if select else ["--selector", "warehouse"]),
             ]
         )
     release_duckdb()
@@ -78,3 +79,18 @@ def make_build(tmp_path_factory: pytest.TempPathFactory, name: str, raw_dir: Pat
     home = root / "home"
     home.mkdir()
     return Build(home=home, raw_dir=raw_dir, target_dir=root / "target")
+
+
+def count_differences(first: Build, second: Build, table: str, columns: str = "*") -> tuple[int, int]:
+    """(rows of ``table`` in ``first``, rows that are in only one of the two builds, copies counted)."""
+    with duckdb.connect() as con:
+        con.execute(f"attach '{first.database}' as first_build (read_only)")
+        con.execute(f"attach '{second.database}' as second_build (read_only)")
+        first_rows = f"select {columns} from first_build.main.{table}"
+        second_rows = f"select {columns} from second_build.main.{table}"
+        [(n_rows,)] = con.execute(f"select count(*) from ({first_rows})").fetchall()
+        [(n_different,)] = con.execute(
+            f"select count(*) from (({first_rows} except all {second_rows}) "
+            f"union all ({second_rows} except all {first_rows}))"
+        ).fetchall()
+    return n_rows, n_different

@@ -12,9 +12,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from tests.dbt_builds import FIXTURES, Build, make_build, run_dbt
-
-MARTS = ("items", "sessions", "query_listings", "user_sequences", "splits", "prompt_inputs")
+from tests.dbt_builds import FIXTURES, MARTS, Build, count_differences, make_build, run_dbt
 
 EVENTS_TYPED = """
     select event_id, user_id, session_id, cast(ts as timestamp) as ts, action, query, search_id,
@@ -231,14 +229,6 @@ def test_jsonl_input_builds_the_same_marts(
     assert build.query("select source, source_row_number, reason from quarantine") == [
         ("events", 22, "unparseable row; missing event_id; missing user_id; missing action; missing ts"),
     ]
-    with duckdb.connect() as con:
-        con.execute(f"attach '{parquet_build.database}' as from_parquet (read_only)")
-        con.execute(f"attach '{build.database}' as from_jsonl (read_only)")
-        for mart in MARTS:
-            [(n_rows,)] = con.execute(f"select count(*) from from_parquet.main.{mart}").fetchall()
-            [(n_different,)] = con.execute(
-                f"select count(*) from ((select * from from_parquet.main.{mart} except all "
-                f"select * from from_jsonl.main.{mart}) union all (select * from from_jsonl.main.{mart} "
-                f"except all select * from from_parquet.main.{mart}))"
-            ).fetchall()
-            assert n_rows > 0 and n_different == 0, f"{mart} differs between Parquet and JSON lines input"
+    for mart in MARTS:
+        n_rows, n_different = count_differences(parquet_build, build, mart)
+        assert n_rows > 0 and n_different == 0, f"{mart} differs between Parquet and JSON lines input"
