@@ -68,7 +68,7 @@ EXPECTED_EVENT_REASONS = {
     (20, "b12"): "duplicate event_id with different content",
     (21, "b12"): "duplicate event_id with different content",
     (22, "b13"): "is_sponsored not boolean",
-    (23, None): "missing event_id",
+    (23, None): "missing event_id (number the rows if the export has none, see docs/raw-data.md)",
     (24, "b15"): "missing user_id; unknown action; position not an integer >= 1",
 }
 EXPECTED_ITEM_REASONS = {

@@ -227,7 +227,12 @@ def test_jsonl_input_builds_the_same_marts(
     run_dbt(["build"], build)
 
     assert build.query("select source, source_row_number, reason from quarantine") == [
-        ("events", 22, "unparseable row; missing event_id; missing user_id; missing action; missing ts"),
+        (
+            "events",
+            22,
+            "unparseable row; missing event_id (number the rows if the export has none, see "
+            "docs/raw-data.md); missing user_id; missing action; missing ts",
+        ),
     ]
     for mart in MARTS:
         n_rows, n_different = count_differences(parquet_build, build, mart)

@@ -113,7 +113,13 @@ final as (
         raw_row,
         nullif(concat_ws('; ',
             case when not is_json_object then 'unparseable row' end,
-            case when event_id is null then 'missing event_id' end,
+            -- Exports often have no event id, so the reason says how to add one. None is made up
+            -- here: identical rows would then be separate purchases instead of one row logged
+            -- twice, and only the owner of the export knows which they are.
+            case
+                when event_id is null
+                    then 'missing event_id (number the rows if the export has none, see docs/raw-data.md)'
+            end,
             case when user_id is null then 'missing user_id' end,
             case
                 when action is null then 'missing action'
