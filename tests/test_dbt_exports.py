@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import json
 import shutil
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -55,13 +54,18 @@ def export_rows(name: str) -> list[dict[str, str]]:
         return [{key: value for key, value in row.items() if value} for row in csv.DictReader(file)]
 
 
-def write_parquet(raw_dir: Path, selects: dict[str, str]) -> None:
+def parquet_build(tmp_path_factory: pytest.TempPathFactory, name: str, selects: dict[str, str]) -> Build:
+    """The export written as Parquet by ``selects`` (entity: a select over ``{rows}``), then built."""
+    raw_dir = tmp_path_factory.mktemp(f"raw_{name}")
     with duckdb.connect() as con:
         for entity, select in selects.items():
             rows = f"read_csv('{EXPORT / f'{entity}.csv'}', all_varchar = true)"
             con.execute(
                 f"copy ({select.format(rows=rows)}) to '{raw_dir / f'{entity}.parquet'}' (format parquet)"
             )
+    build = make_build(tmp_path_factory, name, raw_dir)
+    run_dbt(["build"], build)
+    return build
 
 
 def quarantined(build: Build) -> dict[tuple, str]:
@@ -95,20 +99,12 @@ def jsonl_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
 
 @pytest.fixture(scope="module")
 def text_id_parquet_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    raw_dir = tmp_path_factory.mktemp("raw_export_text_ids")
-    write_parquet(raw_dir, TEXT_ID_PARQUET)
-    build = make_build(tmp_path_factory, "export_text_ids", raw_dir)
-    run_dbt(["build"], build)
-    return build
+    return parquet_build(tmp_path_factory, "export_text_ids", TEXT_ID_PARQUET)
 
 
 @pytest.fixture(scope="module")
 def integer_id_parquet_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    raw_dir = tmp_path_factory.mktemp("raw_export_integer_ids")
-    write_parquet(raw_dir, INTEGER_ID_PARQUET)
-    build = make_build(tmp_path_factory, "export_integer_ids", raw_dir)
-    run_dbt(["build"], build)
-    return build
+    return parquet_build(tmp_path_factory, "export_integer_ids", INTEGER_ID_PARQUET)
 
 
 # --- the CSV export, mart by mart --------------------------------------------------------------
