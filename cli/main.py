@@ -47,22 +47,28 @@ def generate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
     stats: Annotated[
-        bool, typer.Option("--stats", help="Print the four fashion properties in numbers.")
+        bool,
+        typer.Option("--stats", help="Print the four fashion properties (measured before --purchases-only)."),
+    ] = False,
+    purchases_only: Annotated[
+        bool, typer.Option(help="Reshape as an order export: purchases only, thin items (docs/raw-data.md).")
     ] = False,
 ) -> None:
     """Write deterministic synthetic fashion logs in the raw-data contract."""
-    from warehouse.generator import compute_stats, format_stats
+    from warehouse.generator import compute_stats, format_stats, to_purchases_only
     from warehouse.generator import generate as generate_logs
 
     name = _check_preset(preset or preset_name())
     out_dir = (out or paths().raw_dir).resolve()
     result = generate_logs(name, out_dir, seed=seed)
+    # measured before the reshape: the properties need the searches, clicks and positions it drops
+    measured = "\n" + format_stats(compute_stats(out_dir)) if stats else ""
+    n_events = to_purchases_only(out_dir)["events"] if purchases_only else result.n_events
+    kind = "purchase events" if purchases_only else "events"
     typer.echo(
-        f"wrote {out_dir}: {result.n_events:,} events, {result.n_items:,} items, "
-        f"{result.n_users:,} users ({result.seconds:.1f} s, preset {name}, seed {seed})"
+        f"wrote {out_dir}: {n_events:,} {kind}, {result.n_items:,} items, "
+        f"{result.n_users:,} users ({result.seconds:.1f} s, preset {name}, seed {seed}){measured}"
     )
-    if stats:
-        typer.echo(format_stats(compute_stats(out_dir)))
 
 
 @app.command("stats")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
 from cli.runs import RunSummary
 
@@ -28,6 +30,15 @@ def point_at(mp: pytest.MonkeyPatch, home: Path, raw_dir: Path | None = None) ->
 class TinyRun:
     home: Path
     summary: RunSummary
+    instance: DagsterInstance  # the run's ephemeral instance: its assets' metadata
+
+    def metadata(self, asset: str) -> dict:
+        """The latest materialization metadata of ``asset``, values unwrapped."""
+        from dagster import AssetKey
+
+        event = self.instance.get_latest_materialization_event(AssetKey(asset))
+        assert event is not None and event.asset_materialization is not None, f"{asset} not materialized"
+        return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
 @pytest.fixture
@@ -41,22 +52,35 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    """Fresh tiny logs, then every asset of the code location materialized once, as `fashionrec run` does:
-    warehouse -> features -> llm -> evaluation, with every asset check."""
-    from dagster import DagsterInstance
+def small_tiny_logs():
+    """The tiny preset's logs with fewer users and items (60 and 300 instead of 150 and 800): the whole
+    graph on them takes about half of tiny's time (the base LM pretrains on every item)."""
+    from warehouse.generator import PRESETS
 
+    return PRESETS["tiny"].with_(n_users=60, n_items=300, n_interactions=2_200)
+
+
+def run_whole_pipeline(home: Path, write_raw: Callable[[Path], object]) -> TinyRun:
+    """``write_raw(home / "raw")`` writes the logs, then every asset of the code location is materialized
+    once on the tiny preset, as `fashionrec run` does: warehouse -> features -> llm -> evaluation, with
+    every asset check."""
     from cli.runs import materialize_selection
-    from warehouse.generator import generate
 
-    home = tmp_path_factory.mktemp("tiny_home")
+    instance = DagsterInstance.ephemeral()
     with pytest.MonkeyPatch.context() as mp:
         point_at(mp, home)
-        generate("tiny", home / "raw", seed=0)
-        summary = materialize_selection(None, instance=DagsterInstance.ephemeral(), log_level="WARNING")
+        write_raw(home / "raw")
+        summary = materialize_selection(None, instance=instance, log_level="WARNING")
     assert summary.success, summary
-    return TinyRun(home=home, summary=summary)
+    return TinyRun(home=home, summary=summary, instance=instance)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """Fresh tiny logs, then the whole pipeline (:func:`run_whole_pipeline`)."""
+    from warehouse.generator import generate
+
+    return run_whole_pipeline(tmp_path_factory.mktemp("tiny_home"), lambda raw: generate("tiny", raw, seed=0))
 
 
 @pytest.fixture

@@ -10,8 +10,17 @@ Usage::
     print(format_stats(compute_stats(Path("/tmp/raw"))))  # the paper's four properties, in numbers
 """
 
+from warehouse.generator.export_shapes import to_purchases_only
 from warehouse.generator.generation import GenerationResult, generate
 from warehouse.generator.presets import PRESETS, GeneratorPreset
 from warehouse.generator.stats import compute_stats, format_stats
 
-__all__ = ["PRESETS", "GenerationResult", "GeneratorPreset", "compute_stats", "format_stats", "generate"]
+__all__ = [
+    "PRESETS",
+    "GenerationResult",
+    "GeneratorPreset",
+    "compute_stats",
+    "format_stats",
+    "generate",
+    "to_purchases_only",
+]
