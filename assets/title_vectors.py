@@ -79,14 +79,13 @@ def title_encoder(
     duckdb: DuckDBResource,
     settings: PipelineSettings,
 ):
-    """Fine-tune the title encoder on train (query, purchased title) pairs with two hard negatives per
-    pair, re-mined every epoch; reports valid query->title Recall@10 before and after. With a run_name
-    (low-resource study), an encoder trained on a share of the users' pairs is saved beside the default."""
+    """Fine-tune the title encoder with two hard negatives per pair, re-mined every epoch, on train (query,
+    purchased title) pairs, else (earlier purchase's title, next title) pairs, else none: kept untuned
+    (pairs_source); valid Recall@10 before and after. A run_name saves a share's encoder by the default."""
     from training.title_encoder import fit_title_encoder
 
     share = config.user_share()
-    # ordered reads: DuckDB's parallel scans return rows in any order, and the pairs' order is the
-    # training order, so an unordered read made the encoder differ from run to run
+    # ordered reads: the pairs' order is the training order (unordered, the encoder varied run to run)
     with duckdb.get_connection() as con:
         sequences = con.execute(
             "select user_id, seq_no, event_id, session_key, action, query, query_norm, search_id, item_id "
@@ -110,6 +109,7 @@ def title_encoder(
             "encoder": result.spec,
             "kind": config.kind,
             "dim": result.dim,
+            "pairs_source": result.pairs_source,
             "train_pairs": result.train_pairs,
             "valid_pairs": result.valid_pairs,
             "epochs": result.epochs,

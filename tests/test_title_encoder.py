@@ -8,8 +8,21 @@ import pytest
 
 from recommender.encoder_specs import build_encoder
 from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
-from training.title_encoder import TitleEncoderConfig, load_title_encoder_spec, train_title_encoder
-from training.title_pairs import mine_hard_negatives, purchase_query_pairs, title_recall
+from training.title_encoder import (
+    TitleEncoderConfig,
+    fit_title_encoder,
+    load_title_encoder_pairs,
+    load_title_encoder_spec,
+    train_title_encoder,
+)
+from training.title_pairs import (
+    mine_hard_negatives,
+    purchase_query_pairs,
+    purchase_sequence_pairs,
+    title_pairs,
+    title_recall,
+)
+from training.user_share import UserShare
 
 
 def unit(rows) -> np.ndarray:
@@ -69,6 +82,65 @@ def test_logs_without_searches_give_no_pairs():
     purchases_only = sequences.loc[sequences["action"] == "purchase"].assign(search_id=None, query_norm=None)
     pairs = purchase_query_pairs(purchases_only, splits, ITEMS, "train")
     assert pairs.empty and list(pairs.columns) == ["query", "item_id", "title", "category", "target_id"]
+
+
+def purchases_only():
+    sequences, splits = sequences_and_splits()
+    purchases = sequences.loc[sequences["action"] == "purchase"].assign(search_id=None, query_norm=None)
+    return purchases.reset_index(drop=True), splits.assign(user_id=["u1", "u1", "u2", "u2"])
+
+
+def test_purchase_only_logs_pair_a_purchase_with_the_users_purchase_before_it():
+    purchases, splits = purchases_only()
+    train = purchase_sequence_pairs(purchases, splits, ITEMS, "train")
+    # u1 bought r1 then b1; the first purchases of u1 and u2 have nothing before them
+    assert train[["query", "item_id", "target_id"]].values.tolist() == [
+        ["Womens Red Midi Dress Summer", "b1", "e4"]
+    ]
+    valid = purchase_sequence_pairs(purchases, splits, ITEMS, "valid")
+    assert valid[["query", "item_id", "category"]].values.tolist() == [
+        ["Kids Blue Canvas Sneakers", "s2", "Footwear"]
+    ]
+    # buying the same title again teaches nothing about the next purchase
+    again = purchases.assign(item_id=["r1", "r1", "s1", "s2"])
+    assert purchase_sequence_pairs(again, splits, ITEMS, "train").empty
+
+
+def test_pairs_are_queries_when_the_logs_have_them_else_purchase_sequences_else_none():
+    sequences, splits = sequences_and_splits()
+    with_searches = title_pairs(sequences, splits, ITEMS, splits)
+    assert with_searches.source == "query" and len(with_searches.train) == with_searches.available == 2
+    purchases, splits = purchases_only()
+    sequence = title_pairs(purchases, splits, ITEMS, splits)
+    assert sequence.source == "purchase_sequence" and sequence.train["item_id"].tolist() == ["b1"]
+    assert sequence.valid["item_id"].tolist() == ["s2"]
+    one_each = purchases.drop_duplicates("user_id")
+    nothing = title_pairs(one_each, splits, ITEMS, splits)
+    assert nothing.source == "none" and nothing.train.empty and nothing.valid.empty
+
+
+TINY_LSTM = TitleEncoderConfig(
+    kind="lstm", lstm=LstmTitleConfig(token_dim=8, hidden_size=8, output_dim=8, epochs=1, batch_size=4)
+)
+
+
+def test_without_any_pairs_the_untuned_encoder_is_saved_and_a_share_without_pairs_is_refused(tmp_path):
+    purchases, splits = purchases_only()
+    directory = tmp_path / "title_encoder"
+    result, record = fit_title_encoder(
+        purchases.drop_duplicates("user_id"), splits, ITEMS, directory, TINY_LSTM, log=lambda _: None
+    )
+    assert result.pairs_source == "none" and result.train_pairs == 0 and result.epochs == 0
+    assert record["train_users_used"] == 0 and np.isnan(result.recall_after)
+    assert load_title_encoder_pairs(directory) == ("none", 0)
+    untuned = build_encoder(load_title_encoder_spec(directory), show_progress=False)
+    assert untuned.encode(["a"]).shape == (1, 8)
+
+    result, _ = fit_title_encoder(purchases, splits, ITEMS, directory, TINY_LSTM, log=lambda _: None)
+    assert load_title_encoder_pairs(directory) == ("purchase_sequence", 1) and result.epochs == 1
+    # neither u1 nor u2 is in this 30 % share, while all users give one pair
+    with pytest.raises(ValueError, match=r"among the 30% .* all of them give 1; raise train_user_fraction"):
+        fit_title_encoder(purchases, splits, ITEMS, directory, TINY_LSTM, UserShare("users_30", 0.3))
 
 
 def test_hard_negatives_are_the_nearest_non_positives():

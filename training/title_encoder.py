@@ -1,8 +1,10 @@
 """Title embedding model (arXiv 2410.11327 §4.4): triplet loss with two hard negatives per positive pair.
 
 "Items that were purchased in the same search queries should be similar in embedding space." A positive
-pair is (query, title of the item purchased from that query) from the train split. Each positive is
-paired with two hard negatives, re-mined with the current model at the start of every epoch:
+pair is (query, title of the item purchased from that query) from the train split; logs without searches
+give (earlier purchase's title, next purchased title) pairs instead, and logs with neither keep the untuned
+encoder (``training.title_pairs.title_pairs``). Each positive is paired with two hard negatives, re-mined
+with the current model at the start of every epoch:
 
 - the title closest to the query that is not a positive of that query -> triplet (query, title, neg title)
 - the query closest to the title that is not a positive of that title -> triplet (title, query, neg query)
@@ -35,7 +37,7 @@ from tqdm.auto import tqdm
 from fashionrec.layout import TITLE_ENCODER_MANIFEST, TITLE_ENCODER_MODEL_DIR, USER_SHARE_FILE
 from recommender.encoders import SentenceTransformerEncoder, TextEncoder, default_device, default_minilm_path
 from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
-from training.title_pairs import mine_hard_negatives, purchase_query_pairs, title_recall
+from training.title_pairs import NO_PAIRS, QUERY_PAIRS, mine_hard_negatives, title_pairs, title_recall
 from training.user_share import EVERY_USER, UserShare, count_train_users
 
 
@@ -124,6 +126,7 @@ class TitleEncoderResult:
     epochs: int
     seconds: float
     history: list[dict[str, float]]
+    pairs_source: str = QUERY_PAIRS  # what the pairs were (training.title_pairs); records before it: query
 
     def save(self, directory: Path) -> Path:
         path = directory / TITLE_ENCODER_MANIFEST
@@ -160,8 +163,10 @@ def train_title_encoder(
     config: TitleEncoderConfig | None = None,
     device: str | None = None,
     log=print,
+    pairs_source: str = QUERY_PAIRS,
 ) -> TitleEncoderResult:
-    """Fine-tune, save to ``output_dir/model`` and report valid Recall@k before and after."""
+    """Fine-tune, save to ``output_dir/model`` and report valid Recall@k before and after. Without train
+    pairs, the model is saved as it was loaded (untuned). ``pairs_source`` goes into the record."""
     config = config or TitleEncoderConfig()
     device = device or default_device()
     start_time = time.perf_counter()
@@ -250,6 +255,7 @@ def train_title_encoder(
         epochs=len(history),
         seconds=time.perf_counter() - start_time,
         history=history,
+        pairs_source=pairs_source,
     )
     result.save(output_dir)
     return result
@@ -300,22 +306,32 @@ def fit_title_encoder(
     share: UserShare = EVERY_USER,
     log=print,
 ) -> tuple[TitleEncoderResult, dict]:
-    """Train on the (query, purchased title) pairs of the ``share``'s train targets, measure on every
-    user's valid pairs, and save the encoder with the record of its users (``USER_SHARE_FILE``).
+    """Train on the pairs of the ``share``'s train targets (``training.title_pairs.title_pairs``: query
+    pairs, else purchase-sequence pairs, else none and the encoder stays untuned), measure on every
+    user's valid pairs of the same kind, and save the encoder with the record of its users
+    (``USER_SHARE_FILE``).
 
     ``sequences`` are the search and purchase rows of ``user_sequences``; ``splits`` gives target_id,
     user_id and split; ``items`` item_id, title and category. Returns the result and the share record.
     """
-    train_pairs = purchase_query_pairs(sequences, share.of_splits(splits), items, "train")
-    valid_pairs = purchase_query_pairs(sequences, splits, items, "valid")
-    if train_pairs.empty:
+    pairs = title_pairs(sequences, splits, items, share.of_splits(splits))
+    if pairs.train.empty and pairs.source != NO_PAIRS:  # every user has some, so the share is below 1
         raise ValueError(
-            f"no train (query, purchased title) pairs among {share.fraction:.0%} of the training users; "
-            "raise train_user_fraction"
+            f"no train {pairs.description} among the {share.fraction:.0%} of the training users of run "
+            f"{share.run_name!r}, while all of them give {pairs.available}; raise train_user_fraction"
         )
+    if pairs.source == NO_PAIRS:
+        log(
+            "title encoder: no train purchase follows a search or an earlier purchase of its user, so "
+            "there is nothing to fine-tune on; the untuned encoder is saved"
+        )
+    elif pairs.source != QUERY_PAIRS:
+        log(f"title encoder: no (query, purchased title) pairs in the logs; training on {pairs.description}")
     user_of = splits.set_index("target_id")["user_id"]
-    record = share.record(train_pairs["target_id"].map(user_of).nunique(), count_train_users(splits))
-    result = train_title_encoder(train_pairs, valid_pairs, items, output_dir, config, log=log)
+    record = share.record(pairs.train["target_id"].map(user_of).nunique(), count_train_users(splits))
+    result = train_title_encoder(
+        pairs.train, pairs.valid, items, output_dir, config, log=log, pairs_source=pairs.source
+    )
     (output_dir / USER_SHARE_FILE).write_text(json.dumps(record, indent=2))
     return result, record
 
@@ -326,3 +342,11 @@ def load_title_encoder_record(directory: Path) -> tuple[str, dict]:
     share_file = directory / USER_SHARE_FILE
     record = json.loads(share_file.read_text()) if share_file.is_file() else {}
     return load_title_encoder_spec(directory), record
+
+
+def load_title_encoder_pairs(directory: Path) -> tuple[str, int]:
+    """Which pairs a saved title encoder trained on (``pairs_source``: query, purchase_sequence or none)
+    and how many; a record saved before pairs had kinds trained on query pairs."""
+    load_title_encoder_spec(directory)  # the error for a missing encoder
+    record = json.loads((directory / TITLE_ENCODER_MANIFEST).read_text())
+    return record.get("pairs_source", QUERY_PAIRS), int(record.get("train_pairs", 0))

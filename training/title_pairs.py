@@ -1,8 +1,15 @@
 """What the title encoder learns from and is measured on (arXiv 2410.11327 §4.4): (query, purchased title)
 pairs, the two hard negatives of each pair, and query -> purchased-title Recall@k.
+
+Logs without searches (a purchase-only export) have no such pairs. The next best pairs they do have are
+(an earlier purchase's title, the same user's next purchased title): "what a user bought next" instead of
+"what a search bought". :func:`title_pairs` takes the query pairs when the logs have any, else those, else
+none (the encoder is then kept untuned); the pairs' ``query`` column holds the anchor text either way.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,6 +57,75 @@ def purchase_query_pairs(
     return pairs.loc[
         pairs["title"].notna(), ["query", "item_id", "title", "category", "target_id"]
     ].reset_index(drop=True)
+
+
+PAIR_COLUMNS = ["query", "item_id", "title", "category", "target_id"]
+QUERY_PAIRS, PURCHASE_SEQUENCE_PAIRS, NO_PAIRS = "query", "purchase_sequence", "none"
+PAIR_DESCRIPTIONS = {
+    QUERY_PAIRS: "(query, purchased title) pairs",
+    PURCHASE_SEQUENCE_PAIRS: "(earlier purchase's title, next purchased title) pairs",
+    NO_PAIRS: "no pairs",
+}
+
+
+def purchase_sequence_pairs(
+    user_sequences: pd.DataFrame, splits: pd.DataFrame, items: pd.DataFrame, split: str
+) -> pd.DataFrame:
+    """(earlier purchase's title, purchased item) pairs of one split: each target of ``split`` with the
+    title of the same user's purchase just before it, in ``query``.
+
+    The earlier purchase precedes the target, so a train target's pair holds train purchases only (the
+    valid and test targets are each user's last two). A pair whose two titles are the same teaches
+    nothing about what comes next and is left out. Columns as :func:`purchase_query_pairs`.
+    """
+    purchases = user_sequences.loc[
+        user_sequences["action"] == "purchase", ["user_id", "seq_no", "event_id", "item_id"]
+    ].sort_values(["user_id", "seq_no"], kind="stable")
+    purchases["previous_item_id"] = purchases.groupby("user_id", sort=False)["item_id"].shift()
+    targets = purchases.merge(
+        splits.loc[splits["split"] == split, ["target_id"]], left_on="event_id", right_on="target_id"
+    )
+    catalog = items[["item_id", "title", "category"]].drop_duplicates("item_id")
+    targets["query"] = targets["previous_item_id"].map(catalog.set_index("item_id")["title"])
+    pairs = targets.dropna(subset=["query"])[["query", "item_id", "target_id"]].merge(catalog, on="item_id")
+    keep = pairs["title"].notna() & (pairs["query"] != pairs["title"])
+    return pairs.loc[keep, PAIR_COLUMNS].reset_index(drop=True)
+
+
+PAIR_BUILDERS = {QUERY_PAIRS: purchase_query_pairs, PURCHASE_SEQUENCE_PAIRS: purchase_sequence_pairs}
+
+
+@dataclass(frozen=True)
+class TitlePairs:
+    """The pairs a title encoder trains on (``train``) and is measured on (``valid``), and their kind."""
+
+    source: str  # query | purchase_sequence | none
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    available: int  # train pairs of this kind among every training user (the share's are ``train``)
+
+    @property
+    def description(self) -> str:
+        return PAIR_DESCRIPTIONS[self.source]
+
+
+def title_pairs(
+    sequences: pd.DataFrame, splits: pd.DataFrame, items: pd.DataFrame, train_splits: pd.DataFrame
+) -> TitlePairs:
+    """The first kind of pairs that every training user's train targets give: (query, purchased title),
+    else (earlier purchase's title, next purchased title), else none. ``train`` holds that kind's pairs
+    of the ``train_splits`` targets (a share of the users), ``valid`` those of every user's valid targets.
+
+    ``sequences`` are the search and purchase rows of ``user_sequences``. The kind is chosen on every
+    user, so a share of the users trains on the same kind of pairs as all of them.
+    """
+    for source, build in PAIR_BUILDERS.items():
+        every_user = build(sequences, splits, items, "train")
+        if len(every_user):
+            train = build(sequences, train_splits, items, "train")
+            return TitlePairs(source, train, build(sequences, splits, items, "valid"), len(every_user))
+    empty = pd.DataFrame(columns=PAIR_COLUMNS)
+    return TitlePairs(NO_PAIRS, empty, empty.copy(), 0)
 
 
 def _nearest_allowed(
