@@ -5,6 +5,7 @@ into LanceDB with its best organic listings, and the candidate ids it gives each
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -12,6 +13,7 @@ from assets.config import user_errors
 from assets.resources import LanceDBResource, PipelineSettings
 from assets.vector_checks import FEATURES_GROUP
 from fashionrec.layout import QUERY_MEMORY_TABLE
+from recommender.candidate_sources import FALLBACK_SOURCES, FALLBACK_WHEN, Fallback, source_shares
 from recommender.encoder_specs import DEFAULT_ENCODER_SPEC, build_encoder
 from recommender.query_memory import (
     MemoryManifest,
@@ -20,7 +22,7 @@ from recommender.query_memory import (
     candidates_table,
 )
 from recommender.vector_store import DEFAULT_INDEX_THRESHOLD
-from warehouse.marts import replace_table
+from warehouse.marts import read_items, read_splits, replace_table
 
 
 def rounded_metric(value: float) -> float:
@@ -51,6 +53,18 @@ class QueryMemoryConfig(dg.Config):
     index_threshold: int = Field(
         default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
     )
+    fallback_sources: list[str] = Field(
+        default=list(FALLBACK_SOURCES),
+        description="Where a target's candidates come from when the memory gives it none, in the order they "
+        "fill its Q x V: 'history' (the user's items before the target in its category, latest first), "
+        "'popular' (the category's most purchased train items).",
+    )
+    fallback_when: str = Field(
+        default=FALLBACK_WHEN[0],
+        description="'empty_memory' (only when the logs give no query memory, e.g. purchases only: logs "
+        "with searches keep their candidates as they are), 'no_candidates' (every target the memory gives "
+        "none) or 'never'.",
+    )
 
 
 @dg.multi_asset(
@@ -69,7 +83,8 @@ class QueryMemoryConfig(dg.Config):
             deps=[QUERY_MEMORY_TABLE, "prompt_inputs"],
             kinds={"duckdb"},
             description="One row per prompt_inputs target: candidate_item_ids from the query memory (only "
-            "listings first shown before the prediction time), n_candidates, target_in_candidates.",
+            "listings first shown before the prediction time), else from the fallback sources, "
+            "n_candidates, target_in_candidates, candidate_source (memory, history, popular or a mix).",
         ),
     ],
     can_subset=False,
@@ -81,20 +96,17 @@ def query_memory(
     lancedb: LanceDBResource,
     settings: PipelineSettings,
 ):
-    """Embed every normalised query, store its top products, and compute each prompt's candidates."""
+    """Embed every normalised query, store its top products, and compute each prompt's candidates (from
+    the fallback sources where the memory gives none and the fallback applies)."""
     memory_settings = MemorySettings(config.neighbours, config.items_per_query, config.max_stored_items)
     with duckdb.get_connection() as con:
-        # ordered, so that the strings reach the encoder in the same batches on every run
-        listings = con.execute(
-            "select query_norm, item_id, organic_rank, first_shown_at from query_listings "
-            "order by query_norm, organic_rank, item_id"
-        ).df()
-        prompts = con.execute(
-            "select target_id, split, target_item_id, latest_query, latest_query_ts, target_ts "
-            "from prompt_inputs order by target_id"
-        ).df()
+        listings, prompts = read_memory_inputs(con)
+        splits, items = read_splits(con), read_items(con)
     encoder = build_encoder(config.encoder)
     with user_errors():
+        fallback = Fallback(
+            splits[splits["split"] == "train"], items, tuple(config.fallback_sources), config.fallback_when
+        )
         built = build_memory_and_candidates(
             lancedb.connect(),
             listings,
@@ -103,6 +115,7 @@ def query_memory(
             memory_settings,
             cutoff_column=config.cutoff,
             index_threshold=config.index_threshold,
+            fallback=fallback,
         )
     MemoryManifest.of(encoder, memory_settings).save(settings.artifacts.query_memory_manifest)
     with duckdb.get_connection() as con:
@@ -121,6 +134,20 @@ def query_memory(
     yield dg.MaterializeResult(asset_key="prompt_candidates", metadata=candidates_metadata(built, config))
 
 
+def read_memory_inputs(con) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``query_listings`` and ``prompt_inputs`` as the memory and the candidates read them; ordered, so
+    that the strings reach the encoder in the same batches on every run."""
+    listings = con.execute(
+        "select query_norm, item_id, organic_rank, first_shown_at from query_listings "
+        "order by query_norm, organic_rank, item_id"
+    ).df()
+    prompts = con.execute(
+        "select target_id, split, category, target_item_id, latest_query, latest_query_ts, target_ts, "
+        "history from prompt_inputs order by target_id"
+    ).df()
+    return listings, prompts
+
+
 def candidates_metadata(built, config: QueryMemoryConfig) -> dict:
     candidates, seconds = built.candidates, built.lookup_seconds
     return {
@@ -132,5 +159,7 @@ def candidates_metadata(built, config: QueryMemoryConfig) -> dict:
         "lookup_seconds": round(seconds, 3),
         "lookups_per_second": round(len(candidates) / seconds, 1) if seconds > 0 else 0.0,
         "share_with_candidates": float((candidates["n_candidates"] > 0).mean()) if len(candidates) else 0.0,
+        "fallback_when": config.fallback_when,
+        "candidate_sources": dg.MetadataValue.json(source_shares(candidates["candidate_source"].tolist())),
         **{k: rounded_metric(v) for k, v in built.valid_quality.items()},
     }

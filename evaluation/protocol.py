@@ -28,8 +28,14 @@ import numpy as np
 import pandas as pd
 
 from recommender.metrics import ranking_metrics
-from recommender.ranking import TARGET_COLUMNS, RankingConfig, ScoreBatch, check_targets, rank_by_scores
-from recommender.retrieval import top_k_indices
+from recommender.ranking import (
+    TARGET_COLUMNS,
+    RankingConfig,
+    ScoreBatch,
+    check_targets,
+    popular_items,
+    rank_by_scores,
+)
 
 ALL = "all"  # the value of ``category`` and ``slice`` for the overall figure
 SLICES = ("all", "cold_start", "warm")
@@ -50,11 +56,6 @@ def rank_in_lists(targets: pd.DataFrame, lists: pd.DataFrame) -> pd.Series:
     return targets["target_id"].map(best).astype("float64").rename("rank")
 
 
-def popularity_counts(train_targets: pd.DataFrame) -> pd.Series:
-    """Purchases per item among the train-split targets (``splits`` rows with split 'train')."""
-    return train_targets.groupby("target_item_id").size().rename("purchases")
-
-
 def popularity_scorer(counts: pd.Series) -> ScoreBatch:
     """Score every item by its train purchases, the same for every user (the ``popularity`` baseline)."""
 
@@ -66,11 +67,7 @@ def popularity_scorer(counts: pd.Series) -> ScoreBatch:
 
 def popular_top_k(counts: pd.Series, catalog: Mapping[str, np.ndarray], k: int) -> dict[str, set[str]]:
     """The popularity baseline's top-``k`` per category (ties by item_id): serendipity's "expected" items."""
-    out = {}
-    for category, item_ids in catalog.items():
-        scores = counts.reindex(item_ids).fillna(0).to_numpy(np.float32)[None, :]
-        out[category] = set(item_ids[top_k_indices(scores, k)[0]].tolist())
-    return out
+    return {category: set(top.tolist()) for category, top in popular_items(counts, catalog, k).items()}
 
 
 def catalog_coverage(lists: pd.DataFrame, catalog_size: int, k: int) -> float:

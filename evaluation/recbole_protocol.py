@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.protocol import popularity_counts, popularity_scorer
+from evaluation.protocol import popularity_scorer
 from evaluation.recbole_atomic import read_inter, read_items
 from recommender.encoder_specs import DEFAULT_ENCODER_SPEC, build_encoder
 from recommender.encoders import TextEncoder
 from recommender.metrics import ndcg_at_k, ranking_metrics
-from recommender.ranking import catalog_by_category, rank_by_scores
+from recommender.ranking import catalog_by_category, popularity_counts, rank_by_scores
 from recommender.retrieval import VectorCatalog
 from training.baselines import (
     ID_BASELINES,

@@ -18,13 +18,13 @@ import pandas as pd
 from evaluation.inputs import EvaluationInputs
 from evaluation.leaderboard import EvaluationRun
 from evaluation.llm_methods import generated_target_ids, llm_list_methods
-from evaluation.protocol import EvaluationResult, evaluate_methods, popular_top_k, popularity_counts
+from evaluation.protocol import EvaluationResult, evaluate_methods, popular_top_k
 from evaluation.scorers import score_methods, title_retrieval
 from evaluation.settings import EvaluationSettings
 from evaluation.tables import write_evaluation_run
 from fashionrec.layout import ITEM_ID_VECTORS, ArtifactLayout
 from recommender.mixup import MixupConfig
-from recommender.ranking import RankingConfig, catalog_by_category
+from recommender.ranking import RankingConfig, catalog_by_category, popularity_counts
 from recommender.retrieval import VectorCatalog
 
 if TYPE_CHECKING:

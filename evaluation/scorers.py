@@ -50,7 +50,7 @@ def score_methods(
     train_purchases: pd.Series,
 ) -> dict[str, ScoreBatch]:
     """Every scoring method of the run, in the order its rows are written: ``core``, ``popularity``
-    (from ``train_purchases``, ``evaluation.protocol.popularity_counts``), the baselines, the baseline
+    (from ``train_purchases``, ``recommender.ranking.popularity_counts``), the baselines, the baseline
     runs."""
     scorers: dict[str, ScoreBatch] = {}
     if "core" in settings.methods:

@@ -30,6 +30,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from fashionrec.layout import QUERY_MEMORY_TABLE
+from recommender.candidate_sources import Fallback, combine_candidates
 from recommender.encoders import TextEncoder
 from recommender.vector_store import (
     DEFAULT_INDEX_THRESHOLD,
@@ -258,12 +259,15 @@ def prompt_candidates(
     settings: MemorySettings = MemorySettings(),
     *,
     cutoff_column: str = "target_ts",
+    fallback: Fallback | None = None,
 ) -> pd.DataFrame:
     """Candidate ids for every ``prompt_inputs`` row (the ``prompt_candidates`` table).
 
     Only listings first shown strictly before the row's ``cutoff_column`` (the prediction time by
-    default) are visible. Rows without a latest query get no candidates. Distinct queries are encoded
-    once and neighbours are found with chunked matrix products, not one vector search per row.
+    default) are visible. Rows without a latest query get no candidates from the memory; a ``fallback``
+    (``recommender.candidate_sources``; it needs ``category`` and ``history``) then fills them with up to
+    Q x V others when it applies. ``candidate_source`` says where each list came from. Distinct queries are
+    encoded once and neighbours are found with chunked matrix products, not one vector search per row.
     """
     required = {"target_id", "target_item_id", "latest_query", cutoff_column}
     missing = required - set(prompt_inputs.columns)
@@ -281,6 +285,11 @@ def prompt_candidates(
             rows, memory.candidates(neighbours, cutoffs[rows], settings.items_per_query), strict=True
         ):
             candidates[row] = found
+    limit = settings.neighbours * settings.items_per_query
+    filled = fallback is not None and fallback.applies(len(memory))
+    candidates, sources = combine_candidates(
+        candidates, fallback.candidates(prompt_inputs, limit) if filled else [], limit
+    )
     targets = prompt_inputs["target_item_id"].tolist()
     return pd.DataFrame(
         {
@@ -288,6 +297,7 @@ def prompt_candidates(
             "candidate_item_ids": candidates,
             "n_candidates": np.array([len(c) for c in candidates], dtype=np.int32),
             "target_in_candidates": [t in set(c) for t, c in zip(targets, candidates, strict=True)],
+            "candidate_source": sources,
         }
     )
 
@@ -330,9 +340,10 @@ def build_memory_and_candidates(
     *,
     cutoff_column: str = "target_ts",
     index_threshold: int = DEFAULT_INDEX_THRESHOLD,
+    fallback: Fallback | None = None,
 ) -> MemoryBuild:
     """Write the memory, then compute the candidates of every ``prompt_inputs`` row from exactly the
-    table version just written."""
+    table version just written (and the ``fallback``'s, see :func:`prompt_candidates`)."""
     if cutoff_column not in CUTOFF_COLUMNS:
         raise ValueError(f"cutoff must be one of {CUTOFF_COLUMNS}, got {cutoff_column!r}")
     written = build_memory(db, query_listings, encoder, settings, index_threshold=index_threshold)
@@ -340,7 +351,9 @@ def build_memory_and_candidates(
     table = db.open_table(QUERY_MEMORY_TABLE)
     table.checkout(written.version)
     memory = QueryMemory.from_table(table)
-    candidates = prompt_candidates(prompt_inputs, memory, encoder, settings, cutoff_column=cutoff_column)
+    candidates = prompt_candidates(
+        prompt_inputs, memory, encoder, settings, cutoff_column=cutoff_column, fallback=fallback
+    )
     seconds = time.perf_counter() - start
     return MemoryBuild(written, candidates, hit_rate(candidates, prompt_inputs, "valid"), seconds)
 
@@ -351,6 +364,7 @@ CANDIDATES_SCHEMA = pa.schema(
         ("candidate_item_ids", pa.list_(pa.string())),
         ("n_candidates", pa.int32()),
         ("target_in_candidates", pa.bool_()),
+        ("candidate_source", pa.string()),  # memory | history | popular | a mix (history+popular) | none
     ]
 )
 
@@ -363,6 +377,7 @@ def candidates_table(candidates: pd.DataFrame) -> pa.Table:
             "candidate_item_ids": candidates["candidate_item_ids"].tolist(),
             "n_candidates": candidates["n_candidates"].tolist(),
             "target_in_candidates": candidates["target_in_candidates"].tolist(),
+            "candidate_source": candidates["candidate_source"].tolist(),
         },
         schema=CANDIDATES_SCHEMA,
     )

@@ -55,6 +55,22 @@ def catalog_by_category(items: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def popularity_counts(train_targets: pd.DataFrame) -> pd.Series:
+    """Purchases per item among the train-split targets (``splits`` rows with split 'train'): the
+    ``popularity`` baseline's scores, and the popular prompt candidates' order."""
+    return train_targets.groupby("target_item_id").size().rename("purchases")
+
+
+def popular_items(counts: pd.Series, catalog: Mapping[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """The ``k`` items of each category with the most ``counts``, most first (ties by item_id): the
+    popularity baseline's top-``k``; items without purchases fill a category that has fewer than ``k``."""
+    out = {}
+    for category, item_ids in catalog.items():
+        scores = counts.reindex(item_ids).fillna(0).to_numpy(np.float32)[None, :]
+        out[category] = item_ids[top_k_indices(scores, k)[0]]
+    return out
+
+
 def rank_by_scores(
     targets: pd.DataFrame,
     catalog: Mapping[str, np.ndarray],

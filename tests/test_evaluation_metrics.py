@@ -15,12 +15,11 @@ from evaluation.protocol import (
     evaluate_methods,
     generated_id_lists,
     popular_top_k,
-    popularity_counts,
     popularity_scorer,
     rank_in_lists,
 )
 from evaluation.tables import write_evaluation_run
-from recommender.ranking import RankingConfig, catalog_by_category, rank_by_scores
+from recommender.ranking import RankingConfig, catalog_by_category, popularity_counts, rank_by_scores
 
 ITEMS = pd.DataFrame(
     {

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from evaluation.inputs import read_evaluation_inputs
-from evaluation.protocol import popularity_counts
 from evaluation.scorers import score_methods, text_seq_query_scorer, title_retrieval
 from evaluation.settings import EvaluationSettings
 from fashionrec.settings import Paths
 from recommender.encoders import save_encoder_manifest
 from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
+from recommender.ranking import popularity_counts
 from recommender.vector_store import frame_to_arrow, write_vectors
 from tests.evaluation_world import hand_made_world
 from training.text_seq_query import TextSeqQueryConfig

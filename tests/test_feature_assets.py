@@ -110,9 +110,12 @@ def test_quality_figures_are_in_the_metadata(features):
     assert memory["rows_encoded"] == 0  # same queries, same encoder as the first run: nothing re-embedded
     title = metadata(result, "title_encoder")
     assert 0.0 <= title["valid_recall@10_before"] <= 1.0 and 0.0 <= title["valid_recall@10_after"] <= 1.0
-    assert title["train_pairs"] > 0 and title["valid_pairs"] > 0
+    assert title["train_pairs"] > 0 and title["valid_pairs"] > 0 and title["pairs_source"] == "query"
     candidates = metadata(result, "prompt_candidates")
     assert 0.0 < candidates["valid_hit_rate"] <= 1.0
+    # logs with searches: the memory's lists only; targets without a query keep none (no fallback)
+    assert set(candidates["candidate_sources"]) <= {"memory", "none"}
+    assert candidates["candidate_sources"]["memory"] > 0.9
     settings = MemorySettings()
     assert 1 <= candidates["valid_mean_candidates"] <= settings.neighbours * settings.items_per_query
     core = metadata(result, ITEM_ID_VECTORS)
