@@ -16,6 +16,7 @@ from pydantic import Field
 
 from assets.config import config_fields, user_errors
 from assets.resources import LanceDBResource, PipelineSettings
+from evaluation.fallbacks import fallback_notes, with_notes
 from evaluation.inputs import read_evaluation_inputs
 from evaluation.leaderboard import format_leaderboard, png_markdown, write_report
 from evaluation.llm_methods import RETRIEVAL_ABLATIONS
@@ -144,12 +145,15 @@ def evaluation(
     lancedb: LanceDBResource,
     settings: PipelineSettings,
 ):
-    """Score the configured methods on the split's targets and append the lists, ranks and metrics."""
+    """Score the configured methods on the split's targets and append the lists, ranks and metrics. What
+    earlier stages did in place of what the logs lack (e.g. purchases only) goes into the run's notes."""
     run_settings = config.settings()
     with user_errors():
         run_settings.check()
         with duckdb.get_connection() as con:
             inputs = read_evaluation_inputs(con, run_settings)
+            fallbacks = fallback_notes(con, settings.artifacts, lancedb.connect(), run_settings)
+        run_settings = with_notes(run_settings, fallbacks)
         targets, result = evaluate_run(
             run_settings, inputs, settings.artifacts, lancedb.connect(), context.log.info
         )
@@ -158,7 +162,7 @@ def evaluation(
         written = save_run(con, run, targets, result)
     report, plots = write_report(run, result.metrics, settings.reports.evaluation(run.run_id), run_settings.k)
     context.log.info("\n" + format_leaderboard(result.metrics, ["all"], title=run.title()))
-    common = {"run_id": run.run_id, "split": run.split, "targets": len(targets)}
+    common = {"run_id": run.run_id, "split": run.split, "targets": len(targets), "fallbacks": fallbacks}
     for key, metadata in _metadata(result, report, plots).items():
         yield dg.MaterializeResult(
             asset_key=key, metadata={**common, "dagster/row_count": written[key], **metadata}
