@@ -4,12 +4,12 @@ Every user has ``n_purchases`` purchase missions at days drawn from the shop's d
 user's active stretch. A mission picks a subcategory from the user's tastes, reweighted by the calendar
 season (C3), or, inside a holiday's shopping window, becomes a holiday mission (often a gift, bought for
 someone of another gender or size). Most missions start with a search (sometimes a broad one refined by a
-second); some come from a recommendation feed (no search), a few re-buy a family bought before in
-another color. On the result page users click with position bias, buy mostly from top organic results
-and what fits their tastes (brands, colors, sizes, price tier, occasions, new arrivals), and before buying
-they click several color/size variants of the product (C2). Sessions without purchase (research days
-before a mission, window shopping, feed browsing) are added until the interaction count of the preset is
-reached.
+second); some come from a recommendation feed (no search); some buy again an article the user bought
+before (basics, a favourite), a few a family bought before in another color. On the result page users
+click with position bias, buy mostly from top organic results and what fits their tastes (brands,
+colors, sizes, price tier, occasions, new arrivals), and before buying something new they click several
+color/size variants of the product (C2). Sessions without purchase (research days before a mission,
+window shopping, feed browsing) are added until the interaction count of the preset is reached.
 
 Everything is vectorised over episodes (one search page or one feed), in chunks, so that the paper-scale
 presets take seconds to minutes. This module runs the whole simulation; the phases live in

@@ -47,7 +47,10 @@ class BehaviourParams:
     cart_share: float = 0.55  # purchases preceded by an add-to-cart
     abandoned_cart_share: float = 0.06
     browse_cart_share: float = 0.07
-    repeat_share: float = 0.12  # feed purchases that re-buy an earlier family in another color
+    # missions after a user's first that buy again an article the user bought for themselves before
+    # (basics, a favourite), when it is still on sale: docs/synthetic-data.md, "Repeat purchases"
+    article_rebuy_share: float = 0.3
+    family_rebuy_share: float = 0.12  # feed purchases that re-buy an earlier family in another color
     chase_share: float = 0.5  # research sessions click the product bought days later when it is listed
     research_days: tuple[int, int] = (1, 14)
     # -- utility of a product for a user (log-odds)

@@ -103,9 +103,9 @@ def browse_sessions(
 
 def _research(shop: Shop, wants: IntentSampler, missions: Missions, n_cand: int) -> _Candidates:
     """Research sessions a few days before a purchase mission, for the same intent or a vaguer one,
-    chasing the family the mission bought."""
+    chasing the family the mission bought; an article bought again needs no research."""
     p, rng, m = shop.params, shop.rng, missions
-    research = np.flatnonzero(rng.random(m.n) < shop.preset.research_share)
+    research = np.flatnonzero((rng.random(m.n) < shop.preset.research_share) & ~m.rebuy)
     research = research[m.day[research] >= p.research_days[0]]
     research = research[: int(n_cand * 0.7)]
     n = research.size

@@ -69,7 +69,8 @@ def compare_and_buy(shop: Shop, ep: Episodes, page: Page, bought_slot: np.ndarra
     nc = c.fam_n_colors[bf].astype(np.int64)
     ns = page.n_sizes[rows, b]
     dc, ds = page.color_slot[rows, b], page.size_slot[rows, b]
-    var_c, var_s, var_ok = _variants(p, rng, has_buy, nc, ns, dc, ds)
+    # a re-bought article is bought as it is, without comparing
+    var_c, var_s, var_ok = _variants(p, rng, has_buy & (ep.rebuy_item < 0), nc, ns, dc, ds)
     cand_c = np.concatenate([dc[:, None], var_c], axis=1)
     cand_ok = np.concatenate([has_buy[:, None], var_ok & (var_s == ds[:, None])], axis=1)
     cand_color = c.fam_colors[bf[:, None], cand_c]

@@ -52,6 +52,7 @@ class Episodes:
     insert_family: np.ndarray  # family put first on the feed and bought (re-buy), -1 when none
     chase_family: np.ndarray  # family clicked when it is listed (research before a purchase), -1 when none
     avoid_color: np.ndarray  # color not to buy again (re-buy in another color), -1 when none
+    rebuy_item: np.ndarray  # item of insert_family bought again as it is (re-buy of an article), -1 when none
 
     FIELDS = (
         "session",
@@ -68,6 +69,7 @@ class Episodes:
         "insert_family",
         "chase_family",
         "avoid_color",
+        "rebuy_item",
     )
 
     @classmethod
@@ -87,6 +89,7 @@ class Episodes:
         insert_family: np.ndarray | None = None,
         chase_family: np.ndarray | None = None,
         avoid_color: np.ndarray | None = None,
+        rebuy_item: np.ndarray | None = None,
     ) -> Episodes:
         """Episodes with the column types the phases expect; a scalar click rate applies to all."""
         n = session.size
@@ -106,6 +109,7 @@ class Episodes:
             minus if insert_family is None else insert_family.astype(np.int32),
             minus if chase_family is None else chase_family.astype(np.int32),
             minus if avoid_color is None else avoid_color.astype(np.int32),
+            minus if rebuy_item is None else rebuy_item.astype(np.int32),
         )
 
     @property

@@ -1,6 +1,6 @@
 """Purchase missions, one session each: when a user shops, for what and for whom (gifts on holidays), how
-the session gets to the product (a search, maybe refined, or a recommendation feed) and re-buys of an
-earlier family in another color."""
+the session gets to the product (a search, maybe refined, or a recommendation feed) and re-buys: the same
+article again (basics, a favourite) or an earlier family in another color."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from warehouse.generator.catalog import Catalog
 from warehouse.generator.episode_run import run_episodes
 from warehouse.generator.episodes import Episodes, EventLog, Shop
 from warehouse.generator.fashion_calendar import HOLIDAYS
 from warehouse.generator.queries import Intents
 from warehouse.generator.shopper_intents import IntentSampler
+from warehouse.generator.users import MAX_PURCHASES
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Missions:
     gift: np.ndarray
     holiday: np.ndarray  # holiday the mission shops for, -1 when none
     bought_family: np.ndarray  # -1 when nothing was bought
+    bought_item: np.ndarray  # -1 when nothing was bought
+    rebuy: np.ndarray  # bought again an article the user had bought before
     interactions: int = 0  # search + click + add_to_cart + purchase events of all missions
 
     @property
@@ -38,18 +42,26 @@ def purchase_missions(shop: Shop, wants: IntentSampler, log: EventLog) -> Missio
     """Draw every user's missions and simulate them into ``log``."""
     p, rng = shop.params, shop.rng
     m = _draw_missions(shop, wants)
-    direct = rng.random(m.n) < shop.preset.direct_purchase_share
-    repeat = direct & (rng.random(m.n) < p.repeat_share)
+    # an article re-buy is the user's own purchase, never their first
+    later = np.r_[False, m.user[1:] == m.user[:-1]] & ~m.gift
+    article = later & (rng.random(m.n) < p.article_rebuy_share)
+    direct = ~article & (rng.random(m.n) < shop.preset.direct_purchase_share)
+    family = direct & (rng.random(m.n) < p.family_rebuy_share)
     first_pass = Episodes.concat(
-        [*_search_pages(shop, wants, m, np.flatnonzero(~direct)), _feeds(shop, wants, m, direct & ~repeat)]
+        [
+            *_search_pages(shop, wants, m, np.flatnonzero(~direct & ~article)),
+            _feeds(shop, wants, m, direct & ~family),
+        ]
     )
     out = run_episodes(shop, first_pass, log, "purchase missions")
     bought_color = np.full(m.n, -1, dtype=np.int64)
     buyer = first_pass.buy
     m.bought_family[first_pass.session[buyer]] = out.bought_family[buyer]
+    m.bought_item[first_pass.session[buyer]] = out.bought_item[buyer]
     bought_color[first_pass.session[buyer]] = out.bought_color[buyer]
     m.interactions = int(out.interactions.sum())
-    _rebuys(shop, wants, m, repeat, bought_color, log)
+    _family_rebuys(shop, wants, m, family, bought_color, log)
+    _article_rebuys(shop, wants, m, article, log)
     return m
 
 
@@ -66,7 +78,10 @@ def _draw_missions(shop: Shop, wants: IntentSampler) -> Missions:
     gift, target = _gifts(shop.rng, u.gender[user], hol, is_hol)
     holiday = np.where(is_hol, hol, -1)
     intents = wants.draw(subcat, user, day, target, gift, holiday, is_hol)
-    return Missions(user, day, subcat, intents, target, gift, holiday, np.full(user.size, -1, dtype=np.int64))
+    none = np.full(user.size, -1, dtype=np.int64)
+    return Missions(
+        user, day, subcat, intents, target, gift, holiday, none, none.copy(), np.zeros(user.size, bool)
+    )
 
 
 def _gifts(
@@ -142,7 +157,13 @@ def _feeds(shop: Shop, wants: IntentSampler, m: Missions, mask: np.ndarray) -> E
     )
 
 
-def _rebuys(
+def _on_sale_all_week(c: Catalog, family: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Whether each family is on sale the whole week of ``day`` (a re-buy is shown all that week)."""
+    week0 = 7 * (day // 7)
+    return (c.fam_first_day[family] <= week0) & (c.fam_last_day[family] >= week0 + 6)
+
+
+def _family_rebuys(
     shop: Shop, wants: IntentSampler, m: Missions, repeat: np.ndarray, bought_color: np.ndarray, log: EventLog
 ) -> None:
     """Re-buys ``repeat``: the user's latest earlier purchase, in another color, if that family is still
@@ -154,10 +175,9 @@ def _rebuys(
     idx = np.where(~repeat & (m.bought_family >= 0), np.arange(m.n), -1)
     prev = np.maximum.accumulate(idx)[rep]
     fam = np.where(prev >= 0, m.bought_family[np.maximum(prev, 0)], -1)
-    week0 = 7 * (m.day[rep] // 7)
     ok = (prev >= 0) & (m.user[np.maximum(prev, 0)] == m.user[rep]) & (fam >= 0)
     f = np.maximum(fam, 0)
-    ok &= (c.fam_first_day[f] <= week0) & (c.fam_last_day[f] >= week0 + 6)
+    ok &= _on_sale_all_week(c, f, m.day[rep])
     subcat = np.where(ok, c.fam_subcat[f], m.subcat[rep]).astype(np.int16)
     eps = _episodes(
         m,
@@ -170,6 +190,48 @@ def _rebuys(
         insert_family=np.where(ok, fam, -1),
         avoid_color=np.where(ok, bought_color[np.maximum(prev, 0)], -1),
     )
-    out = run_episodes(shop, eps, log, "re-buys")
+    out = run_episodes(shop, eps, log, "re-buys in another color")
     m.bought_family[rep] = out.bought_family
+    m.bought_item[rep] = out.bought_item
+    m.interactions += int(out.interactions.sum())
+
+
+def _article_rebuys(
+    shop: Shop, wants: IntentSampler, m: Missions, article: np.ndarray, log: EventLog
+) -> None:
+    """Re-buys ``article``: one of the user's earlier purchases for themselves, drawn uniformly (an article
+    bought twice is twice as likely to be bought again), bought again from a feed where it comes first,
+    without comparing variants. Holiday editions are not re-bought, and the article must be on sale all
+    week; a mission without such a purchase before it becomes a feed of its own subcategory."""
+    rep = np.flatnonzero(article)
+    if not rep.size:
+        return
+    c, rng = shop.catalog, shop.rng
+    # earlier missions of the same user sit right before a mission (missions are sorted by user, day)
+    back = np.arange(1, MAX_PURCHASES)
+    prev = rep[:, None] - back[None, :]
+    p = np.maximum(prev, 0)
+    item, fam = m.bought_item[p], np.maximum(m.bought_family[p], 0)
+    ok = (prev >= 0) & (m.user[p] == m.user[rep][:, None]) & (item >= 0) & ~m.gift[p]
+    ok &= (c.fam_holiday[fam] < 0) & _on_sale_all_week(c, fam, m.day[rep][:, None])
+    pick = np.where(ok, rng.random(ok.shape), -1.0).argmax(axis=1)
+    found = ok[np.arange(rep.size), pick]
+    item = np.where(found, item[np.arange(rep.size), pick], -1)
+    fam = np.where(found, fam[np.arange(rep.size), pick], -1)
+    subcat = np.where(found, c.fam_subcat[np.maximum(fam, 0)], m.subcat[rep]).astype(np.int16)
+    eps = _episodes(
+        m,
+        rep,
+        np.zeros(rep.size),
+        wants.feed(subcat, m.target_gender[rep], m.user[rep]),
+        np.zeros(rep.size, bool),
+        np.ones(rep.size, bool),
+        shop.params.clicks_feed,
+        insert_family=fam,
+        rebuy_item=item,
+    )
+    out = run_episodes(shop, eps, log, "re-buys of an article")
+    m.bought_family[rep] = out.bought_family
+    m.bought_item[rep] = out.bought_item
+    m.rebuy[rep] = found
     m.interactions += int(out.interactions.sum())

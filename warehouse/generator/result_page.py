@@ -32,7 +32,8 @@ class Page:
 def result_page(shop: Shop, ep: Episodes) -> Page:
     """The page each episode sees, and which variant each slot shows: the query's color if the family
     has it, else the shopper's favourite color (personalised swatch) or the family's lead color; the
-    shopper's size if the family has it and the purchase is for themselves, else a middle size."""
+    shopper's size if the family has it and the purchase is for themselves, else a middle size; a
+    re-bought article as it is."""
     p, rng, c, u = shop.params, shop.rng, shop.catalog, shop.users
     fam, pos, ad, forced = _listing(shop, ep)
     f = np.maximum(fam, 0)
@@ -47,6 +48,10 @@ def result_page(shop: Shop, ep: Episodes) -> Page:
     own = u.size[user, c.fam_size_system[f]] - c.fam_size_start[f]
     fits = (own >= 0) & (own < n_sizes)
     sslot = np.where(fits & ~ep.gift[:, None], own, n_sizes // 2)
+    # a re-bought article is shown as it was bought (first slot)
+    again = np.flatnonzero(ep.rebuy_item >= 0)
+    offset = ep.rebuy_item[again] - c.fam_item_start[f[again, 0]]
+    cslot[again, 0], sslot[again, 0] = offset // n_sizes[again, 0], offset % n_sizes[again, 0]
     return Page(
         family=fam,
         f=f,

@@ -13,10 +13,13 @@ generator's knowledge of which intent each query was typed for and come from gen
   share of holiday-edition purchases in the weeks before that holiday vs. elsewhere.
 - C4 queries: distinct query strings per search intent; searches per distinct string.
 - Position: purchase share by organic position (the paper: users buy top exposure results).
+- Repeats: purchases that buy again an article the same user bought before, purchased items bought
+  once, and test targets a model trained on the purchases alone never saw (real purchase exports are
+  compared on these, docs/synthetic-data.md).
 
 This module gathers the numbers and prints them; each property is measured in its own module
 (`stats_turnover`, `stats_comparison`, `stats_calendar`, `stats_queries`, `stats_positions`,
-`stats_predictability`) on the session `stats_db` opens.
+`stats_predictability`, `stats_repeats`) on the session `stats_db` opens.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from warehouse.generator.stats_db import connect_raw, one
 from warehouse.generator.stats_positions import POSITION_BUCKETS, positions
 from warehouse.generator.stats_predictability import predictability
 from warehouse.generator.stats_queries import query_diversity
+from warehouse.generator.stats_repeats import repeats
 from warehouse.generator.stats_turnover import NEW_LAUNCH_DAYS, turnover
 
 
@@ -47,6 +51,7 @@ def compute_stats(raw_dir: Path) -> dict:
         "c4_queries": query_diversity(con, raw_dir),
         "positions": positions(con),
         "predictability": predictability(con),
+        "repeats": repeats(con),
     }
     con.close()
     return stats
@@ -80,7 +85,7 @@ def format_stats(stats: dict) -> str:
     n, c1, c2, c3, c4 = (
         stats[k] for k in ("counts", "c1_turnover", "c2_comparison", "c3_calendar", "c4_queries")
     )
-    pos, pred = stats["positions"], stats["predictability"]
+    pos, pred, rep = stats["positions"], stats["predictability"], stats["repeats"]
     lines = [
         f"raw logs {stats['raw_dir']}",
         f"  {n['users']:,} users, {n['items']:,} items ({n['families']:,} families), {n['events']:,} events "
@@ -138,5 +143,12 @@ def format_stats(stats: dict) -> str:
         f"{_pct(pred['family_seen_before'])}; a search in the target session "
         f"{_pct(pred['query_in_target_session'])},"
         f" target on its result page {_pct(pred['target_on_result_page'])}",
+        "Repeat purchases and the long tail",
+        f"  purchases that buy again an article the user bought before: {_pct(rep['rebuy_share'])} "
+        f"of {rep['purchases']:,} (test targets: {_pct(rep['target_rebuy_share'])})",
+        f"  purchased items bought exactly once: {_pct(rep['bought_once_share'])} of "
+        f"{rep['purchased_items']:,}; catalog items never bought: {_pct(rep['never_bought_share'])}",
+        f"  test targets absent from the purchases a leave-one-out split trains on: "
+        f"{_pct(rep['loo_cold_share'])} of {rep['loo_test_targets']:,} (users with >= 3 purchases)",
     ]
     return "\n".join(lines)
