@@ -91,6 +91,12 @@ class BaselinesConfig(UserShareConfig):
         description="'all_items': every item event of the train portion is a target (as CORE trains); "
         "'purchases': train-split purchases only.",
     )
+    item_table: str | None = Field(
+        default=None,
+        description="Embedding rows of the ID models: 'catalog' (one per catalog item, RecBole's table) or "
+        "'trained' (items seen in training, one shared cold row for the rest); default: each model's own "
+        "(the catalog table, docs/evaluation.md 'The item table').",
+    )
     title_options: list[int] = Field(
         default=list(TITLE_OPTIONS), description="text_seq_query: numbers of titles tried on valid."
     )

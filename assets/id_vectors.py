@@ -49,6 +49,12 @@ class CoreAssetConfig(UserShareConfig):
         description="'all_items': every item event of the train portion is a target (RecBole's prefix "
         "augmentation); 'purchases': train-split purchases only.",
     )
+    item_table: str | None = Field(
+        default=None,
+        description="CORE's embedding rows, which item_id_vectors holds: 'catalog' (one per catalog item) "
+        "or 'trained' (items seen in training, one shared cold vector for the rest); default: CORE's "
+        "(training.core.CoreConfig, docs/evaluation.md 'The item table').",
+    )
     index_threshold: int = Field(
         default=DEFAULT_INDEX_THRESHOLD, description="Rows from which an IVF-PQ index is built."
     )
@@ -58,7 +64,9 @@ def core_settings(config: CoreAssetConfig, budget: SequenceBudget) -> "CoreConfi
     """RecBole's CORE hyperparameters with the preset's training budget and the config's overrides."""
     from training.core import CoreConfig
 
+    table = {"item_table": config.item_table} if config.item_table else {}
     return CoreConfig(
+        **table,
         embedding_size=config.embedding_size,
         learning_rate=config.learning_rate,
         stopping_step=config.stopping_step or budget.stopping_step,
@@ -86,9 +94,10 @@ def item_id_vectors(
     settings: PipelineSettings,
 ):
     """Train CORE-trm on train-split sequences (early stopping on valid NDCG@10), save it as the CORE
-    baseline, and write its L2-normalised item table (item_id, category, vector) for every catalog item;
-    items never seen in training share the learned cold vector. With a run_name (low-resource study), CORE
-    trained on a share of the users is saved as the baseline core-<run_name> only."""
+    baseline, and write its L2-normalised item table (item_id, category, vector) for every catalog item:
+    each its own row (the catalog table), or with item_table 'trained' one learned cold vector shared by
+    the items never seen in training. With a run_name (low-resource study), CORE trained on a share of the
+    users is saved as the baseline core-<run_name> only."""
     from training.core import fit_core, save_core
 
     share = config.user_share()

@@ -153,8 +153,9 @@ def run_ours(
 
 
 def print_curves(ours: list[dict], theirs: list[dict]) -> None:
-    """Both sides' valid NDCG@10 and train loss per epoch. The losses differ by a constant-ish offset:
-    RecBole's softmax runs over every item of the files, ours over the trained vocabulary and cold row."""
+    """Both sides' valid NDCG@10 and train loss per epoch. With our trained item table the losses differ
+    by a constant-ish offset: RecBole's softmax runs over every item of the files, ours over the trained
+    vocabulary and cold row."""
     print(
         f"{'epoch':>5s} {'valid ndcg@10 ours':>19s} {'RecBole':>8s} {'train loss ours':>16s} {'RecBole':>8s}"
     )
@@ -194,9 +195,9 @@ def main() -> None:
         "--item-table",
         choices=["catalog", "trained"],
         default="catalog",
-        help="Our embedding rows: 'catalog' (default), one per item of the files as RecBole's table has, "
-        "so both sides compute the same softmax; 'trained', ours as the pipeline runs it (items seen in "
-        "training and one shared cold row).",
+        help="Our embedding rows: 'catalog' (default, as the pipeline's models train), one per item of the "
+        "files as RecBole's table has, so both sides compute the same softmax; 'trained': items seen in "
+        "training and one shared cold row.",
     )
     parser.add_argument("--curves", action="store_true", help="Print both per-epoch valid curves.")
     parser.add_argument("--out", type=Path, help="Also write every run, curves included, as JSON.")

@@ -346,12 +346,12 @@ def baselines_command(
         ),
     ] = None,
     item_table: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Embedding rows: 'trained' (ours: items seen in training, one shared cold row for the "
-            "rest) or 'catalog' (RecBole's: one row per item of the files).",
+            help="Embedding rows: 'catalog' (RecBole's: one row per item of the files) or 'trained' (items "
+            "seen in training, one shared cold row for the rest); default: each model's own (catalog).",
         ),
-    ] = "trained",
+    ] = None,
 ) -> None:
     """Train and test the sequential baselines on a RecBole .inter file with RecBole's leave-one-out
     protocol (last interaction test, second to last valid, full ranking) and print the table."""
@@ -361,7 +361,7 @@ def baselines_command(
     chosen = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
     out_dir = out or paths().reports.recbole(inter.stem)
     settings: dict[str, Any] = {"epochs": epochs} if epochs else {}
-    if item_table != "trained":
+    if item_table:
         settings["item_table"] = item_table
     try:
         rows, _ = compare_on_files(
@@ -379,6 +379,13 @@ def baselines_command(
 def export_recbole(
     out: Annotated[Path, typer.Option(help="RecBole data_path: files go to OUT/NAME/NAME.inter and .item.")],
     name: Annotated[str, typer.Option(help="RecBole dataset name.")] = "fashionrec",
+    actions: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated item events to export: click, add_to_cart, purchase; 'purchase' alone "
+            "gives a transaction export's shape (repeat purchases, many cold test targets)."
+        ),
+    ] = "click,add_to_cart,purchase",
 ) -> None:
     """Write the warehouse's item events and items as RecBole atomic files, plus OUT/NAME.yaml with the
     settings that run `fashionrec baselines`' protocol in RecBole."""
@@ -389,7 +396,10 @@ def export_recbole(
         raise typer.BadParameter(
             f"no warehouse at {database}; build it with `fashionrec run 'group:warehouse'`"
         )
-    written = export_warehouse(database, out.resolve(), name)
+    try:
+        written = export_warehouse(database, out.resolve(), name, [a.strip() for a in actions.split(",")])
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--actions") from error
     typer.echo(
         f"wrote {written['inter']} ({written['interactions']:,} interactions), {written['item']} "
         f"({written['items']:,} items) and {written['config']}"

@@ -116,14 +116,29 @@ train_neg_sample_args: ~
 """
 
 
-def export_warehouse(database: Path, data_path: Path, name: str = "fashionrec") -> dict[str, Any]:
+ITEM_ACTIONS = ("click", "add_to_cart", "purchase")  # the user_sequences actions that name an item
+
+
+def export_warehouse(
+    database: Path, data_path: Path, name: str = "fashionrec", actions: Sequence[str] = ITEM_ACTIONS
+) -> dict[str, Any]:
     """Write ``data_path/name/name.inter`` and ``.item`` (RecBole's dataset layout) and
-    ``data_path/name.yaml`` from the DuckDB warehouse; returns the paths and row counts."""
+    ``data_path/name.yaml`` from the DuckDB warehouse; returns the paths and row counts.
+
+    ``actions`` picks the item events exported: ``("purchase",)`` gives a purchase-only file, the shape of
+    a retailer's transaction export (repeat purchases, many test targets never bought in training)."""
     import duckdb
 
+    unknown = sorted(set(actions) - set(ITEM_ACTIONS))
+    if unknown or not actions:
+        raise ValueError(
+            f"actions {unknown or list(actions)} are not item events; choose from {ITEM_ACTIONS}"
+        )
     with duckdb.connect(str(database), read_only=True) as con:
         sequences = con.execute(
-            "select user_id, seq_no, item_id, ts from user_sequences where item_id is not null"
+            "select user_id, seq_no, item_id, ts from user_sequences"
+            " where item_id is not null and list_contains(?, action) order by user_id, seq_no",
+            [list(actions)],
         ).df()
         items = con.execute("select * from items order by item_id").df()
     folder = data_path / name

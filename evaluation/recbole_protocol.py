@@ -50,10 +50,11 @@ from training.baselines import (
     SEQUENCE_BASELINES,
     TEXT_ID_BASELINES,
     SequenceData,
+    item_table_of,
     train_baseline,
 )
 from training.sequence_data import COLD_INDEX, CategoryCatalog, build_examples, build_vocabulary
-from training.sequential import TrainResult, rank_examples
+from training.sequential import SequentialConfig, TrainResult, rank_examples
 
 ALL_ITEMS = "all"  # the one catalog "category": RecBole ranks every item
 METHODS = ("popularity", *SEQUENCE_BASELINES)  # popularity is RecBole's Pop: train-target counts
@@ -163,32 +164,39 @@ def run_baselines(
     """Train each method on the train targets (early stopping on valid) and rank the test targets.
 
     ``settings`` override RecBole's training defaults (``epochs``, ``hidden_size``, ...; fields a model
-    lacks are ignored); ``item_table`` (``"trained"`` or ``"catalog"``, see
-    :meth:`training.baselines.SequenceData.from_marts`) picks the embedding rows. One row per method:
-    epochs run, best valid NDCG@10, test metrics, seconds, and the valid curve.
+    lacks are ignored); ``item_table`` (``"catalog"`` or ``"trained"``, see
+    :meth:`training.baselines.SequenceData.from_marts`) replaces each model's own table. One row per
+    method: its item table, epochs run, best valid NDCG@10, test metrics, seconds, and the valid curve.
     """
     settings = {**RECBOLE_PARITY, **(settings or {})}
-    item_table = settings.get("item_table", "trained")
     k = 10
-    data = SequenceData.from_marts(
-        split.sequences,
-        split.splits,
-        split.items,
-        settings.get("max_seq_length", 50),
-        "purchases",
-        item_table=item_table,
-    )
+    built: dict[str, SequenceData] = {}  # item table -> examples
+
+    def examples(item_table: str) -> SequenceData:
+        if item_table not in built:
+            built[item_table] = SequenceData.from_marts(
+                split.sequences,
+                split.splits,
+                split.items,
+                settings.get("max_seq_length", 50),
+                "purchases",
+                item_table=item_table,
+            )
+        return built[item_table]
+
     test_items = split.splits.loc[split.splits["split"] == "test", "target_item_id"]
     # test items never trained on, whichever table ranks them
-    trained = data.vocabulary if item_table == "trained" else build_vocabulary(split.sequences, split.splits)
+    trained = build_vocabulary(split.sequences, split.splits)
     cold = int(np.sum(trained.index_of(test_items) == COLD_INDEX))
     rows = []
     for name in check_methods(methods, titles is not None):
         start = time.perf_counter()
+        table = None if name == "popularity" else item_table_of(name, settings)
         if name == "popularity":
             valid, ranks = _popularity(split, k)
             epochs, curve = 0, []
         else:
+            data = examples(table or next(iter(built), SequentialConfig.item_table))
             result, _ = train_baseline(name, data, settings, titles, device=device, log=log)
             valid, ranks = result.best_valid, _test_ranks(result, split)
             epochs = len(result.history) if result.best_epoch > 0 else 0  # llmseqsim is fitted, not trained
@@ -197,6 +205,7 @@ def run_baselines(
         rows.append(
             {
                 "method": name,
+                "item_table": table or "",
                 "epochs": epochs,
                 f"valid_ndcg@{k}": valid.get(f"ndcg@{k}", float("nan")),
                 **{f"test_{m}": test[m] for m in (f"recall@{k}", f"ndcg@{k}", f"mrr@{k}")},

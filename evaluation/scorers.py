@@ -103,8 +103,8 @@ def sequence_scorer(
 
     ``scorer`` is a trained ``training.sequential.SequenceScorer`` (``CoreScorer``, or a baseline from
     ``training.baselines.load_baseline``). Each target's input is its user's item events before it
-    (``training.sequence_data.build_examples``, the windows the model was validated on); items outside the
-    model's vocabulary share the cold vector and tie.
+    (``training.sequence_data.build_examples``, the windows the model was validated on); with the trained
+    item table, items outside the model's vocabulary share the cold vector and tie.
     """
     from training.sequential import score_indices
 

@@ -197,17 +197,33 @@ def test_causal_models_ignore_what_comes_after_a_position(name, trained):
 
 
 @pytest.mark.parametrize("name", ID_MODELS)
-def test_unseen_items_share_the_cold_vector(name, cycle, trained):
+def test_every_catalog_item_has_its_own_row_and_only_unknown_ids_are_cold(name, cycle, trained):
+    """The default (catalog) table: ``new``, never bought, is a row of its own that training pushes
+    below the items that do follow a window; an id outside the catalog is the cold row."""
     data, _, _ = cycle
     result, _ = trained[name]
-    assert (
-        "new" not in data.vocabulary
-        and data.vocabulary.index_of(["new", "other"]).tolist() == [COLD_INDEX] * 2
-    )
+    assert data.item_table == "catalog" and "new" in data.vocabulary
+    assert data.vocabulary.index_of(["new", "other"]).tolist() != [COLD_INDEX] * 2
+    assert data.vocabulary.index_of(["other"]).tolist() == [COLD_INDEX]
+    window = data.vocabulary.index_of(["c01", "c02", "c03"])[None]
+    scores = score_indices(result.model, window, data.vocabulary.index_of(["c04", "new"]))
+    assert scores[0, 0] > scores[0, 1]  # the known next item beats the never-bought one
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_with_the_trained_table_unseen_items_share_the_cold_vector(name):
+    sequences, splits, items = cycle_marts()
+    data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW, item_table="trained")
+    assert "new" not in data.vocabulary
+    assert data.vocabulary.index_of(["new", "other"]).tolist() == [COLD_INDEX] * 2
+    settings = {**QUICK, "item_table": "trained"}
+    result, _ = train_baseline(name, data, settings, device="cpu", log=lambda _: None)
     window = data.vocabulary.index_of(["c01", "c02", "c03"])[None]
     scores = score_indices(result.model, window, data.vocabulary.index_of(["c04", "new", "other"]))
     assert scores[0, 1] == scores[0, 2]  # both cold: they tie, so a cold target never ranks above its twin
     assert scores[0, 0] > scores[0, 1]  # the known next item beats the cold vector
+    with pytest.raises(ValueError, match="build them with"):
+        train_baseline(name, data, QUICK, device="cpu", log=lambda _: None)  # catalog model, trained rows
 
 
 def test_rare_items_stand_in_for_unseen_ones():
@@ -232,9 +248,9 @@ def test_the_cold_vector_learns_what_rare_items_lead_to():
     )
     sequences = pd.concat([prefix, sequences], ignore_index=True)
     items = pd.concat([items, pd.DataFrame({"item_id": ["hub"], "category": ["Bags"]})], ignore_index=True)
-    data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW)
+    data = SequenceData.from_marts(sequences, splits, items, max_len=WINDOW, item_table="trained")
     assert all(f"once-{u}" in data.vocabulary for u in users)  # rare, but in the vocabulary
-    settings = {**QUICK, "cold_replace_prob": 0.5}
+    settings = {**QUICK, "cold_replace_prob": 0.5, "item_table": "trained"}
     result, _ = train_baseline("sasrec", data, settings, device="cpu", log=lambda _: None)
     only_unseen = data.vocabulary.index_of(["never-seen"])[None]
     scores = score_indices(result.model, only_unseen, data.vocabulary.index_of(items["item_id"]))

@@ -228,7 +228,9 @@ def test_catalog_item_table_gives_every_item_its_own_row_as_recbole(tmp_path):
     RecBole's table has; the default gives unseen items the one shared cold row, where they tie."""
     inter = sequence_file(tmp_path / "cycle.inter", "cycle", 30, 12, 6)
     split = LeaveOneOut(read_inter(inter), [f"i{i:02d}" for i in range(12)] + ["never_a", "never_b"])
-    trained = SequenceData.from_marts(split.sequences, split.splits, split.items, 50, "purchases")
+    trained = SequenceData.from_marts(
+        split.sequences, split.splits, split.items, 50, "purchases", item_table="trained"
+    )
     catalog = SequenceData.from_marts(
         split.sequences, split.splits, split.items, 50, "purchases", item_table="catalog"
     )
@@ -296,9 +298,10 @@ def test_export_recbole_writes_the_warehouse_as_atomic_files(tmp_path, monkeypat
     with duckdb.connect(str(home / "fashionrec.duckdb")) as con:
         con.execute(
             "create table user_sequences as select * from (values "
-            "('u1', 1, null, timestamp '2024-05-01 10:00:00'),"
-            "('u1', 2, 'i1', timestamp '2024-05-01 10:01:00'),"
-            "('u1', 3, 'i2', timestamp '2024-05-01 10:01:00')) t(user_id, seq_no, item_id, ts)"
+            "('u1', 1, null, timestamp '2024-05-01 10:00:00', 'search'),"
+            "('u1', 2, 'i1', timestamp '2024-05-01 10:01:00', 'click'),"
+            "('u1', 3, 'i2', timestamp '2024-05-01 10:01:00', 'purchase'))"
+            " t(user_id, seq_no, item_id, ts, action)"
         )
         con.execute(
             "create table items as select * from (values "
@@ -322,3 +325,10 @@ def test_export_recbole_writes_the_warehouse_as_atomic_files(tmp_path, monkeypat
     ]
     config = (tmp_path / "recbole" / "shop.yaml").read_text()
     assert f"data_path: {(tmp_path / 'recbole').resolve()}" in config and "'LS': 'valid_and_test'" in config
+
+    out = ["export-recbole", "--out", str(tmp_path / "bought"), "--name", "shop"]
+    result = runner.invoke(app, [*out, "--actions", "purchase"])
+    assert result.exit_code == 0, result.output
+    assert read_inter(tmp_path / "bought/shop/shop.inter").values.tolist() == [["u1", "i2", 1714557660.0]]
+    result = runner.invoke(app, [*out, "--actions", "purchase,impression"])
+    assert result.exit_code != 0 and "impression" in result.output

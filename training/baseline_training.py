@@ -1,9 +1,10 @@
 """One run of the ``baselines`` assets: the selected baselines trained from what the run read once.
 
-The sequence models share one :class:`~training.baselines.SequenceData` (CORE's vocabulary and examples,
-cut to the run's share of the training users), built on the first of them; ``text_seq_query`` is fitted on
-valid with the encoder that wrote the title vectors. Each is saved under ``artifacts/baselines/<method>``,
-``<method>-<run_name>`` for a run on a share of the users, beside the default model and never over it.
+The sequence models that train with the same item table share one
+:class:`~training.baselines.SequenceData` (CORE's examples, cut to the run's share of the training users),
+built on the first of them; ``text_seq_query`` is fitted on valid with the encoder that wrote the title
+vectors. Each is saved under ``artifacts/baselines/<method>``, ``<method>-<run_name>`` for a run on a share
+of the users, beside the default model and never over it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from fashionrec.layout import ITEM_TITLE_VECTORS, ArtifactLayout
 from fashionrec.presets import SequenceBudget
 from recommender.retrieval import VectorCatalog
 from recommender.vector_store import table_exists
-from training.baselines import SequenceData, baseline_settings, train_and_save_baseline
+from training.baselines import SequenceData, baseline_settings, item_table_of, train_and_save_baseline
+from training.sequential import SequentialConfig
 from training.text_seq_query import (
     MODEL_NAME,
     TITLE_OPTIONS,
@@ -57,6 +59,7 @@ class BaselineOptions:
     stopping_step: int | None = None
     train_batch_size: int | None = None
     train_targets: str = "all_items"
+    item_table: str | None = None  # None: each model's own (its config's item_table)
     title_vectors_table: str = ""  # empty: item_title_vectors
     title_options: Sequence[int] = TITLE_OPTIONS
     max_valid_targets: int = 300
@@ -68,7 +71,9 @@ class BaselineOptions:
 
     @property
     def settings(self) -> dict[str, Any]:
-        return baseline_settings(self.budget, self.epochs, self.stopping_step, self.train_batch_size)
+        return baseline_settings(
+            self.budget, self.epochs, self.stopping_step, self.train_batch_size, self.item_table
+        )
 
 
 def open_title_vectors(db: lancedb.DBConnection, table: str) -> VectorCatalog:
@@ -82,18 +87,24 @@ def open_title_vectors(db: lancedb.DBConnection, table: str) -> VectorCatalog:
 
 
 def sequence_data_on_share(
-    inputs: BaselineInputs, options: BaselineOptions, log: Callable[[str], Any] = print
+    inputs: BaselineInputs, options: BaselineOptions, item_table: str, log: Callable[[str], Any] = print
 ) -> tuple[SequenceData, dict[str, Any]]:
-    """The sequence models' examples on the run's share of the training users, and the record of which
-    users those are (``UserShare.record``, saved with every model)."""
+    """The sequence models' examples on the run's share of the training users with ``item_table``'s rows,
+    and the record of which users those are (``UserShare.record``, saved with every model)."""
     share = options.share
     data = SequenceData.from_marts(
-        inputs.sequences, inputs.splits, inputs.items, train_targets=options.train_targets, share=share
+        inputs.sequences,
+        inputs.splits,
+        inputs.items,
+        train_targets=options.train_targets,
+        share=share,
+        item_table=item_table,
     )
     record = share.record(pd.unique(data.train.user_ids).size, count_train_users(inputs.splits))
     log(
         f"training on {record['train_users_used']} of {record['train_users_available']} training users "
-        f"({share.fraction:.0%}), {len(data.train)} train examples"
+        f"({share.fraction:.0%}), {len(data.train)} train examples, {item_table} item table "
+        f"({len(data.vocabulary.item_ids)} rows)"
     )
     return data, record
 
@@ -145,14 +156,16 @@ def train_baselines(
     ``title_vectors`` (:func:`open_title_vectors` of ``options.table``) are needed by llm2sasrec,
     llmseqsim and text_seq_query only.
     """
-    data: SequenceData | None = None
-    record: dict[str, Any] = {}
+    built: dict[str, tuple[SequenceData, dict[str, Any]]] = {}  # item table -> examples, share record
     for name in chosen:
         if name == MODEL_NAME:
             facts = _fit_text_seq_query(inputs, title_vectors, options, layout, log)
         else:
-            if data is None:
-                data, record = sequence_data_on_share(inputs, options, log)
+            # llmseqsim has no table of its own: it reads the frames of any
+            table = item_table_of(name, options.settings) or next(iter(built), SequentialConfig.item_table)
+            if table not in built:
+                built[table] = sequence_data_on_share(inputs, options, table, log)
+            data, record = built[table]
             method = options.share.method(name)
             facts = train_and_save_baseline(
                 name,

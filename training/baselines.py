@@ -44,7 +44,7 @@ from training.sequence_data import (
     ItemVocabulary,
     SequenceExamples,
     build_examples,
-    build_vocabulary,
+    item_vocabulary,
 )
 from training.sequential import (
     ModelBuilder,
@@ -94,15 +94,28 @@ def baseline_config(name: str, settings: Mapping[str, Any] | None = None) -> Win
     return config_class(**{k: v for k, v in (settings or {}).items() if k in known})
 
 
+def item_table_of(name: str, settings: Mapping[str, Any] | None = None) -> str | None:
+    """The item table ``name`` trains with: ``settings``' ``item_table``, else the model's own default (its
+    config's); None for ``llmseqsim``, which ranks title vectors and has no table of its own."""
+    return getattr(baseline_config(name, settings), "item_table", None)
+
+
 def baseline_settings(
     budget: SequenceBudget,
     epochs: int | None = None,
     stopping_step: int | None = None,
     train_batch_size: int | None = None,
+    item_table: str | None = None,
 ) -> dict[str, Any]:
     """The ``settings`` of :func:`train_baseline` for a preset's budget, each given override in place of
-    the budget's value (a run's config, or a benchmark's flags)."""
-    overrides = {"epochs": epochs, "stopping_step": stopping_step, "train_batch_size": train_batch_size}
+    the budget's value (a run's config, or a benchmark's flags); ``item_table`` replaces every model's own
+    (unset: each keeps its config's)."""
+    overrides = {
+        "epochs": epochs,
+        "stopping_step": stopping_step,
+        "train_batch_size": train_batch_size,
+        "item_table": item_table,
+    }
     return {
         "epochs": budget.epochs,
         "stopping_step": budget.stopping_step,
@@ -110,9 +123,6 @@ def baseline_settings(
         "bucket_by_length": budget.bucket_by_length,
         **{name: value for name, value in overrides.items() if value is not None},
     }
-
-
-ITEM_TABLES = ("trained", "catalog")  # see SequenceData.from_marts
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class SequenceData:
     train: SequenceExamples
     valid: SequenceExamples
     catalog: CategoryCatalog
+    item_table: str  # whose rows vocabulary holds (training.sequence_data.item_vocabulary)
 
     @classmethod
     def from_marts(
@@ -136,24 +147,18 @@ class SequenceData:
         max_len: int = 50,
         train_targets: str = "all_items",
         share: UserShare = EVERY_USER,
-        item_table: str = "trained",
+        item_table: str = SequentialConfig.item_table,
     ) -> SequenceData:
         """A ``share`` of the users keeps their train targets only (and so the vocabulary and train
         examples, ``training.user_share``); the valid targets that stop the training early are every
         user's.
 
-        ``item_table``: ``"trained"`` gives an embedding row to each item seen in training and one shared
-        cold row to all others (the project's models); ``"catalog"`` gives every item of ``items`` its
-        own row, as RecBole's item table does, so never-trained items are softmax negatives with rows of
-        their own."""
+        ``item_table`` (``training.sequence_data.item_vocabulary``): ``"catalog"`` gives every item of
+        ``items`` its own row, as RecBole's item table does, so never-trained items are softmax negatives
+        with rows of their own and an item a history holds keeps its identity; ``"trained"`` gives a row
+        to each item seen in training and one shared cold row to all others."""
         splits = share.of_splits(splits)
-        if item_table not in ITEM_TABLES:
-            raise ValueError(f"unknown item_table {item_table!r}; choose from {', '.join(ITEM_TABLES)}")
-        vocabulary = (
-            ItemVocabulary(np.array(sorted(items["item_id"].unique()), dtype=object))
-            if item_table == "catalog"
-            else build_vocabulary(sequences, splits)
-        )
+        vocabulary = item_vocabulary(item_table, sequences, splits, items)
         train = build_examples(
             sequences,
             splits,
@@ -165,7 +170,7 @@ class SequenceData:
         )
         valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=max_len)
         catalog = CategoryCatalog.from_items(items, vocabulary)
-        return cls(sequences, splits, items, vocabulary, train, valid, catalog)
+        return cls(sequences, splits, items, vocabulary, train, valid, catalog, item_table)
 
 
 def _require_titles(name: str, title_vectors: VectorCatalog | None) -> VectorCatalog:
@@ -204,6 +209,12 @@ def train_baseline(
     ``title_vectors`` (the ``item_title_vectors`` table) is required by ``llm2sasrec`` and ``llmseqsim``.
     """
     config = baseline_config(name, settings)
+    table = getattr(config, "item_table", data.item_table)
+    if table != data.item_table:
+        raise ValueError(
+            f"{name} trains with the {table!r} item table but the examples were built for "
+            f"{data.item_table!r}; build them with SequenceData.from_marts(..., item_table={table!r})"
+        )
     if name == "llmseqsim":
         return _fit_llmseqsim(data, cast(LlmSeqSimConfig, config), _require_titles(name, title_vectors), log)
     train_config = cast(SequentialConfig, config)

@@ -8,9 +8,11 @@ the session lives in the item space, the trained item table doubles as the ID em
 fashion paper (arXiv 2410.11327, §4.4 "ID Embedding Model"), and the model itself is the CORE baseline
 of the evaluation.
 
-Items outside the training vocabulary share one learned "cold" embedding (row ``COLD_INDEX``), as the
-fashion paper does for ID methods in its cold-start study; ``training.sequential`` trains that row on
-rare items and holds the training loop, ranking and checkpoints that CORE shares with the baselines.
+Every catalog item has a row of its own (``item_table: "catalog"``, RecBole's table and the default). With
+``item_table: "trained"``, items outside the training vocabulary share one learned "cold" embedding (row
+``COLD_INDEX``), as the fashion paper does for ID methods in its cold-start study; ``training.sequential``
+trains that row on rare items and holds the training loop, ranking and checkpoints that CORE shares with
+the baselines.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from training.sequence_data import (
     SequenceExamples,
     build_examples,
     build_vocabulary,
+    item_vocabulary,
     sequences_to_inputs,
 )
 from training.sequential import (
@@ -198,9 +201,9 @@ def fit_core(
 ) -> CoreFit:
     """CORE trained on the train targets of ``share``'s users (``warehouse.marts.read_sequence_marts``'
     frames), stopping early on every user's valid targets; the vocabulary comes from those users only,
-    so items only the others saw are cold."""
+    so items only the others saw are cold (with the catalog table: rows that no train example holds)."""
     training_splits = share.of_splits(splits)
-    vocabulary = build_vocabulary(sequences, training_splits)
+    vocabulary = item_vocabulary(config.item_table, sequences, training_splits, items)
     train = build_examples(
         sequences,
         training_splits,
@@ -211,6 +214,8 @@ def fit_core(
         item_categories=items.set_index("item_id")["category"],
     )
     valid = build_examples(sequences, splits, vocabulary, split="valid", max_len=config.max_seq_length)
+    # catalog items no training example holds, whichever table ranks them
+    trained = vocabulary if config.item_table == "trained" else build_vocabulary(sequences, training_splits)
     record = share.record(pd.unique(train.user_ids).size, count_train_users(splits))
     log(
         f"CORE on {record['train_users_used']} of {record['train_users_available']} training users "
@@ -222,8 +227,9 @@ def fit_core(
     )
     facts = {
         "dim": config.embedding_size,
+        "item_table": config.item_table,
         "vocabulary_items": len(vocabulary.item_ids),
-        "cold_catalog_items": int((~items["item_id"].isin(set(vocabulary.item_ids))).sum()),
+        "cold_catalog_items": int((~items["item_id"].isin(set(trained.item_ids))).sum()),
         "train_examples": len(train),
         "valid_targets": len(valid),
         "best_epoch": result.best_epoch,
@@ -260,7 +266,8 @@ class CoreScorer(SequenceScorer):
         return cls(model, vocabulary)
 
     def item_vectors(self, item_ids: Sequence[str]) -> np.ndarray:
-        """Unit-length ID vectors ``[n, d]``; items outside the vocabulary get the shared cold vector."""
+        """Unit-length ID vectors ``[n, d]``; items outside the vocabulary (only with the trained table)
+        get the shared cold vector."""
         device = next(self.model.parameters()).device
         with torch.no_grad():
             rows = torch.as_tensor(self.vocabulary.index_of(item_ids), device=device)

@@ -5,9 +5,10 @@ the user's events before it (clicks, add-to-carts and purchases; searches carry 
 the latest ``max_len`` and left-aligned with padding on the right as RecBole does.
 
 Item indices: 0 is padding, 1 is the shared "cold" item that stands for every item outside the
-vocabulary, and 2.. are the vocabulary. The vocabulary is built from the training portion only: every
-item in ``user_sequences`` at or before some user's last train target, which is exactly the definition
-behind ``splits.is_cold_item``.
+vocabulary, and 2.. are the vocabulary. Which items get rows is the model's item table
+(:func:`item_vocabulary`): every item of the catalog (``"catalog"``, RecBole's table and the default), or
+the training portion only (``"trained"``): every item in ``user_sequences`` at or before some user's last
+train target, which is exactly the definition behind ``splits.is_cold_item``.
 
 For the low-resource setting of paper §5.4, ``training.user_share`` keeps the train targets of a share
 of the users only; the vocabulary and the train examples then come from those users alone.
@@ -75,6 +76,24 @@ def build_vocabulary(user_sequences: pd.DataFrame, splits: pd.DataFrame) -> Item
     cutoff = events["user_id"].map(last_train_seq_no(splits))
     in_train = events.loc[events["seq_no"] <= cutoff, "item_id"]
     return ItemVocabulary(np.array(sorted(in_train.unique()), dtype=object))
+
+
+# Which items get an embedding row of their own (docs/evaluation.md, "The item table"):
+# "catalog" every item of the items mart, as RecBole's table; "trained" the items seen in training, the
+# others sharing the cold row.
+ITEM_TABLES = ("catalog", "trained")
+
+
+def item_vocabulary(
+    item_table: str, user_sequences: pd.DataFrame, splits: pd.DataFrame, items: pd.DataFrame
+) -> ItemVocabulary:
+    """The rows of ``item_table``: every item of ``items`` (``"catalog"``), or those of
+    :func:`build_vocabulary` (``"trained"``), items outside it sharing ``COLD_INDEX``."""
+    if item_table not in ITEM_TABLES:
+        raise ValueError(f"unknown item_table {item_table!r}; choose from {', '.join(ITEM_TABLES)}")
+    if item_table == "trained":
+        return build_vocabulary(user_sequences, splits)
+    return ItemVocabulary(np.array(sorted(items["item_id"].unique()), dtype=object))
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,13 @@ class SequentialConfig(WindowConfig):
     epochs: int = 300  # overall.yaml
     stopping_step: int = 10  # overall.yaml: stop when more epochs than this in a row bring no valid gain
     metric_decimal_place: int = 4  # overall.yaml: valid scores are rounded so before they are compared
-    cold_item_max_count: int = 1  # ours: items this rare in training stand in for unseen items
-    cold_replace_prob: float = 0.1  # ours: how often such an occurrence trains the cold row instead
+    # RecBole's table: every catalog item has a row (training.sequence_data.item_vocabulary); "trained"
+    # gives rows to the items seen in training only and one shared cold row to the rest. The catalog table
+    # wins where users buy an article again (docs/evaluation.md, "The item table")
+    item_table: str = "catalog"
+    # ours, for a table with a cold row: items this rare in training stand in for unseen items ...
+    cold_item_max_count: int = 1
+    cold_replace_prob: float = 0.1  # ... and this often an occurrence trains the cold row instead
     seed: int = 2020  # overall.yaml
     # ours, speed only: a random batch is run in this many length-sorted pieces whose gradients add up
     # to the batch's (training.sequential.batch_pieces). One CORE epoch on demo at batches of 256 took

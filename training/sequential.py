@@ -9,10 +9,11 @@ this one is where their names are imported from:
   (docs/recbole.md: early stopping on valid NDCG@10) and stopping as RecBole's ``early_stopping``
   does: scores compared at ``metric_decimal_place`` decimals, a tie counts as a gain (the later epoch is
   kept), and training stops once more than ``stopping_step`` epochs in a row brought none.
-- Cold items (here): every item outside the training vocabulary shares the embedding row
-  ``COLD_INDEX``. A row that is never a training input or target would keep its random initialisation,
-  so each occurrence of an item seen at most ``cold_item_max_count`` times in training is replaced by the
-  cold row with probability ``cold_replace_prob``: rare items are the closest stand-in for unseen ones.
+- Cold items (here): with the ``"trained"`` item table every item outside the training vocabulary shares
+  the embedding row ``COLD_INDEX``. A row that is never a training input or target would keep its random
+  initialisation, so each occurrence of an item seen at most ``cold_item_max_count`` times in training is
+  replaced by the cold row with probability ``cold_replace_prob``: rare items are the closest stand-in for
+  unseen ones. With the ``"catalog"`` table no item ranks with the cold row, so nothing is replaced.
 - The model interface, its configs and scoring (``training.sequence_model``): :func:`score_indices`,
   :func:`rank_examples`, :class:`SequenceScorer`.
 - Checkpoints (``training.sequence_checkpoint``): :func:`save_sequential` / :func:`load_sequential`.
@@ -78,6 +79,10 @@ def _rare_item_mask(train: SequenceExamples, n_items: int, max_count: int) -> to
     rare = (counts > 0) & (counts <= max_count)
     rare[[PAD_INDEX, COLD_INDEX]] = False
     return torch.as_tensor(rare)
+
+
+def _ranks_cold_row(catalog: CategoryCatalog) -> bool:
+    return any(bool((rows == COLD_INDEX).any()) for rows in catalog.indices.values())
 
 
 def as_cold(indices: torch.Tensor, rare: torch.Tensor, prob: float) -> torch.Tensor:
@@ -178,6 +183,8 @@ def train_sequential(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     rare = _rare_item_mask(train, len(vocabulary), config.cold_item_max_count).to(device)
+    # the cold row is trained only where some catalog item is ranked with it
+    cold_prob = config.cold_replace_prob if _ranks_cold_row(catalog) else 0.0
 
     inputs, targets = torch.as_tensor(train.inputs), torch.as_tensor(train.targets)
     best_state, best_score, best_epoch, best_valid = None, -math.inf, 0, {}
@@ -193,9 +200,9 @@ def train_sequential(
             optimizer.zero_grad(set_to_none=True)
             for piece in batch_pieces(idx, train.lengths, config):
                 seq, tgt = trim_padding(inputs[piece]).to(device), targets[piece].to(device)
-                if config.cold_replace_prob > 0:
-                    seq = as_cold(seq, rare, config.cold_replace_prob)
-                    tgt = as_cold(tgt, rare, config.cold_replace_prob)
+                if cold_prob > 0:
+                    seq = as_cold(seq, rare, cold_prob)
+                    tgt = as_cold(tgt, rare, cold_prob)
                 loss = model.loss(seq, tgt) * (len(piece) / len(idx))
                 loss.backward()
                 total += loss.item() * len(idx)
