@@ -8,6 +8,8 @@ import json
 import duckdb
 import pytest
 
+from fashionrec.layout import TITLE_ENCODER_MANIFEST
+from fashionrec.settings import Paths
 from tests.conftest import TinyRun, run_whole_pipeline, small_tiny_logs
 from tests.test_pipeline_tiny import GROUPS
 from training.baselines import BASELINES
@@ -52,7 +54,8 @@ def test_the_title_encoder_trains_on_purchase_sequences(purchases_only):
     meta = purchases_only.metadata("title_encoder")
     assert meta["pairs_source"] == "purchase_sequence"
     assert meta["train_pairs"] > 0 and meta["epochs"] >= 1
-    record = json.loads((purchases_only.home / "artifacts/title_encoder/title_encoder.json").read_text())
+    encoder = Paths.under(purchases_only.home).artifacts.title_encoder()
+    record = json.loads((encoder / TITLE_ENCODER_MANIFEST).read_text())
     assert record["pairs_source"] == "purchase_sequence"
 
 
