@@ -120,7 +120,10 @@ def test_quality_figures_are_in_the_metadata(features):
     assert 1 <= candidates["valid_mean_candidates"] <= settings.neighbours * settings.items_per_query
     core = metadata(result, ITEM_ID_VECTORS)
     assert core["best_epoch"] >= 1 and 0.0 <= core["valid_ndcg@10"] <= 1.0
-    assert core["cold_catalog_items"] + core["vocabulary_items"] == scalar(home, "select count(*) from items")
+    # the default catalog table: a row per catalog item, the never-trained ones among them counted
+    n_items = scalar(home, "select count(*) from items")
+    assert core["item_table"] == "catalog" and core["vocabulary_items"] == n_items
+    assert 0 < core["cold_catalog_items"] < n_items
 
 
 def test_prompt_candidates_only_use_listings_shown_before_the_prediction(features):
