@@ -179,6 +179,31 @@ def _family_rebuys(
     f = np.maximum(fam, 0)
     ok &= _on_sale_all_week(c, f, m.day[rep])
     subcat = np.where(ok, c.fam_subcat[f], m.subcat[rep]).astype(np.int16)
+    _run_feeds(
+        shop,
+        wants,
+        m,
+        rep,
+        subcat,
+        log,
+        "re-buys in another color",
+        insert_family=np.where(ok, fam, -1),
+        avoid_color=np.where(ok, bought_color[np.maximum(prev, 0)], -1),
+    )
+
+
+def _run_feeds(
+    shop: Shop,
+    wants: IntentSampler,
+    m: Missions,
+    rep: np.ndarray,
+    subcat: np.ndarray,
+    log: EventLog,
+    label: str,
+    **placed: np.ndarray,
+) -> None:
+    """Missions ``rep`` shop from a feed of ``subcat`` (``placed``: what the feed shows first, see
+    :func:`_episodes`); what they bought is written back into ``m``."""
     eps = _episodes(
         m,
         rep,
@@ -187,10 +212,9 @@ def _family_rebuys(
         np.zeros(rep.size, bool),
         np.ones(rep.size, bool),
         shop.params.clicks_feed,
-        insert_family=np.where(ok, fam, -1),
-        avoid_color=np.where(ok, bought_color[np.maximum(prev, 0)], -1),
+        **placed,
     )
-    out = run_episodes(shop, eps, log, "re-buys in another color")
+    out = run_episodes(shop, eps, log, label)
     m.bought_family[rep] = out.bought_family
     m.bought_item[rep] = out.bought_item
     m.interactions += int(out.interactions.sum())
@@ -219,19 +243,5 @@ def _article_rebuys(
     item = np.where(found, item[np.arange(rep.size), pick], -1)
     fam = np.where(found, fam[np.arange(rep.size), pick], -1)
     subcat = np.where(found, c.fam_subcat[np.maximum(fam, 0)], m.subcat[rep]).astype(np.int16)
-    eps = _episodes(
-        m,
-        rep,
-        np.zeros(rep.size),
-        wants.feed(subcat, m.target_gender[rep], m.user[rep]),
-        np.zeros(rep.size, bool),
-        np.ones(rep.size, bool),
-        shop.params.clicks_feed,
-        insert_family=fam,
-        rebuy_item=item,
-    )
-    out = run_episodes(shop, eps, log, "re-buys of an article")
-    m.bought_family[rep] = out.bought_family
-    m.bought_item[rep] = out.bought_item
+    _run_feeds(shop, wants, m, rep, subcat, log, "re-buys of an article", insert_family=fam, rebuy_item=item)
     m.rebuy[rep] = found
-    m.interactions += int(out.interactions.sum())
