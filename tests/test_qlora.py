@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from fashionrec.layout import ArtifactLayout
 from fashionrec.presets import get_preset
-from recommender.language_model import read_base_model_pointer
+from recommender.language_model import compute_dtype, read_base_model_pointer
 from recommender.prompts import render_response
 from training.adapter_selection import AdapterSelection
 from training.adapter_training import train_adapter
@@ -78,7 +78,8 @@ def test_base_is_4bit_nf4_and_only_lora_trains(base_model):
             state = base.weight.quant_state
             assert state.quant_type == "nf4"
             assert state.nested  # double quantisation: the absmax constants are quantised too
-            assert base.compute_dtype == torch.float32  # CPU compute dtype (bf16 on a GPU)
+            # bf16 where the hardware computes it natively (a GPU, AVX512-BF16), else float32
+            assert base.compute_dtype == compute_dtype(torch.device("cpu"))
             assert not base.weight.requires_grad
             assert module.r["default"] == 16 and module.scaling["default"] == 16 / 16
             assert module.lora_dropout["default"].p == 0.05

@@ -19,7 +19,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from fashionrec.layout import ITEM_TITLE_VECTORS
-from recommender.language_model import load_recommender_model
+from recommender.language_model import compute_dtype, load_recommender_model
 from serving.api import create_app
 from serving.artifacts import ArtifactsUnavailable, load_artifacts
 from serving.service import RecommendationService
@@ -157,8 +157,10 @@ def test_dequantized_layers_give_the_4bit_models_logits(service, evaluated_targe
     """Dequantizing once at load holds the very weights bitsandbytes dequantizes on every call, so only
     the matrix-product kernel differs. Kernels sum in different orders, and float32 rounding (2^-24
     relative per addition) over the few thousand products behind each logit stays far below 0.1 % of the
-    logit scale; 0.006 on logits of magnitude ~10 was seen on an AMD EPYC. What must hold is that the
-    answers agree: every next token whose lead over the runner-up is larger than that noise is the same.
+    logit scale; 0.006 on logits of magnitude ~10 was seen on an AMD EPYC. Where the CPU computes in
+    bfloat16 (AVX512-BF16), each product rounds to 2^-8: 0.03 on logits of ~7 was seen, so the bound is
+    1 % there. What must hold is that the answers agree: every next token whose lead over the runner-up
+    is larger than that noise is the same.
     """
     snapshot = service.snapshot
     assert snapshot.versions.dequantized_layers > 0
@@ -169,7 +171,8 @@ def test_dequantized_layers_give_the_4bit_models_logits(service, evaluated_targe
     with torch.inference_mode():
         expected = quantized(**encoded).logits
         served = snapshot.recommender.model(**encoded).logits
-    tolerance = 1e-3 * float(expected.abs().max())
+    relative = 1e-2 if compute_dtype(torch.device("cpu")) == torch.bfloat16 else 1e-3
+    tolerance = relative * float(expected.abs().max())
     torch.testing.assert_close(served, expected, rtol=0.0, atol=tolerance)
     top2 = expected.topk(2, dim=-1).values
     clear = (top2[..., 0] - top2[..., 1]) > 2 * tolerance

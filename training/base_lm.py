@@ -32,7 +32,7 @@ from transformers import (
 from fashionrec.layout import PRETRAINING_CONFIG_FILE, PRETRAINING_LOSS_PLOT, ArtifactLayout
 from fashionrec.presets import BaseLMBudget
 from recommender.language_model import write_base_model_pointer
-from recommender.prompts import load_prompt_template, product_fields, render_response
+from recommender.prompts import PromptRenderer, render_response
 from training.domain_tokenizer import (
     WIDTH_MULTIPLE,
     DomainTokenizerConfig,
@@ -101,19 +101,24 @@ class BaseLMResult:
 
 
 def domain_corpus(items: Iterable[Mapping[str, Any]], queries: Iterable[str]) -> list[str]:
-    """Pretraining documents: each product as the prompt shows it followed by the answer naming it,
-    and each search query as the prompt writes it.
+    """Pretraining documents: for each product, the prompt template with that product as its one
+    candidate, followed by the answer naming it; and each search query as the template writes it.
 
     Pairing the two forms in one document teaches more than the answer format and which title goes
     with which id: the model learns to copy an id it has just read into an answer, which fine-tuning
     then points at the right id of the prompt. ``items`` are rows of the ``items`` mart.
     """
-    documents: list[str] = []
-    for item in items:
-        product = product_fields(item, with_attributes=True)
-        shown = json.dumps(product, ensure_ascii=False)
-        documents.append(f"{shown} {render_response(product['id'], product['title'])}")
-    documents.extend(f"search keyword <{query}>" for query in sorted(set(queries)) if query)
+    catalog = {str(item["item_id"]): item for item in items}
+    renderer = PromptRenderer(lambda text: 0, catalog=catalog)
+    documents = [
+        renderer.render_text([], [item_id]) + render_response(item_id, str(item.get("title") or ""))
+        for item_id, item in catalog.items()
+    ]
+    documents.extend(
+        renderer.render_text([{"action": "search", "query": query}], None)
+        for query in sorted(set(queries))
+        if query
+    )
     return documents
 
 
@@ -126,7 +131,7 @@ INSTRUCTION_COPIES = 200
 
 def tokenizer_corpus(documents: Sequence[str]) -> list[str]:
     """The documents plus the prompt template's own wording, weighted so the instruction encodes compactly."""
-    instruction = load_prompt_template().render(events=[], candidate_item_ids=[])
+    instruction = PromptRenderer(lambda text: 0).render_text([], [])
     return [*documents, *[instruction] * INSTRUCTION_COPIES]
 
 
