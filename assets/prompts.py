@@ -4,6 +4,7 @@ prompt variant (``recommender.prompt_table``).
 """
 
 import dagster as dg
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -12,7 +13,9 @@ from assets.language_model import LLM_GROUP
 from assets.resources import PipelineSettings
 from recommender.prompt_table import example_prompt, prompts_summary, prompts_table
 from recommender.prompts import (
+    CATALOG_COLUMNS,
     DEFAULT_TEMPLATE_PATH,
+    FIGURE3_TEMPLATE_PATH,
     PROMPT_VARIANTS,
     PromptBudget,
     PromptRenderer,
@@ -30,8 +33,8 @@ class PromptsConfig(dg.Config):
     )
     max_sequence_tokens: int | None = Field(
         default=None,
-        description="Tokens per prompt + answer; default per preset: 1024 (paper) at paper scale, 768 demo, "
-        "512 tiny. Over budget, the oldest events are dropped (never the latest search or the candidates).",
+        description="Tokens per prompt + answer; default: the preset's (paper: 1024). "
+        "Over budget, the oldest events are dropped (never the latest search or the candidates).",
     )
     response_tokens: int = Field(
         default=PromptBudget.response_tokens,
@@ -39,8 +42,12 @@ class PromptsConfig(dg.Config):
     )
     template_path: str = Field(
         default="",
-        description="Prompt template file (Jinja2); empty: "
-        f"recommender/templates/{DEFAULT_TEMPLATE_PATH.name}.",
+        description="Prompt template file (Jinja2); empty: the compact "
+        f"recommender/templates/{DEFAULT_TEMPLATE_PATH.name} (the paper's Figure 3 wording, products as "
+        f"JSON: recommender/templates/{FIGURE3_TEMPLATE_PATH.name}).",
+    )
+    seed: int = Field(
+        default=0, description="Where a train target the candidates missed is inserted among them."
     )
 
 
@@ -58,14 +65,7 @@ def prompts(
     from recommender.language_model import load_tokenizer, read_base_model_pointer
 
     with duckdb.get_connection() as con, user_errors():
-        require_tables(con, ["prompt_inputs", "prompt_candidates"])
-        targets = con.sql(
-            "select target_id, user_id, split, category, target_item_id, target_title, history, latest_query "
-            "from prompt_inputs order by target_id"
-        ).to_arrow_table()
-        candidates = con.execute(
-            "select target_id, candidate_item_ids from prompt_candidates order by target_id"
-        ).fetchall()
+        targets, candidates, catalog = read_prompt_inputs(con)
     with user_errors():
         budget = PromptBudget(
             max_sequence_tokens=config.max_sequence_tokens or settings.budgets.llm.max_sequence_tokens,
@@ -73,9 +73,12 @@ def prompts(
         )
         tokenizer = load_tokenizer(read_base_model_pointer(settings.artifacts.base_model_pointer))
         renderer = PromptRenderer(
-            token_counter(tokenizer), budget, config.template_path or DEFAULT_TEMPLATE_PATH
+            token_counter(tokenizer),
+            budget,
+            config.template_path or DEFAULT_TEMPLATE_PATH,
+            catalog,
         )
-        table = prompts_table(targets.to_pylist(), dict(candidates), renderer, config.variants)
+        table = prompts_table(targets.to_pylist(), candidates, renderer, config.variants, config.seed)
     with duckdb.get_connection() as con:
         replace_table(con, "prompts", table)
     summary, example = prompts_summary(table), example_prompt(table)
@@ -87,9 +90,24 @@ def prompts(
             "max_sequence_tokens": budget.max_sequence_tokens,
             "prompt_token_budget": budget.prompt_tokens,
             "over_budget": int(summary["over_budget"].sum()),
+            "mean_prompt_tokens": round(float(summary["mean_tokens"].mean()), 1),
             "by_variant_and_split": dg.MetadataValue.md(summary.to_markdown(index=False)),
             **(
                 {"example_prompt": dg.MetadataValue.md(f"```\n{example}\n```")} if example is not None else {}
             ),
         }
     )
+
+
+def read_prompt_inputs(con) -> tuple[pa.Table, dict[str, list[str]], dict[str, dict]]:
+    """The targets to prompt for, each one's candidate ids, and the catalog rows a prompt can show."""
+    require_tables(con, ["prompt_inputs", "prompt_candidates"])
+    targets = con.sql(
+        "select target_id, user_id, split, category, target_item_id, target_title, history, latest_query "
+        "from prompt_inputs order by target_id"
+    ).to_arrow_table()
+    candidates = con.execute(
+        "select target_id, candidate_item_ids from prompt_candidates order by target_id"
+    ).fetchall()
+    catalog = con.sql(f"select {', '.join(CATALOG_COLUMNS)} from items").to_arrow_table().to_pylist()
+    return targets, dict(candidates), {item["item_id"]: item for item in catalog}

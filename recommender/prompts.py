@@ -1,8 +1,10 @@
 """Recommendation prompts of arXiv 2410.11327 (Figure 3), rendered from an editable template file.
 
 A prompt is the instruction, the user's history (search keywords and the products they clicked, carted
-or bought, each as JSON with its fashion attributes), the query memory's candidate ids and the response
-header. Training prompts are followed by the response ``{<id>ID</id>,<title>TITLE</title>}``.
+or bought, with their fashion attributes), the candidate products (id, title and attributes, so that the
+model can read what each one is) and the response header. Training prompts are followed by the response
+``{<id>ID</id>,<title>TITLE</title>}``. The default template writes one short line per event and per
+candidate; ``templates/figure3_prompt.jinja`` is the paper's wording with every product as JSON.
 
 Training (``prompts`` asset) and the serving API render prompts with the same ``PromptRenderer``, so
 the model sees one format online and offline.
@@ -18,11 +20,15 @@ from typing import Any
 
 import jinja2
 
-DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "recommendation_prompt.jinja"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+DEFAULT_TEMPLATE_PATH = TEMPLATES_DIR / "recommendation_prompt.jinja"
+FIGURE3_TEMPLATE_PATH = TEMPLATES_DIR / "figure3_prompt.jinja"  # the paper's wording, products as JSON
 
 # Figure 3 shows each product as JSON with exactly these keys, in this order.
 PRODUCT_ATTRIBUTE_FIELDS = ("category", "brand", "color", "size", "season", "holiday", "occasion")
 ITEM_ACTIONS = ("click", "add_to_cart", "purchase")
+# the ``items`` columns a prompt can show for a product (a renderer's catalog rows)
+CATALOG_COLUMNS = ("item_id", "title", *PRODUCT_ATTRIBUTE_FIELDS)
 
 RESPONSE_FORMAT = "{{<id>{item_id}</id>,<title>{title}</title>}}"
 # ", then click product" and the like: only used to estimate how many events to drop, then checked
@@ -36,7 +42,7 @@ class PromptVariant:
 
     name: str
     with_attributes: bool  # False: "w/o product attributes", products show id and title only
-    with_query_memory: bool  # False: "w/o query-product memory", no candidate ids
+    with_query_memory: bool  # False: "w/o query-product memory", no candidates
 
 
 PROMPT_VARIANTS: dict[str, PromptVariant] = {
@@ -156,14 +162,22 @@ def load_prompt_template(path: str | Path = DEFAULT_TEMPLATE_PATH) -> jinja2.Tem
     )
     # Figure 3 writes products as plain JSON (", " and ": " separators, no HTML escaping)
     environment.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
+    environment.filters["words"] = first_words
     return environment.from_string(path.read_text(encoding="utf-8"))
+
+
+def first_words(text: Any, n: int) -> str:
+    """``text``'s first ``n`` words (a title's head names the product; its tail is sizes and fits)."""
+    return " ".join(str(text or "").split()[:n])
 
 
 class PromptRenderer:
     """Renders prompts from the template and fits them into the token budget.
 
-    Over budget, the oldest events go first; the latest search and the candidate ids always stay,
-    because they carry the current intent and the query memory's hint.
+    Over budget, the oldest events go first; the latest search and the candidates always stay,
+    because they carry the current intent and the query memory's hint. ``catalog`` maps an item id to its
+    ``items`` row, so that each candidate shows its title and attributes; a candidate missing from it
+    shows its id alone.
     """
 
     def __init__(
@@ -171,18 +185,21 @@ class PromptRenderer:
         count_tokens: Callable[[str], int],
         budget: PromptBudget | None = None,
         template_path: str | Path = DEFAULT_TEMPLATE_PATH,
+        catalog: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.count_tokens = count_tokens
         self.budget = budget or PromptBudget()
         self.template = load_prompt_template(template_path)
+        self.catalog = catalog or {}
         self._content_tokens: dict[str, int] = {}
 
     def _event_tokens(self, event: Mapping[str, Any]) -> int:
         """Approximate tokens an event adds (its query or product JSON plus the action words)."""
+        # the product's words as an upper bound of what any template writes for it (JSON adds its keys)
         content = (
             event["query"]
             if event["action"] == "search"
-            else json.dumps(event["product"], ensure_ascii=False)
+            else " ".join(value for value in event["product"].values() if value)
         )
         if content not in self._content_tokens:
             # products recur across users and a user's targets share their history: count each once
@@ -192,11 +209,17 @@ class PromptRenderer:
         return self._content_tokens[content] + _ACTION_WORD_TOKENS
 
     def render_text(
-        self, events: Sequence[Mapping[str, Any]], candidate_item_ids: Sequence[str] | None
+        self,
+        events: Sequence[Mapping[str, Any]],
+        candidate_item_ids: Sequence[str] | None,
+        with_attributes: bool = True,
     ) -> str:
         """The template applied to these events as they are (no budget fitting)."""
-        candidates = None if candidate_item_ids is None else [str(item_id) for item_id in candidate_item_ids]
-        return self.template.render(events=list(events), candidate_item_ids=candidates)
+        if candidate_item_ids is None:
+            return self.template.render(events=list(events), candidates=None, candidate_item_ids=None)
+        ids = [str(item_id) for item_id in candidate_item_ids]
+        products = [product_fields(self.catalog.get(i) or {"item_id": i}, with_attributes) for i in ids]
+        return self.template.render(events=list(events), candidates=products, candidate_item_ids=ids)
 
     def render(
         self,
@@ -217,7 +240,7 @@ class PromptRenderer:
         def attempt(n_dropped: int) -> tuple[str, int, int]:
             dropped = set(droppable[:n_dropped])
             kept = [event for i, event in enumerate(events) if i not in dropped]
-            text = self.render_text(kept, candidates)
+            text = self.render_text(kept, candidates, chosen.with_attributes)
             return text, self.count_tokens(text), len(kept)
 
         limit = self.budget.prompt_tokens

@@ -4,8 +4,15 @@ import json
 
 import pytest
 
-from recommender.prompt_table import example_prompt, prompts_summary, prompts_table, sample_rows
+from recommender.prompt_table import (
+    example_prompt,
+    prompts_summary,
+    prompts_table,
+    sample_rows,
+    with_target_among,
+)
 from recommender.prompts import (
+    FIGURE3_TEMPLATE_PATH,
     PromptBudget,
     PromptRenderer,
     history_events,
@@ -46,9 +53,14 @@ def renderer(max_sequence_tokens: int = 4096, **kwargs) -> PromptRenderer:
     return PromptRenderer(words, PromptBudget(max_sequence_tokens, response_tokens=64), **kwargs)
 
 
+def figure3(max_sequence_tokens: int = 4096, **kwargs) -> PromptRenderer:
+    """The paper's own wording (Figure 3), products as JSON."""
+    return renderer(max_sequence_tokens, template_path=FIGURE3_TEMPLATE_PATH, **kwargs)
+
+
 def test_prompt_follows_figure_3():
     history = [search("sleeveless blouses for women dressy"), click(41, title="Timeson Black Tunic Tops")]
-    prompt = renderer().render(history, ["73818", "6878", "3"]).prompt_text
+    prompt = figure3().render(history, ["73818", "6878", "3"]).prompt_text
 
     assert prompt.startswith("Below is an instruction that describes a task")
     instruction = prompt.split("### Instruction:\n")[1].split("### Input:")[0]
@@ -83,7 +95,7 @@ def test_prompt_follows_figure_3():
 
 def test_every_item_action_is_worded():
     history = [click(1), {**click(2), "action": "add_to_cart"}, {**click(3), "action": "purchase"}]
-    line = renderer().render(history, []).prompt_text.split("### Input:\n")[1]
+    line = figure3().render(history, []).prompt_text.split("### Input:\n")[1]
     assert "User click product {" in line
     assert "then add to cart product {" in line
     assert "then purchase product {" in line
@@ -91,12 +103,12 @@ def test_every_item_action_is_worded():
 
 
 def test_no_history_still_renders():
-    prompt = renderer().render([], [], "full").prompt_text
+    prompt = figure3().render([], [], "full").prompt_text
     assert "User has no earlier activity, Candidate product ids: []." in prompt
 
 
 def test_no_attributes_variant_shows_id_and_title_only():
-    prompt = renderer().render([click(7)], ["I001"], "no_attributes").prompt_text
+    prompt = figure3().render([click(7)], ["I001"], "no_attributes").prompt_text
     line = prompt.split("### Input:\n")[1]
     assert '{"id": "I007", "title": "Alvora Women Dress 7"}' in line
     assert '"color"' not in line
@@ -105,7 +117,7 @@ def test_no_attributes_variant_shows_id_and_title_only():
 
 def test_no_query_memory_variant_drops_candidates_and_their_instruction():
     prompt = (
-        renderer().render([search("red dress"), click(7)], ["I001", "I002"], "no_query_memory").prompt_text
+        figure3().render([search("red dress"), click(7)], ["I001", "I002"], "no_query_memory").prompt_text
     )
     assert "Candidate product ids" not in prompt
     assert "Prioritize recommendations" not in prompt
@@ -124,9 +136,9 @@ def test_budget_drops_oldest_events_but_keeps_latest_search_and_candidates():
         [click(n) for n in range(1, 6)] + [search("black party dress")] + [click(n) for n in range(6, 30)]
     )
     candidates = ["C1", "C2", "C3"]
-    full = renderer().render(history, candidates)
+    full = figure3().render(history, candidates)
     budget = full.n_prompt_tokens - 100
-    fitted = renderer(budget + 64).render(history, candidates)
+    fitted = figure3(budget + 64).render(history, candidates)
 
     assert fitted.fits_budget and fitted.n_prompt_tokens <= budget
     assert fitted.n_history_events_dropped > 0
@@ -142,13 +154,13 @@ def test_budget_drops_oldest_events_but_keeps_latest_search_and_candidates():
     one_more = [click(kept_clicks[0] - 1)] + [
         e for e in history if e.get("item_id") in {f"I{n:03d}" for n in kept_clicks}
     ]
-    longer = renderer().render([history[5], *one_more], candidates)
+    longer = figure3().render([history[5], *one_more], candidates)
     assert longer.n_prompt_tokens > budget
 
 
 def test_over_budget_prompt_keeps_its_core_and_says_so():
     history = [click(1), click(2), search("boots")]
-    fitted = renderer(100).render(history, [f"C{n}" for n in range(20)])
+    fitted = figure3(100).render(history, [f"C{n}" for n in range(20)])
     assert not fitted.fits_budget
     assert fitted.n_history_events_kept == 1 and "search keyword <boots>" in fitted.prompt_text
     assert "C19" in fitted.prompt_text
@@ -208,7 +220,7 @@ def test_prompts_table_has_a_row_per_target_and_variant_with_candidates_only_whe
     ]
     candidates = {"T1": ["I001", "I005"], "T2": None}  # T3 has no row in prompt_candidates
     variants = ["full", "no_query_memory", "no_attributes"]
-    table = prompts_table(targets, candidates, renderer(), variants)
+    table = prompts_table(targets, candidates, figure3(), variants)
 
     rows = table.to_pylist()
     assert [(row["target_id"], row["variant"]) for row in rows] == [
@@ -216,7 +228,13 @@ def test_prompts_table_has_a_row_per_target_and_variant_with_candidates_only_whe
     ]
     shown = {(row["target_id"], row["variant"]): row["candidate_item_ids"] for row in rows}
     assert shown[("T1", "full")] == shown[("T1", "no_attributes")] == ["I001", "I005"]
-    assert shown[("T2", "full")] == shown[("T3", "full")] == []
+    assert shown[("T3", "full")] == []
+    # a train target is always among its candidates: T2 had none, so it shows its target alone
+    assert shown[("T2", "full")] == ["I009"]
+    inserted = {(row["target_id"], row["variant"]): row["target_inserted"] for row in rows}
+    assert (
+        inserted[("T2", "full")] and not inserted[("T1", "full")] and not inserted[("T2", "no_query_memory")]
+    )
     assert {shown[(t, "no_query_memory")] for t in ("T1", "T2", "T3")} == {None}
     by_key = {(row["target_id"], row["variant"]): row for row in rows}
     assert "Candidate product ids: [I001, I005]" in by_key[("T1", "full")]["prompt_text"]
@@ -233,8 +251,7 @@ def test_prompts_table_has_a_row_per_target_and_variant_with_candidates_only_whe
 def test_prompts_summary_counts_each_variant_and_split_and_the_example_is_a_train_prompt():
     history = [click(n) for n in range(1, 12)]
     targets = [target("T1", "valid", history), target("T2", "train", history[:2])]
-    small = renderer(max_sequence_tokens=200)
-    table = prompts_table(targets, {}, small, ["full", "no_attributes"])
+    table = prompts_table(targets, {}, figure3(max_sequence_tokens=200), ["full", "no_attributes"])
     summary = prompts_summary(table)
 
     assert summary[["variant", "split", "prompts"]].values.tolist() == [
@@ -267,3 +284,56 @@ def test_sample_rows_is_seeded_keeps_the_order_and_caps_only_above_the_cap():
     assert sample == sample_rows(rows, 10, seed=3) != sample_rows(rows, 10, seed=4)
     assert sample_rows(rows, None, 3) == rows == sample_rows(rows, 100, 3)
     assert sample_rows(rows, 0, 3) == []
+
+
+CATALOG = {
+    f"I{n:03d}": {**click(n), "title": f"Alvora Women Linen Dress Summer Party Casual Style {n} Long Fit"}
+    for n in range(1, 40)
+}
+
+
+def test_compact_prompt_shows_each_candidate_with_its_title_and_attributes():
+    history = [search("linen dress"), click(3), {**click(4), "action": "add_to_cart"}]
+    prompt = renderer(catalog=CATALOG).render(history, ["I007", "I008", "X999"]).prompt_text
+    lines = prompt.splitlines()
+    assert "searched: linen dress" in lines
+    assert (
+        "viewed: Alvora Women Dress 3 | Black | M" in lines
+        and "carted: Alvora Women Dress 4 | Black | M" in lines
+    )
+    candidates = lines[lines.index("### Candidates:") + 1 :]
+    # the title's first 10 words, then color and size; an id missing from the catalog shows alone
+    assert candidates[:3] == [
+        "I007: Alvora Women Linen Dress Summer Party Casual Style 7 Long | Black | M",
+        "I008: Alvora Women Linen Dress Summer Party Casual Style 8 Long | Black | M",
+        "X999: ",
+    ]
+    assert prompt.endswith("### Response:\n")
+    no_attributes = renderer(catalog=CATALOG).render(history, ["I007"], "no_attributes").prompt_text
+    assert "I007: Alvora Women Linen Dress Summer Party Casual Style 7 Long\n" in no_attributes
+    assert (
+        "Candidates" not in renderer(catalog=CATALOG).render(history, ["I007"], "no_query_memory").prompt_text
+    )
+
+
+def test_compact_prompt_fits_twenty_events_in_the_demo_budget():
+    """A real history fits: 20 events and 8 candidates in the demo's 768 tokens (704 for the prompt) of
+    the packaged model's tokenizer (words stand in here at about 1.4 tokens each, as on the demo catalog)."""
+    history = [
+        click(n, title=f"KLAIXPOOX Smocked Cocktail Dress for Women Casual Formal {n}") for n in range(20)
+    ]
+    prompt = renderer(catalog=CATALOG).render(history, [f"I{n:03d}" for n in range(1, 9)])
+    assert prompt.n_history_events_kept == 20 and prompt.n_history_events_dropped == 0
+    assert prompt.n_prompt_tokens * 1.4 < 768 - 64
+
+
+def test_a_missed_train_target_takes_a_seeded_random_place_and_the_list_keeps_its_length():
+    candidates = ["C1", "C2", "C3", "C4", "C5", "C6"]
+    places = [with_target_among(candidates, "T", f"0:{n}").index("T") for n in range(300)]
+    lists = [with_target_among(candidates, "T", f"0:{n}") for n in range(300)]
+    assert all(len(chosen) == 6 and chosen.count("T") == 1 for chosen in lists)
+    assert all([c for c in chosen if c != "T"] == candidates[:5] for chosen in lists)  # order kept
+    counts = [places.count(place) for place in range(6)]
+    assert min(counts) > 25  # every place is drawn (300 / 6 = 50 expected)
+    assert with_target_among(candidates, "T", "0:7") == with_target_among(candidates, "T", "0:7")
+    assert with_target_among([], "T", "x") == ["T"]
