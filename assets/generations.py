@@ -12,13 +12,14 @@ from pydantic import Field
 from assets.config import config_fields, or_preset, user_errors
 from assets.language_model import LLM_GROUP
 from assets.resources import PipelineSettings
-from recommender.generation_settings import GenerationSettings
+from recommender.generation_settings import DEFAULT_DECODING, GenerationSettings
 from recommender.generation_table import (
     GenerationGroup,
     answer_prompts,
     prompt_sample,
     read_prompts_to_answer,
     replace_generations,
+    split_caps,
 )
 from training.adapter_selection import check_adapter
 
@@ -38,10 +39,11 @@ class GenerationsConfig(dg.Config):
         "categories it never saw). The sample is drawn before this filter, so the targets are the ones the "
         "default run answers in these categories. Empty: every category.",
     )
-    constrained: bool = Field(
-        default=True,
-        description="Constrain decoding to the answer format and catalog ids (0 % malformed). Off: free "
-        "decoding as in the paper; both can live in the table side by side.",
+    decoding: str = Field(
+        default=DEFAULT_DECODING,
+        description="'ranked': score every candidate of the prompt under the model and hand mixup the "
+        "ranked list; 'grounded': constrained decoding of one answer (format, catalog id, the id's "
+        "catalog title); 'free': the paper's sampling. Groups of each live in the table side by side.",
     )
     restrict_to_category: bool = Field(
         default=True,
@@ -61,12 +63,12 @@ class GenerationsConfig(dg.Config):
     )
     splits: list[str] = Field(default=["valid", "test"], description="Splits whose prompts are answered.")
     max_prompts_per_split: int | None = Field(
-        default=None, description="Random sample per split; default 24 tiny, 200 demo, all at paper scale."
+        default=None, description="Random sample per split; default: the preset's (fashionrec.presets)."
     )
     compare_prompts: int | None = Field(
         default=None,
-        description="Prompts also decoded the other way (constrained <-> free) to report format and id "
-        "rates of both; default 16 tiny, 64 demo, 500 at paper scale; 0 turns the comparison off.",
+        description="Prompts also decoded the other two ways to report the format, id and pick rates of "
+        "all three decodings; default: the preset's; 0 turns the comparison off.",
     )
     max_new_tokens: int = Field(default=GenerationSettings.max_new_tokens, description="Paper: 64.")
     temperature: float = Field(default=GenerationSettings.temperature, description="Paper: 0.05.")
@@ -76,7 +78,8 @@ class GenerationsConfig(dg.Config):
 
     def group(self) -> GenerationGroup:
         """The rows of the generations table this run replaces."""
-        return GenerationGroup(self.variant, self.adapter or self.variant, self.constrained)
+        with user_errors():
+            return GenerationGroup(self.variant, self.adapter or self.variant, self.decoding)
 
 
 @dg.asset(
@@ -97,10 +100,11 @@ def generations(
     with duckdb.get_connection() as con, user_errors():
         catalog, rows = read_prompts_to_answer(con, config.variant, config.splits)
     cap = or_preset(config.max_prompts_per_split, budget.max_prompts_per_split)
+    caps = split_caps(config.splits, cap, None if config.max_prompts_per_split else budget.max_valid_prompts)
     with user_errors():
         categories = {row[1] for row in catalog}
         sample = prompt_sample(
-            rows, group.variant, config.splits, cap, config.seed, config.categories, categories
+            rows, group.variant, config.splits, caps, config.seed, config.categories, categories
         )
         adapter = layout.adapter(group.adapter)
         check_adapter(adapter, group.adapter, group.variant)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from recommender.candidate_ranking import CandidateRanker, RankedCandidates
 from recommender.constrained_decoding import ResponseGrammar
 from recommender.generation_settings import GenerationSettings
 from recommender.language_model import (
@@ -42,6 +43,8 @@ class GeneratedRecommendation:
 class GenerationRun:
     rows: list[GeneratedRecommendation]
     seconds: float
+    # ranked decoding: each prompt's candidates, best first (None where it fell back to grounded)
+    rankings: list[RankedCandidates | None] | None = None
 
     @property
     def prompts_per_second(self) -> float:
@@ -76,6 +79,8 @@ class Recommender:
         self.grammar = ResponseGrammar(
             tokenizer, item_ids, item_categories, item_titles, catalog_title=self.settings.catalog_title
         )
+        self.ranker = CandidateRanker(model, tokenizer)
+        self.titles = dict(zip(item_ids, item_titles, strict=True)) if item_titles is not None else {}
 
     @property
     def device(self) -> torch.device:
@@ -138,6 +143,46 @@ class Recommender:
                 )
         seconds = time.perf_counter() - started
         return GenerationRun(rows=[answers[i] for i in range(len(prompts))], seconds=seconds)
+
+    def rank(
+        self,
+        prompts: Sequence[str],
+        categories: Sequence[str | None] | None,
+        shortlists: Sequence[Sequence[str] | None],
+        progress: bool = True,
+    ) -> GenerationRun:
+        """Ranked decoding: each prompt's candidates scored under the model, the best one as the answer
+        (its catalog title as the title); prompts without candidates are answered by grounded decoding."""
+        started = time.perf_counter()
+        with_candidates = [i for i, ids in enumerate(shortlists) if ids is not None and len(ids)]
+        ranked = self.ranker.rank_many(
+            [prompts[i] for i in with_candidates], [shortlists[i] for i in with_candidates], progress
+        )
+        rows: dict[int, GeneratedRecommendation] = {}
+        rankings: list[RankedCandidates | None] = [None] * len(prompts)
+        for i, ranking in zip(with_candidates, ranked.rankings, strict=True):
+            best = ranking.item_ids[0]
+            title = self.titles.get(best)
+            rows[i] = GeneratedRecommendation(
+                raw_text=f"{{<id>{best}</id>,<title>{title or ''}</title>}}",
+                item_id=best,
+                title=title,
+                format_ok=True,
+                id_in_catalog=best in self.grammar.item_ids,
+                n_new_tokens=0,
+            )
+            rankings[i] = ranking
+        rest = [i for i in range(len(prompts)) if i not in rows]
+        if rest:
+            fallback = self.generate(
+                [prompts[i] for i in rest],
+                [categories[i] for i in rest] if categories is not None else None,
+                constrained=True,
+                progress=progress,
+            )
+            rows.update(zip(rest, fallback.rows, strict=True))
+        seconds = time.perf_counter() - started
+        return GenerationRun([rows[i] for i in range(len(prompts))], seconds, rankings)
 
     @torch.inference_mode()
     def _generate_batch(

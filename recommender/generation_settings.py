@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How an answer is decoded (docs/evaluation.md, "Decoding"):
+# - "ranked": every candidate of the prompt scored under the model (recommender.candidate_ranking), the
+#   ranked list handed to mixup; a prompt without candidates is answered "grounded";
+# - "grounded": constrained decoding of one answer, the id from the candidates (or the category) and the
+#   title the id's catalog title;
+# - "free": the paper's sampling, no constraint.
+DECODINGS = ("ranked", "grounded", "free")
+DEFAULT_DECODING = "ranked"
+
+
+def check_decoding(decoding: str) -> str:
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding {decoding!r} is not one of {', '.join(DECODINGS)}")
+    return decoding
+
 
 @dataclass(frozen=True)
 class GenerationSettings:

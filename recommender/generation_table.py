@@ -1,9 +1,11 @@
 """The ``generations`` table: which prompts a decoding run answers, its rows and figures, and how a run
 replaces its own rows.
 
-A run is one group of the table: a prompt variant, the adapter that answers and whether decoding is
-constrained. Groups live side by side (constrained next to free decoding, a zero-shot adapter next to
-the default one), so a run swaps in its own group's rows and keeps the others.
+A run is one group of the table: a prompt variant, the adapter that answers and the decoding (ranked,
+grounded or free; ``recommender.generation_settings``). Groups live side by side (ranked next to free
+decoding, a zero-shot adapter next to the default one), so a run swaps in its own group's rows and keeps
+the others. The first ``compare_prompts`` prompts of a run are also decoded the other two ways; those
+answers go to the generations metadata (format, id and pick rates of each decoding on the same prompts).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from recommender.generation_settings import DECODINGS, DEFAULT_DECODING, check_decoding
 from recommender.prompt_table import sample_rows
 from warehouse.marts import replace_group, require_tables, table_names
 
 if TYPE_CHECKING:
-    from recommender.generation import GeneratedRecommendation, Recommender
+    from recommender.generation import GeneratedRecommendation, GenerationRun, Recommender
 
 GENERATIONS_SCHEMA = pa.schema(
     [
@@ -30,7 +33,8 @@ GENERATIONS_SCHEMA = pa.schema(
         ("category", pa.string()),
         ("variant", pa.string()),
         ("adapter", pa.string()),  # older tables get it on their next write (see replace_generations)
-        ("constrained", pa.bool_()),
+        ("constrained", pa.bool_()),  # False for free decoding only
+        ("decoding", pa.string()),  # ranked | grounded | free; older tables get it on their next write
         ("raw_text", pa.string()),
         ("item_id", pa.string()),
         ("title", pa.string()),
@@ -39,6 +43,7 @@ GENERATIONS_SCHEMA = pa.schema(
         ("target_item_id", pa.string()),
         ("is_exact_hit", pa.bool_()),
         ("n_new_tokens", pa.int32()),
+        ("ranked_item_ids", pa.list_(pa.string())),  # ranked decoding: the candidates, best first
         ("generated_at", pa.timestamp("us", tz="UTC")),
     ]
 )
@@ -48,11 +53,18 @@ MALFORMED_EXAMPLES = 5  # free-decoding answers that failed to parse, shown in t
 
 @dataclass(frozen=True)
 class GenerationGroup:
-    """The rows one decoding run writes: prompt variant, answering adapter, constrained or free."""
+    """The rows one decoding run writes: prompt variant, answering adapter, decoding."""
 
     variant: str
     adapter: str
-    constrained: bool
+    decoding: str = DEFAULT_DECODING
+
+    def __post_init__(self) -> None:
+        check_decoding(self.decoding)
+
+    @property
+    def constrained(self) -> bool:
+        return self.decoding != "free"
 
 
 @dataclass(frozen=True)
@@ -82,26 +94,36 @@ def read_prompts_to_answer(
     return catalog, rows.to_pylist()
 
 
+def split_caps(splits: Sequence[str], cap: int | None, valid_cap: int | None) -> dict[str, int | None]:
+    """Prompts answered per split: ``cap``, and ``valid_cap`` for valid when set (valid prompts choose
+    settings, so a preset may answer fewer of them than of test)."""
+    return {split: valid_cap if split == "valid" and valid_cap is not None else cap for split in splits}
+
+
 def prompt_sample(
     rows: Sequence[Mapping[str, Any]],
     variant: str,
     splits: Sequence[str],
-    cap: int | None,
+    cap: int | None | Mapping[str, int | None],
     seed: int,
     categories: Sequence[str] = (),
     catalog_categories: Iterable[str] = (),
 ) -> list[Mapping[str, Any]]:
-    """The prompts a run answers: ``cap`` of each split's ``rows`` (``prompts`` table rows of the variant)
-    drawn by ``seed``, then those of ``categories`` (empty: all). The draw comes first, so a run on some
-    categories answers the targets that the default run answers in them."""
+    """The prompts a run answers: ``cap`` of each split's ``rows`` (``prompts`` table rows of the variant;
+    a mapping gives each split its own cap) drawn by ``seed``, then those of ``categories`` (empty:
+    all). The draw comes first, so a run on some categories answers the targets that the default run
+    answers in them."""
     if not rows:
         raise ValueError(f"no prompts for variant {variant!r} in splits {list(splits)}")
     known = set(catalog_categories)
     unknown = sorted(set(categories) - known)
     if unknown:
         raise ValueError(f"categories {unknown} are not in the catalog; it holds {sorted(known)}")
+    caps = cap if isinstance(cap, Mapping) else dict.fromkeys(splits, cap)
     sample = [
-        row for split in splits for row in sample_rows([r for r in rows if r["split"] == split], cap, seed)
+        row
+        for split in splits
+        for row in sample_rows([r for r in rows if r["split"] == split], caps.get(split), seed)
     ]
     if not categories:
         return sample
@@ -111,6 +133,16 @@ def prompt_sample(
     return chosen
 
 
+def decode(recommender: Recommender, sample: Sequence[Mapping[str, Any]], decoding: str) -> GenerationRun:
+    """Answer ``sample`` (``prompts`` rows) with one decoding."""
+    prompts = [row["prompt_text"] for row in sample]
+    categories = [row["category"] for row in sample]
+    shortlists = [row["candidate_item_ids"] for row in sample]
+    if decoding == "ranked":
+        return recommender.rank(prompts, categories, shortlists)
+    return recommender.generate(prompts, categories, constrained=decoding != "free", shortlists=shortlists)
+
+
 def answer_prompts(
     recommender: Recommender,
     sample: Sequence[Mapping[str, Any]],
@@ -118,13 +150,10 @@ def answer_prompts(
     compare_prompts: int = 0,
 ) -> AnsweredPrompts:
     """Answer ``sample`` with ``group``'s decoding; its first ``compare_prompts`` prompts are also decoded
-    the other way (constrained <-> free), to compare the format, id and hit rates of both."""
-    prompts = [row["prompt_text"] for row in sample]
-    categories = [row["category"] for row in sample]
-    shortlists = [row["candidate_item_ids"] for row in sample]
+    the other two ways, to compare the format, id and hit rates of all three on the same prompts."""
     targets = [row["target_item_id"] for row in sample]
-    run = recommender.generate(prompts, categories, constrained=group.constrained, shortlists=shortlists)
-    table = generations_table(sample, run.rows, group, datetime.now(UTC))
+    run = decode(recommender, sample, group.decoding)
+    table = generations_table(sample, run, group, datetime.now(UTC))
     settings = recommender.settings
     figures: dict[str, Any] = {
         **asdict(group),
@@ -143,29 +172,31 @@ def answer_prompts(
     n = min(compare_prompts, len(sample))
     if n <= 0:
         return AnsweredPrompts(table, figures)
-    other = recommender.generate(
-        prompts[:n], categories[:n], constrained=not group.constrained, shortlists=shortlists[:n]
-    )
-    answers = {group.constrained: run.rows[:n], not group.constrained: other.rows}
-    for constrained, rows in answers.items():
-        label = "constrained" if constrained else "unconstrained"
-        figures.update({f"compare_{label}_{name}": rate for name, rate in _rates(rows, targets[:n]).items()})
-        if constrained != group.constrained:
-            figures[f"compare_{label}_prompts_per_second"] = round(other.prompts_per_second, 3)
+    answers = {group.decoding: run.rows[:n]}
+    for decoding in DECODINGS:
+        if decoding != group.decoding:
+            other = decode(recommender, sample[:n], decoding)
+            answers[decoding] = other.rows
+            figures[f"compare_{decoding}_prompts_per_second"] = round(other.prompts_per_second, 3)
+    for decoding, rows in answers.items():
+        figures.update(
+            {f"compare_{decoding}_{name}": rate for name, rate in _rates(rows, targets[:n]).items()}
+        )
     figures["compare_prompts"] = n
-    malformed = [answer.raw_text for answer in answers[False] if not answer.format_ok]
+    malformed = [answer.raw_text for answer in answers["free"] if not answer.format_ok]
     return AnsweredPrompts(table, figures, malformed[:MALFORMED_EXAMPLES])
 
 
 def generations_table(
     sample: Sequence[Mapping[str, Any]],
-    answers: Sequence[GeneratedRecommendation],
+    run: GenerationRun,
     group: GenerationGroup,
     generated_at: datetime,
 ) -> pa.Table:
-    """The group's rows: one per prompt of ``sample`` with its answer."""
+    """The group's rows: one per prompt of ``sample`` with its answer (and ranking)."""
     columns: dict[str, list] = {name: [] for name in GENERATIONS_SCHEMA.names}
-    for row, answer in zip(sample, answers, strict=True):
+    rankings = run.rankings or [None] * len(run.rows)
+    for row, answer, ranking in zip(sample, run.rows, rankings, strict=True):
         for name, value in (
             ("target_id", row["target_id"]),
             ("user_id", row["user_id"]),
@@ -174,6 +205,7 @@ def generations_table(
             ("variant", group.variant),
             ("adapter", group.adapter),
             ("constrained", group.constrained),
+            ("decoding", group.decoding),
             ("raw_text", answer.raw_text),
             ("item_id", answer.item_id),
             ("title", answer.title),
@@ -182,6 +214,7 @@ def generations_table(
             ("target_item_id", row["target_item_id"]),
             ("is_exact_hit", answer.item_id == row["target_item_id"]),
             ("n_new_tokens", answer.n_new_tokens),
+            ("ranked_item_ids", ranking.item_ids if ranking is not None else None),
             ("generated_at", generated_at),
         ):
             columns[name].append(value)
@@ -191,10 +224,17 @@ def generations_table(
 def replace_generations(con: duckdb.DuckDBPyConnection, table: pa.Table, group: GenerationGroup) -> int:
     """Swap in ``group``'s rows of the ``generations`` table; the other groups' rows stay."""
     if "generations" in table_names(con):
-        # a table from before adapters had a name: its rows were answered by their variant's adapter
+        # a table from before adapters had a name: its rows were answered by their variant's adapter;
+        # one from before the decodings had names: constrained rows were grounded, the others free
         con.execute("alter table generations add column if not exists adapter varchar")
         con.execute("update generations set adapter = variant where adapter is null")
-    key = {"variant": group.variant, "constrained": group.constrained, "adapter": group.adapter}
+        con.execute("alter table generations add column if not exists decoding varchar")
+        con.execute(
+            "update generations set decoding = case when constrained then 'grounded' else 'free' end "
+            "where decoding is null"
+        )
+        con.execute("alter table generations add column if not exists ranked_item_ids varchar[]")
+    key = {"variant": group.variant, "decoding": group.decoding, "adapter": group.adapter}
     return replace_group(con, "generations", table, key)
 
 

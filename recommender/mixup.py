@@ -12,6 +12,12 @@ taken. Without a usable id (not generated, or no ID vector) every item comes fro
 the raw generation text is encoded instead, so a reply that missed the output format still retrieves by
 what it says.
 
+A ranking of the prompt's candidates (``ranked_item_ids``: the LLM's scores over every candidate, or a
+control's order) leads the list: its best ``lead`` candidates of the category come first, in the
+ranking's order (``source = "ranked"``), and the mixup of the best candidate (its id as the generated id,
+its catalog title as the generated title) fills the ranks after them. With ``lead = 1`` this is the
+paper's mixup of one generation whose answer is the best candidate.
+
 :class:`MixupRetriever` answers one request with LanceDB (the service); :func:`mixup_batch` answers many
 generations with loaded vector matrices (the evaluation). Both share :func:`mix` and rank items the same
 way (see ``recommender.retrieval``).
@@ -33,7 +39,7 @@ from recommender.retrieval import Neighbor, VectorCatalog, item_vector, search_t
 # encode(texts) -> unit float32 [n, dim] (recommender.encoders.TextEncoder.encode)
 EncodeTexts = Callable[[Sequence[str]], np.ndarray]
 
-Source = Literal["id", "title"]
+Source = Literal["id", "title", "ranked"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,16 @@ class MixupConfig:
 
     k: int = 10  # paper §5.1: Recall@N, NDCG@N with N = 10
     n: int = 1  # paper §4.4: "We set N = 1 for all our experiments"
+    # a ranking's best candidates placed first (generations with ``ranked_item_ids`` only); chosen on valid
+    # NDCG@10 (docs/evaluation.md, "Ranked candidates")
+    lead: int = 3
 
     def __post_init__(self) -> None:
-        if self.k < 1 or not 0 <= self.n <= self.k:
-            raise ValueError(f"mixup needs k >= 1 and 0 <= n <= k; got k={self.k}, n={self.n}")
+        # a lead past k fills the whole list with ranked candidates
+        if self.k < 1 or not 0 <= self.n <= self.k or self.lead < 0:
+            raise ValueError(
+                f"mixup needs k >= 1, 0 <= n <= k and lead >= 0; got k={self.k}, n={self.n}, lead={self.lead}"
+            )
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,27 @@ def mix(
     return [
         RecommendedItem(rank, n.item_id, source, n.score) for rank, (n, source) in enumerate(chosen, start=1)
     ]
+
+
+def lead_with_ranking(
+    ranked_ids: Sequence[str] | None,
+    category_ids: set[str],
+    mixed: Sequence[RecommendedItem],
+    config: MixupConfig,
+) -> list[RecommendedItem]:
+    """The best ``config.lead`` ranked candidates of the category, then ``mixed`` without them, up to k."""
+    lead: list[str] = []
+    for item_id in ranked_ids if ranked_ids is not None else ():
+        if len(lead) >= config.lead:
+            break
+        if item_id in category_ids and item_id not in lead:
+            lead.append(item_id)
+    if not lead:
+        return list(mixed)
+    # the ranking's place as its score: 1 for the best, falling by rank (mixup's scores are cosines)
+    chosen = [(item_id, "ranked", 1.0 / (1 + place)) for place, item_id in enumerate(lead)]
+    chosen += [(m.item_id, m.source, m.score) for m in mixed if m.item_id not in lead]
+    return [RecommendedItem(rank, i, src, sc) for rank, (i, src, sc) in enumerate(chosen[: config.k], 1)]
 
 
 def id_list_with_generated_first(
@@ -137,9 +170,10 @@ def mixup_batch(
     """Mixup top-K lists for many generations with one matrix product per category and batch.
 
     ``generations`` has ``target_id``, ``category`` (the target category), ``item_id`` and ``title``
-    (both nullable) and optionally ``raw_text``. Returns one row per recommended item: ``target_id``,
-    ``rank``, ``item_id``, ``source`` ('id' | 'title') and ``score``; a generation with neither a usable
-    id nor any text gets no rows.
+    (both nullable) and optionally ``raw_text`` and ``ranked_item_ids`` (a ranking of the prompt's
+    candidates, best first, that leads the list: :func:`lead_with_ranking`). Returns one row per
+    recommended item: ``target_id``, ``rank``, ``item_id``, ``source`` ('id' | 'title' | 'ranked') and
+    ``score``; a generation with neither a usable id nor any text nor a ranking gets no rows.
     """
     needed = {"target_id", "category", "item_id", "title"}
     missing = needed - set(generations.columns)
@@ -155,12 +189,17 @@ def mixup_batch(
     # the text to encode travels as a column of Python objects; None marks "nothing to encode"
     frame = generations.reset_index(drop=True)
     frame["_text"] = pd.Series(texts, dtype=object)
+    if "ranked_item_ids" not in frame:
+        frame["ranked_item_ids"] = None
     for category, group in frame.groupby("category", sort=True):
         if category not in id_vectors.categories and category not in title_vectors.categories:
             continue
         id_matrix = id_vectors.categories.get(category)
         title_matrix = title_vectors.categories.get(category)
         id_members = set(id_matrix.item_ids.tolist()) if id_matrix is not None else set()
+        category_ids = id_members | (
+            set(title_matrix.item_ids.tolist()) if title_matrix is not None else set()
+        )
         starts = range(0, len(group), batch_size)
         for start in tqdm(starts, desc=f"mixup {category}", unit="batch", disable=len(starts) < 2):
             chunk = group.iloc[start : start + batch_size]
@@ -181,9 +220,20 @@ def mixup_batch(
                     with_text, title_matrix.top_k(encoded, config.k + config.n), strict=True
                 ):
                     title_lists[j] = neighbors
-            for target_id, id_list, title_list in zip(chunk["target_id"], id_lists, title_lists, strict=True):
-                for item in mix(id_list, title_list, config):
+            rankings = chunk["ranked_item_ids"].tolist()
+            for target_id, id_list, title_list, ranking in zip(
+                chunk["target_id"], id_lists, title_lists, rankings, strict=True
+            ):
+                mixed = mix(id_list, title_list, config)
+                for item in lead_with_ranking(_id_list(ranking), category_ids, mixed, config):
                     rows.append((target_id, item.rank, item.item_id, item.source, item.score))
     return pd.DataFrame(rows, columns=["target_id", "rank", "item_id", "source", "score"]).astype(
         {"rank": "int64", "score": "float64"}
     )
+
+
+def _id_list(value) -> list[str] | None:
+    """A ranking cell as a list of ids: None, a list, or the numpy array that pandas reads from Arrow."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return [str(item_id) for item_id in value]

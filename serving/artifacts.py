@@ -266,6 +266,7 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
         token_counter(load_tokenizer(base_model)),
         PromptBudget(max_sequence_tokens=sequence_tokens),
         DEFAULT_TEMPLATE_PATH,
+        catalog=catalog.items,
     )
     versions = ArtifactVersions(
         loaded_at=datetime.now(UTC),

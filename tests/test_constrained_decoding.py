@@ -217,27 +217,33 @@ def test_answered_sample_is_one_row_per_prompt_with_the_run_figures_and_the_free
             ]
         )
     ]
-    group = GenerationGroup("full", "zs_footwear", constrained=True)
+    group = GenerationGroup("full", "zs_footwear", "ranked")
     rec = recommender(untrained_model, tokenizer, batch_size=2)
     answered = answer_prompts(rec, sample, group, compare_prompts=3)
 
     rows = answered.table.to_pylist()
     assert [row["target_id"] for row in rows] == ["T0", "T1", "T2", "T3"]
     assert all(
-        (row["variant"], row["adapter"], row["constrained"]) == ("full", "zs_footwear", True) for row in rows
+        (row["variant"], row["adapter"], row["decoding"], row["constrained"])
+        == ("full", "zs_footwear", "ranked", True)
+        for row in rows
     )
+    # prompts with candidates are ranked over them; the others fall back to grounded decoding
+    assert [row["ranked_item_ids"] for row in rows] == [["SNK-0007"], None, None, ["41"]]
     assert all(row["format_ok"] and row["id_in_catalog"] for row in rows)
     assert [row["is_exact_hit"] for row in rows] == [row["item_id"] == row["target_item_id"] for row in rows]
     assert rows[0]["is_exact_hit"] and rows[2]["is_exact_hit"] and rows[3]["is_exact_hit"]  # one id allowed
     figures = answered.figures
-    assert (figures["variant"], figures["adapter"], figures["constrained"]) == ("full", "zs_footwear", True)
+    assert (figures["variant"], figures["adapter"], figures["decoding"]) == ("full", "zs_footwear", "ranked")
     assert figures["format_ok_rate"] == figures["valid_id_rate"] == 1.0
     assert figures["test_exact_id_hit_rate"] == 1.0
     assert figures["valid_exact_id_hit_rate"] == (0.5 if rows[1]["item_id"] != "418" else 1.0)
-    assert figures["compare_prompts"] == 3 and figures["compare_constrained_format_ok_rate"] == 1.0
-    assert figures["compare_unconstrained_format_ok_rate"] < 1.0  # the untrained model's free text
-    assert figures["compare_unconstrained_prompts_per_second"] > 0
-    assert "compare_constrained_prompts_per_second" not in figures
+    assert figures["compare_prompts"] == 3
+    assert figures["compare_ranked_format_ok_rate"] == figures["compare_grounded_format_ok_rate"] == 1.0
+    assert figures["compare_free_format_ok_rate"] < 1.0  # the untrained model's free text
+    assert figures["compare_free_prompts_per_second"] > 0
+    assert figures["compare_grounded_prompts_per_second"] > 0
+    assert "compare_ranked_prompts_per_second" not in figures  # the run's own speed is prompts_per_second
     assert 0 < len(answered.malformed_free) <= 3
     assert answered.malformed_markdown.startswith("- `")
 

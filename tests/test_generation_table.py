@@ -7,7 +7,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from recommender.generation import GeneratedRecommendation
+from recommender.generation import GeneratedRecommendation, GenerationRun
 from recommender.generation_table import (
     GenerationGroup,
     generations_table,
@@ -63,37 +63,46 @@ def answer(item_id: str) -> GeneratedRecommendation:
 
 def group_rows(group: GenerationGroup, n: int) -> pa.Table:
     sample = prompt_rows()[:n]
-    return generations_table(
-        sample, [answer(row["target_item_id"]) for row in sample], group, datetime.now(UTC)
-    )
+    run = GenerationRun([answer(row["target_item_id"]) for row in sample], seconds=1.0)
+    return generations_table(sample, run, group, datetime.now(UTC))
 
 
 def test_a_run_replaces_its_own_group_and_keeps_the_others():
-    free, constrained = GenerationGroup("full", "full", False), GenerationGroup("full", "full", True)
-    zero_shot = GenerationGroup("full", "zs_footwear", True)
+    free, ranked = GenerationGroup("full", "full", "free"), GenerationGroup("full", "full", "ranked")
+    grounded = GenerationGroup("full", "full", "grounded")
+    zero_shot = GenerationGroup("full", "zs_footwear", "ranked")
     with duckdb.connect() as con:
-        replace_generations(con, group_rows(constrained, 4), constrained)
+        replace_generations(con, group_rows(ranked, 4), ranked)
         replace_generations(con, group_rows(free, 3), free)
+        replace_generations(con, group_rows(grounded, 5), grounded)
         replace_generations(con, group_rows(zero_shot, 2), zero_shot)
-        replace_generations(con, group_rows(constrained, 1), constrained)
+        replace_generations(con, group_rows(ranked, 1), ranked)
         counts = con.execute(
-            "select adapter, constrained, count(*), bool_and(is_exact_hit) from generations group by all "
-            "order by all"
+            "select adapter, decoding, constrained, count(*), bool_and(is_exact_hit) from generations "
+            "group by all order by all"
         ).fetchall()
-    assert counts == [("full", False, 3, True), ("full", True, 1, True), ("zs_footwear", True, 2, True)]
+    assert counts == [
+        ("full", "free", False, 3, True),
+        ("full", "grounded", True, 5, True),
+        ("full", "ranked", True, 1, True),
+        ("zs_footwear", "ranked", True, 2, True),
+    ]
+    with pytest.raises(ValueError, match="decoding 'sampled' is not one of ranked, grounded, free"):
+        GenerationGroup("full", "full", "sampled")
 
 
-def test_a_table_from_before_adapters_had_names_gets_its_variants_as_adapters():
-    group = GenerationGroup("no_attributes", "no_attributes", True)
-    old = group_rows(GenerationGroup("full", "full", True), 3).drop_columns(["adapter"])
+def test_a_table_from_before_adapters_and_decodings_had_names_gets_them():
+    group = GenerationGroup("no_attributes", "no_attributes", "ranked")
+    old = group_rows(GenerationGroup("full", "full", "free"), 3)
+    old = old.drop_columns(["adapter", "decoding", "ranked_item_ids"])  # as written before they had names
     with duckdb.connect() as con:
         con.register("old", old)
         con.execute("create table generations as select * from old")
         replace_generations(con, group_rows(group, 2), group)
         rows = con.execute(
-            "select variant, adapter, count(*) from generations group by all order by 1"
+            "select variant, adapter, decoding, count(*) from generations group by all order by 1"
         ).fetchall()
-    assert rows == [("full", "full", 3), ("no_attributes", "no_attributes", 2)]
+    assert rows == [("full", "full", "free", 3), ("no_attributes", "no_attributes", "ranked", 2)]
 
 
 def test_replace_group_creates_the_table_matches_columns_by_name_and_needs_a_key():

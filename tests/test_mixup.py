@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.mixup import MixupConfig, MixupRetriever, mix, mixup_batch
+from recommender.mixup import MixupConfig, MixupRetriever, lead_with_ranking, mix, mixup_batch
 from recommender.retrieval import Neighbor, VectorCatalog
 from recommender.vector_store import frame_to_arrow, write_vectors
 
@@ -178,3 +178,55 @@ def test_batched_mixup_names_missing_columns(vector_db):
     catalog = VectorCatalog.from_table(db.open_table("item_id_vectors"))
     with pytest.raises(KeyError, match="lacks column"):
         mixup_batch(GENERATIONS.drop(columns="title"), catalog, catalog, bag_of_words)
+
+
+def test_lead_with_ranking_puts_the_best_in_category_candidates_first():
+    mixed = mix(neighbors("s3", "s1"), neighbors("s1", "s0", "s2", "s5"), MixupConfig(k=4, n=1))
+    ranking = ["b1", "s2", "s4", "unknown", "s2", "s0", "s5"]  # a bag, an unknown id, a repeat: skipped
+    footwear = {f"s{i}" for i in range(6)}
+    out = lead_with_ranking(ranking, footwear, mixed, MixupConfig(k=4, n=1, lead=3))
+    assert [(r.rank, r.item_id, r.source) for r in out] == [
+        (1, "s2", "ranked"),
+        (2, "s4", "ranked"),
+        (3, "s0", "ranked"),
+        (4, "s3", "id"),
+    ]
+    assert [r.score for r in out[:3]] == pytest.approx([1.0, 0.5, 1 / 3])
+    # nothing to lead with: the mixup as it is
+    for ranking, lead in ((None, 3), ([], 3), (["b1", "unknown"], 3), (["s2"], 0)):
+        assert lead_with_ranking(ranking, footwear, mixed, MixupConfig(k=4, n=1, lead=lead)) == mixed
+
+
+def test_batched_mixup_with_a_ranking(vector_db):
+    db, _ = vector_db
+    ids = VectorCatalog.from_table(db.open_table("item_id_vectors"))
+    titles = VectorCatalog.from_table(db.open_table("item_title_vectors"))
+    # the best candidate as the generation, the whole ranking beside it (as the controls build it)
+    ranked = pd.DataFrame(
+        {
+            "target_id": ["t1", "t2"],
+            "category": ["Footwear", "Luggage & Bags"],
+            "item_id": ["s3", "b2"],
+            "title": ["black leather loafer", "brown leather duffel"],
+            "ranked_item_ids": [["s3", "b1", "s0", "unknown", "s4", "s1"], ["b2", "s0", "b0"]],
+        }
+    )
+
+    def lists(frame: pd.DataFrame, lead: int) -> dict[str, list[tuple[str, str]]]:
+        out = mixup_batch(frame, ids, titles, bag_of_words, MixupConfig(k=5, n=1, lead=lead))
+        return {
+            t: list(zip(g["item_id"], g["source"], strict=True))
+            for t, g in out.sort_values("rank").groupby("target_id")
+        }
+
+    plain = lists(ranked.drop(columns="ranked_item_ids"), 1)
+    first = lists(ranked, 1)
+    for target_id in ("t1", "t2"):  # lead 1: the plain mixup of the best candidate, led by it
+        assert [i for i, _ in first[target_id]] == [i for i, _ in plain[target_id]]
+        assert first[target_id][0] == (ranked.set_index("target_id").loc[target_id, "item_id"], "ranked")
+        assert plain[target_id][0][1] == "id"
+    three = lists(ranked, 3)
+    assert three["t1"][:3] == [("s3", "ranked"), ("s0", "ranked"), ("s4", "ranked")]  # b1, unknown skipped
+    assert three["t2"][:2] == [("b2", "ranked"), ("b0", "ranked")] and len(three["t2"]) == 3
+    assert all(source != "ranked" for _, source in three["t1"][3:])
+    assert len({i for i, _ in three["t1"]}) == len(three["t1"]) == 5

@@ -2,10 +2,13 @@
 
 The base model is frozen in 4-bit NF4 with double quantisation; LoRA adapters (r=16, alpha=16,
 dropout 0.05) on every linear layer are the only trained weights. The loss covers the response tokens
-only: the model is taught to answer, not to reproduce prompts. The paper's schedule is kept: one epoch
-over all prompts, three for the 20 % whose response perplexity under the base model is highest (the
-hard ones, where malformed answers came from). Passes run in order (all prompts, then the hard ones
-twice), each shuffled, through transformers' ``Trainer``.
+only: the model is taught to answer, not to reproduce prompts. Within the response it is weighted on
+the decision: the tokens that spell the chosen id weigh 1, the rest of the answer (format and title,
+which grounded and ranked decoding fix anyway) ``answer_token_weight``. The paper's schedule is kept: one
+epoch over all prompts, three for the 20 % whose perplexity under the base model is highest, measured on
+the decision tokens (the hard choices, not the unusual titles). Passes run in order (all prompts, then
+the hard ones twice), each shuffled, through transformers' ``Trainer``. The examples, their left-padded
+batches and the weighted loss are in ``training.qlora_batches``.
 """
 
 from __future__ import annotations
@@ -24,23 +27,19 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from tqdm.auto import tqdm
-from transformers import Trainer, TrainingArguments
+from transformers import TrainingArguments
 
 from fashionrec.layout import LOSS_CURVE_PLOT, TRAINING_SUMMARY_FILE
 from recommender.language_model import load_quantized_model, load_tokenizer, preferred_device
+from training.qlora_batches import (
+    IGNORE_INDEX,
+    ResponseOnlyCollator,
+    ScheduledExamples,
+    TrainingExample,
+    WeightedLossTrainer,
+    tokenize_examples,
+)
 from training.qlora_config import QLoRAConfig
-
-IGNORE_INDEX = -100  # label value that PyTorch's cross-entropy skips
-
-
-@dataclass(frozen=True)
-class TrainingExample:
-    input_ids: list[int]
-    labels: list[int]  # IGNORE_INDEX on prompt tokens; the response and end-of-text are learnt
-
-    @property
-    def n_response_tokens(self) -> int:
-        return sum(label != IGNORE_INDEX for label in self.labels)
 
 
 @dataclass(frozen=True)
@@ -72,72 +71,6 @@ class QLoRAResult:
         return self.train_tokens / self.train_seconds if self.train_seconds > 0 else float("nan")
 
 
-def tokenize_examples(
-    tokenizer: Any, prompts: Sequence[str], responses: Sequence[str], max_sequence_tokens: int
-) -> tuple[list[TrainingExample], int]:
-    """Prompt + response + end-of-text, labelled on the response only; and how many were cut.
-
-    The prompts are already fitted to the budget; an over-long pair loses prompt tokens from the
-    front (after BOS), never response tokens.
-    """
-    if len(prompts) != len(responses):
-        raise ValueError(
-            f"{len(prompts)} prompts but {len(responses)} responses; pass one response per prompt"
-        )
-    prompt_ids = tokenizer(list(prompts))["input_ids"]
-    response_ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
-    examples: list[TrainingExample] = []
-    n_truncated = 0
-    for prompt, response in zip(prompt_ids, response_ids, strict=True):
-        answer = [*response, tokenizer.eos_token_id]
-        excess = len(prompt) + len(answer) - max_sequence_tokens
-        if excess > 0:
-            if excess >= len(prompt):
-                raise ValueError(
-                    f"a response of {len(answer)} tokens does not fit "
-                    f"max_sequence_tokens={max_sequence_tokens}"
-                )
-            keep_bos = 1 if prompt and prompt[0] == tokenizer.bos_token_id else 0
-            prompt = prompt[:keep_bos] + prompt[keep_bos + excess :]
-            n_truncated += 1
-        examples.append(TrainingExample([*prompt, *answer], [IGNORE_INDEX] * len(prompt) + answer))
-    return examples, n_truncated
-
-
-class ResponseOnlyCollator:
-    """Pads a batch on the right; padding is masked out of attention and loss."""
-
-    def __init__(self, pad_token_id: int) -> None:
-        self.pad_token_id = pad_token_id
-
-    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(feature["input_ids"]) for feature in features)
-        input_ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(features), width), dtype=torch.long)
-        for row, feature in enumerate(features):
-            length = len(feature["input_ids"])
-            input_ids[row, :length] = torch.tensor(feature["input_ids"])
-            labels[row, :length] = torch.tensor(feature["labels"])
-            attention_mask[row, :length] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
-
-
-class ScheduledExamples(torch.utils.data.Dataset):
-    """The examples in schedule order (with repeats); read sequentially by the Trainer."""
-
-    def __init__(self, examples: Sequence[TrainingExample], order: Sequence[int]) -> None:
-        self.examples = examples
-        self.order = list(order)
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, position: int) -> dict[str, list[int]]:
-        example = self.examples[self.order[position]]
-        return {"input_ids": example.input_ids, "labels": example.labels}
-
-
 @contextmanager
 def unpacked_cpu_4bit(model: torch.nn.Module) -> Iterator[None]:
     """Run 4-bit layers in eval mode without bitsandbytes' CPU inference repacking.
@@ -162,7 +95,8 @@ def unpacked_cpu_4bit(model: torch.nn.Module) -> Iterator[None]:
 def response_perplexities(
     model: torch.nn.Module, examples: Sequence[TrainingExample], pad_token_id: int, batch_size: int = 8
 ) -> list[float]:
-    """exp(mean negative log-likelihood of each example's response tokens) under ``model``."""
+    """exp(mean negative log-likelihood of each example's decision tokens) under ``model`` (all its
+    response tokens when it marks no decision)."""
     collate = ResponseOnlyCollator(pad_token_id)
     device = next(model.parameters()).device
     was_training = model.training
@@ -173,17 +107,32 @@ def response_perplexities(
     with torch.inference_mode(), unpacked_cpu_4bit(model):
         for start in tqdm(range(0, len(order), batch_size), desc="scoring prompts", unit="batch"):
             batch_indices = order[start : start + batch_size]
-            batch = collate(
-                [{"input_ids": examples[i].input_ids, "labels": examples[i].labels} for i in batch_indices]
-            )
-            batch = {name: tensor.to(device) for name, tensor in batch.items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            targets = batch["labels"][:, 1:]  # token t predicts token t + 1
+            features = []
+            for i in batch_indices:
+                mask = examples[i].decision_mask()
+                features.append(
+                    {
+                        "input_ids": examples[i].input_ids,
+                        "labels": examples[i].labels,
+                        "weights": [float(flag) for flag in mask],
+                    }
+                )
+            batch = {name: tensor.to(device) for name, tensor in collate(features).items()}
+            tail = max(examples[i].n_supervised_tail for i in batch_indices) or 1
+            logits = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"],
+                logits_to_keep=tail + 1,
+            ).logits
+            targets, weights = batch["labels"][:, -tail:], batch["loss_weights"][:, -tail:]
             losses = torch.nn.functional.cross_entropy(
                 logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
             )
-            counted = (targets != IGNORE_INDEX).sum(dim=1).clamp(min=1)
-            for i, value in zip(batch_indices, (losses.sum(dim=1) / counted).tolist(), strict=True):
+            counted = weights.sum(dim=1).clamp(min=1)
+            for i, value in zip(
+                batch_indices, ((losses * weights).sum(dim=1) / counted).tolist(), strict=True
+            ):
                 by_index[i] = math.exp(min(value, 50.0))  # cap: exp overflows past ~709
     model.train(was_training)
     return [by_index[i] for i in range(len(examples))]
@@ -247,7 +196,9 @@ def train_qlora(
     device = device or preferred_device()
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(base_model)
-    examples, n_truncated = tokenize_examples(tokenizer, prompts, responses, config.max_sequence_tokens)
+    examples, n_truncated = tokenize_examples(
+        tokenizer, prompts, responses, config.max_sequence_tokens, config.answer_token_weight
+    )
 
     model = prepare_qlora_model(base_model, config, device)
     perplexities = response_perplexities(model, examples, tokenizer.pad_token_id, config.batch_size)
@@ -280,7 +231,7 @@ def train_qlora(
         seed=config.seed,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(
+    trainer = WeightedLossTrainer(
         model=model,
         args=arguments,
         train_dataset=ScheduledExamples(examples, schedule.order),

@@ -32,6 +32,9 @@ class QLoRAConfig:
     weight_decay: float = 0.0
     # paper §5.1: at most 1024 tokens per interaction sequence (prompt + response)
     max_sequence_tokens: int = 1024
+    # loss weight of the answer tokens that do not choose the item (format, title) against 1 for the id's
+    # tokens: grounded and ranked decoding fix the format and the title, so the steps go to the choice
+    answer_token_weight: float = 0.1
     # recomputing activations saves memory for 7B models on a GPU and only costs time on small ones
     gradient_checkpointing: bool = False
     seed: int = 0

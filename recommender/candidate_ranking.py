@@ -1,0 +1,132 @@
+"""Ranking a prompt's candidates under the language model: every candidate scored, not one sampled.
+
+A candidate's score is the log-probability the model gives to the answer head that names it,
+``{<id>ID</id>``, right after the prompt: the exact likelihood of choosing that id, in the same
+tokenisation as training (prompt and response tokenised apart). The prompt is read once: its key/value
+cache, plus the head tokens every candidate shares, is computed in one forward pass and repeated for a
+batch that holds each candidate's own tokens (a few per id), so ranking eight candidates costs about one
+prefill. transformers' ``generate`` scores only the tokens it samples, and its constrained decoding picks
+one id; no library scores a fixed set of continuations over one shared cache, hence this module.
+
+The ``generations`` asset's ``ranked`` decoding and the service's ranking both call
+:meth:`CandidateRanker.rank`; mixup then takes the ranked list (``recommender.mixup``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from recommender.constrained_decoding import ANSWER_OPEN
+
+# the head a candidate is scored on: its id and the closing tag, so an id that is a prefix of another
+# does not win on fewer tokens
+ID_CLOSE = "</id>"
+
+
+@dataclass(frozen=True)
+class RankedCandidates:
+    item_ids: list[str]  # best first
+    log_probs: list[float]  # each one's answer-head log-probability, in the same order
+
+
+@dataclass(frozen=True)
+class RankingRun:
+    rankings: list[RankedCandidates]
+    seconds: float
+    prompt_tokens: int  # summed over the prompts
+
+    @property
+    def prompts_per_second(self) -> float:
+        return len(self.rankings) / self.seconds if self.seconds > 0 else float("nan")
+
+
+def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all ``sequences`` share, leaving each at least one token of its own."""
+    shortest = min(len(sequence) for sequence in sequences)
+    n = 0
+    while n < shortest - 1 and all(sequence[n] == sequences[0][n] for sequence in sequences):
+        n += 1
+    return n
+
+
+class CandidateRanker:
+    """Scores the candidates of a prompt with a causal LM (any Hugging Face model, adapter or not)."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def head_tokens(self, item_ids: Sequence[str]) -> list[list[int]]:
+        """Each candidate's answer head ``{<id>ID</id>`` as the training response tokenises it."""
+        heads = [f"{ANSWER_OPEN}{item_id}{ID_CLOSE}" for item_id in item_ids]
+        return self.tokenizer(heads, add_special_tokens=False)["input_ids"]
+
+    @torch.inference_mode()
+    def log_probs(self, prompt: str, item_ids: Sequence[str]) -> list[float]:
+        """The answer-head log-probability of each of ``item_ids`` after ``prompt`` (input order)."""
+        if not item_ids:
+            return []
+        heads = self.head_tokens(item_ids)
+        shared = shared_prefix_length(heads)
+        prefix = [*self.tokenizer(prompt)["input_ids"], *heads[0][:shared]]
+        device = self.device
+        out = self.model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        rests = [head[shared:] for head in heads]
+        width = max(len(rest) for rest in rests)
+        pad = self.tokenizer.pad_token_id or 0
+        batch = torch.full((len(rests), width), pad, dtype=torch.long, device=device)
+        for row, rest in enumerate(rests):
+            batch[row, : len(rest)] = torch.tensor(rest, device=device)
+        scores = first[batch[:, 0]].clone()
+        if width > 1:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(len(rests))
+            positions = torch.arange(len(prefix), len(prefix) + width, device=device).expand(len(rests), -1)
+            mask = torch.ones((len(rests), len(prefix) + width), dtype=torch.long, device=device)
+            follow = self.model(
+                input_ids=batch, attention_mask=mask, position_ids=positions, past_key_values=cache
+            )
+            # token j + 1 of a rest is predicted at position j; right padding is never counted
+            following = torch.log_softmax(follow.logits[:, :-1].float(), dim=-1)
+            picked = following.gather(2, batch[:, 1:].unsqueeze(-1)).squeeze(-1)
+            lengths = torch.tensor([len(rest) for rest in rests], device=device)
+            counted = torch.arange(1, width, device=device).unsqueeze(0) < lengths.unsqueeze(1)
+            scores = scores + (picked * counted).sum(dim=1)
+        return scores.tolist()
+
+    def rank(self, prompt: str, item_ids: Sequence[str]) -> RankedCandidates:
+        """``item_ids`` best first by their answer-head log-probability (ties keep the input order)."""
+        ids = list(dict.fromkeys(str(item_id) for item_id in item_ids))
+        scores = self.log_probs(prompt, ids)
+        order = sorted(range(len(ids)), key=lambda i: -scores[i])
+        return RankedCandidates([ids[i] for i in order], [scores[i] for i in order])
+
+    def rank_many(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str] | None], progress: bool = True
+    ) -> RankingRun:
+        """:meth:`rank` for each prompt; a prompt without candidates gets an empty ranking."""
+        if len(candidates) != len(prompts):
+            raise ValueError(f"{len(candidates)} candidate lists for {len(prompts)} prompts; pass one each")
+        started = time.perf_counter()
+        rankings = [
+            self.rank(prompt, ids or [])
+            for prompt, ids in tqdm(
+                list(zip(prompts, candidates, strict=True)),
+                desc="ranking",
+                unit="prompt",
+                disable=not progress,
+            )
+        ]
+        tokens = sum(len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]) if prompts else 0
+        return RankingRun(rankings, time.perf_counter() - started, tokens)
