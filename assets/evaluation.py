@@ -1,8 +1,9 @@
 """Evaluation assets (group ``evaluation``): one run scores every method on the same targets.
 
-``recommendations``, ``eval_ranks`` and ``eval_metrics`` come out of one step, because they describe the
-same run: the top-K lists the methods produced, the rank of each target under each method, and the
-metrics aggregated from those ranks (docs/evaluation.md). Each run appends its rows under its Dagster run
+``recommendations``, ``eval_ranks``, ``eval_metrics`` and ``eval_llm_diagnostics`` come out of one step,
+because they describe the same run: the top-K lists the methods produced, the rank of each target under
+each method, the metrics aggregated from those ranks, and how the LLM's picks among the prompt's
+candidates compare with its controls' (docs/evaluation.md). Each run appends its rows under its Dagster run
 id and records its configuration in ``eval_runs``; earlier runs stay queryable. The work lives in
 ``evaluation.run`` (the run), ``evaluation.inputs`` (what it reads), ``evaluation.scorers`` (the trained
 models) and ``evaluation.leaderboard`` (the report).
@@ -18,13 +19,14 @@ from assets.config import config_fields, user_errors
 from assets.resources import LanceDBResource, PipelineSettings
 from evaluation.fallbacks import fallback_notes, with_notes
 from evaluation.inputs import read_evaluation_inputs
-from evaluation.leaderboard import format_leaderboard, png_markdown, write_report
+from evaluation.leaderboard import format_diagnostics, format_leaderboard, png_markdown, write_report
 from evaluation.llm_methods import RETRIEVAL_ABLATIONS
 from evaluation.methods import DEFAULT_METHODS
 from evaluation.protocol import EvaluationResult
 from evaluation.run import evaluate_run, run_record, save_run
 from evaluation.settings import EvaluationSettings
 from fashionrec.layout import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS
+from recommender.generation_settings import DEFAULT_DECODING
 from training.baseline_names import BASELINES, baseline_key
 
 EVALUATION_GROUP = "evaluation"
@@ -43,12 +45,15 @@ class EvaluationRunConfig(dg.Config):
     split: str = Field(default="test", description="Which splits rows are the targets: 'test' or 'valid'.")
     methods: list[str] = Field(
         default=list(DEFAULT_METHODS),
-        description="Methods to score: llm_mixup, llm_only, core, popularity, gru4rec, sasrec, bert4rec, "
-        "nextitnet, llm2sasrec, llmseqsim, text_seq_query (ablations follow generations).",
+        description="Methods to score: llm_mixup, llm_only, memory_first, memory_random (the LLM's "
+        "controls: the prompt's candidates in source or random order, with llm_mixup's retrieval), core, "
+        "popularity, gru4rec, sasrec, bert4rec, nextitnet, llm2sasrec, llmseqsim, text_seq_query "
+        "(ablations follow generations).",
     )
-    prefer_constrained: bool = Field(
-        default=True,
-        description="When generations hold both decodings, the constrained one is the headline llm_* method.",
+    preferred_decoding: str = Field(
+        default=DEFAULT_DECODING,
+        description="When generations hold several decodings of the same prompts (ranked, grounded, free), "
+        "this one is the headline llm_* method; the others get a '-<decoding>' suffix.",
     )
     title_encoder: str = Field(
         default="",
@@ -93,6 +98,11 @@ class EvaluationRunConfig(dg.Config):
         description="Appended to every LLM method of the run (e.g. '-clip_text_embedding'), so rows "
         "retrieved differently are not taken for the default ones.",
     )
+    control_seed: int = Field(
+        default=0,
+        description="Seed of memory_random's candidate order; each target's order is drawn from a hash of "
+        "(control_seed, target_id), so it does not depend on the rows' order.",
+    )
     notes: str = Field(
         default="", description="Free text stored with the run's configuration (e.g. what a study skipped)."
     )
@@ -109,6 +119,7 @@ class EvaluationRunConfig(dg.Config):
             group_name=EVALUATION_GROUP,
             deps=[
                 "generations",
+                "prompts",
                 "splits",
                 "items",
                 "user_sequences",
@@ -135,6 +146,14 @@ class EvaluationRunConfig(dg.Config):
             description="Recall@10, NDCG@10, MRR, MRR@10, coverage@10, serendipity@10 per method, category "
             "('all' too) and slice (all, cold_start, warm).",
         ),
+        dg.AssetSpec(
+            "eval_llm_diagnostics",
+            group_name=EVALUATION_GROUP,
+            deps=["recommendations"],
+            description="Per pick method (each LLM generation group, memory_first, memory_random) and "
+            "category ('all' too): how often the prompt's candidates hold the target (candidate_recall) and "
+            "how often the pick is the target (pick_accuracy, its standard error, and given recall).",
+        ),
     ],
     can_subset=False,
 )
@@ -160,7 +179,9 @@ def evaluation(
     run = run_record(context.run_id, run_settings, settings.preset)
     with duckdb.get_connection() as con:
         written = save_run(con, run, targets, result)
-    report, plots = write_report(run, result.metrics, settings.reports.evaluation(run.run_id), run_settings.k)
+    report, plots = write_report(
+        run, result.metrics, settings.reports.evaluation(run.run_id), run_settings.k, result.diagnostics
+    )
     context.log.info("\n" + format_leaderboard(result.metrics, ["all"], title=run.title()))
     common = {"run_id": run.run_id, "split": run.split, "targets": len(targets), "fallbacks": fallbacks}
     for key, metadata in _metadata(result, report, plots).items():
@@ -193,6 +214,9 @@ def _metadata(result: EvaluationResult, report: Path, plots: dict[str, Path]) ->
             "leaderboard_plot_path": dg.MetadataValue.path(str(plots["leaderboard"])),
             "cold_start_plot_path": dg.MetadataValue.path(str(plots["cold_start"])),
             "report": dg.MetadataValue.path(str(report)),
+        },
+        "eval_llm_diagnostics": {
+            "diagnostics": dg.MetadataValue.md(format_diagnostics(result.diagnostics, markdown=True)),
         },
     }
 

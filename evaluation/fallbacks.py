@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from evaluation.methods import LLM_METHODS
+from evaluation.methods import GENERATION_METHODS
 from evaluation.settings import EvaluationSettings
 from fashionrec.layout import QUERY_MEMORY_TABLE, ArtifactLayout
 from recommender.candidate_sources import MEMORY, NO_SOURCE
@@ -25,7 +25,8 @@ from warehouse.marts import table_names
 if TYPE_CHECKING:
     import lancedb
 
-TITLE_VECTOR_METHODS = {*LLM_METHODS, "text_seq_query"}  # the methods that read the title encoder's vectors
+# the methods that read the title encoder's vectors (the controls retrieve as llm_mixup does)
+TITLE_VECTOR_METHODS = {*GENERATION_METHODS, "text_seq_query"}
 
 
 def memory_note(db: lancedb.DBConnection) -> str | None:

@@ -1,4 +1,5 @@
-"""The leaderboard: ``eval_metrics`` rows of one evaluation run as tables, plots and a report.
+"""The leaderboard: ``eval_metrics`` rows of one evaluation run as tables, plots and a report, with the
+run's LLM diagnostics (``eval_llm_diagnostics``) beside it.
 
 ``fashionrec report`` prints :func:`format_leaderboard` of the latest run; the evaluation asset puts the
 Markdown form in its Dagster metadata and writes :func:`write_report` under ``$FASHIONREC_HOME/reports/``.
@@ -99,6 +100,21 @@ def format_leaderboard(
         parts.append(f"### {heading}" if markdown else heading)
         parts.append("\n".join(_table_lines(frame, markdown)))
     return "\n\n".join(parts)
+
+
+def format_diagnostics(diagnostics: pd.DataFrame | None, *, markdown: bool = False) -> str:
+    """The ``eval_llm_diagnostics`` rows of one run as one table: category 'all' first, then each
+    category, and within one the pick methods by pick accuracy, best first."""
+    if diagnostics is None or diagnostics.empty:
+        return "no LLM diagnostics: the run read no generations or no prompts with candidates"
+    table = diagnostics.assign(_overall=diagnostics["category"] != ALL).sort_values(
+        ["_overall", "category", "pick_accuracy", "method"],
+        ascending=[True, True, False, True],
+        kind="stable",
+    )
+    columns = ["category", "method"] + [c for c in diagnostics.columns if c not in ("category", "method")]
+    columns = [c for c in columns if c not in ("run_id", "split")]
+    return "\n".join(_table_lines(table[columns].reset_index(drop=True), markdown))
 
 
 @dataclass(frozen=True)
@@ -228,9 +244,14 @@ def png_markdown(path: Path, alt: str) -> str:
 
 
 def write_report(
-    run: EvaluationRun, metrics: pd.DataFrame, directory: Path, k: int = 10
+    run: EvaluationRun,
+    metrics: pd.DataFrame,
+    directory: Path,
+    k: int = 10,
+    diagnostics: pd.DataFrame | None = None,
 ) -> tuple[Path, dict[str, Path]]:
-    """``report.md`` with the leaderboards, the slices and the two plots, in ``directory``.
+    """``report.md`` with the leaderboards, the slices, the two plots and the LLM diagnostics, in
+    ``directory``.
 
     Returns the report path and the plot paths (``leaderboard``, ``cold_start``).
     """
@@ -247,6 +268,8 @@ def write_report(
         format_leaderboard(metrics, [ALL], "cold_start", markdown=True, title="Cold-start targets"),
         format_leaderboard(metrics, [ALL], "warm", markdown=True, title="Warm targets"),
         f"![cold start vs warm]({plots['cold_start'].name})",
+        "## LLM diagnostics (the LLM's picks and its controls' among the prompt's candidates)",
+        format_diagnostics(diagnostics, markdown=True),
     ]
     report = directory / "report.md"
     report.write_text("\n\n".join(sections) + "\n")

@@ -7,7 +7,8 @@ suffix for each way it differs from the full framework (docs/evaluation.md: ``ll
 - the prompt variant, unless ``full`` (``-no_attributes``);
 - the adapter, unless it is the variant's own (``-zs_footwear``, ``-users_10``: the zero-shot and
   low-resource studies of paper §5.4);
-- the decoding, when the group was decoded both ways and this one is not the preferred one;
+- the decoding (``-grounded``, ``-free``), when the prompts were decoded several ways and this one is not
+  the preferred one (``ranked`` by default; without it, the first of ``DECODINGS`` present);
 - a retrieval ablation of paper Table 3 (``-no_text_embedding``, ``-no_id_embedding``), which re-ranks
   the same answers with ``recommender.mixup`` set up differently;
 - a run-wide suffix, e.g. ``-clip_text_embedding`` when the run retrieves titles with another encoder.
@@ -24,6 +25,7 @@ import pandas as pd
 
 from evaluation.methods import DEFAULT_METHODS
 from evaluation.protocol import generated_id_lists
+from recommender.generation_settings import DECODINGS, DEFAULT_DECODING
 from recommender.mixup import MixupConfig, mixup_batch
 from recommender.retrieval import VectorCatalog
 
@@ -42,40 +44,55 @@ _SUFFIX = re.compile(r"^-[A-Za-z0-9_-]+$")
 
 
 def with_generation_columns(generations: pd.DataFrame) -> pd.DataFrame:
-    """Generations with ``variant``, ``constrained`` and ``adapter`` filled in when a table predates them.
+    """Generations with ``variant``, ``adapter`` and ``decoding`` filled in when a table predates them.
 
-    A row without an adapter was answered by its variant's own adapter (the only one there was).
+    A row without an adapter was answered by its variant's own adapter (the only one there was); one
+    without a decoding was grounded when constrained and free otherwise (the two decodings there were).
     """
     variant = (
         generations["variant"] if "variant" in generations else pd.Series(FULL_VARIANT, generations.index)
     )
     adapter = generations["adapter"] if "adapter" in generations else pd.Series(None, generations.index)
+    constrained = (
+        generations["constrained"].fillna(True).astype(bool)
+        if "constrained" in generations
+        else pd.Series(True, generations.index)
+    )
+    decoding = generations["decoding"] if "decoding" in generations else pd.Series(None, generations.index)
     return generations.assign(
         variant=variant,
-        constrained=generations["constrained"].astype(bool) if "constrained" in generations else True,
         adapter=adapter.where(adapter.notna() & (adapter != ""), variant),
+        decoding=decoding.where(
+            decoding.notna() & (decoding != ""), constrained.map({True: "grounded", False: "free"})
+        ),
     )
 
 
 def llm_method_names(
-    generations: pd.DataFrame, prefer_constrained: bool = True
-) -> dict[tuple[str, str, bool], str]:
-    """The method suffix of each (prompt variant, adapter, constrained decoding) group of generations.
+    generations: pd.DataFrame, preferred_decoding: str = DEFAULT_DECODING
+) -> dict[tuple[str, str, str], str]:
+    """The method suffix of each (prompt variant, adapter, decoding) group of generations.
 
-    Returns ``{(variant, adapter, constrained): suffix}`` with suffix '' for the headline (the full
-    prompt, its own adapter, the preferred decoding).
+    Returns ``{(variant, adapter, decoding): suffix}`` with suffix '' for the headline (the full prompt,
+    its own adapter, the preferred decoding). Where a (variant, adapter) pair was decoded several ways,
+    the preferred decoding (else the first of ``DECODINGS`` present) keeps the plain name and the others
+    get ``-<decoding>``.
     """
     generations = with_generation_columns(generations)
-    groups = generations[["variant", "adapter", "constrained"]].drop_duplicates()
-    both = groups.groupby(["variant", "adapter"])["constrained"].nunique() > 1
+    groups = generations[["variant", "adapter", "decoding"]].drop_duplicates()
+    order = [preferred_decoding, *(d for d in DECODINGS if d != preferred_decoding)]
+    plain = {
+        pair: min(decodings, key=lambda d: order.index(d) if d in order else len(order))
+        for pair, decodings in groups.groupby(["variant", "adapter"])["decoding"]
+    }
     names = {}
-    for variant, adapter, constrained in groups.itertuples(index=False):
+    for variant, adapter, decoding in groups.itertuples(index=False):
         suffix = "" if variant == FULL_VARIANT else f"-{variant}"
         if adapter != variant:
             suffix += f"-{adapter}"
-        if both[(variant, adapter)] and bool(constrained) != prefer_constrained:
-            suffix += "-constrained" if constrained else "-unconstrained"
-        names[(variant, adapter, bool(constrained))] = suffix
+        if decoding != plain[(variant, adapter)]:
+            suffix += f"-{decoding}"
+        names[(variant, adapter, decoding)] = suffix
     return names
 
 
@@ -95,7 +112,7 @@ def select_adapters(generations: pd.DataFrame, adapters: Sequence[str]) -> pd.Da
     return generations[generations["adapter"].isin(list(adapters))]
 
 
-def generated_target_ids(generations: pd.DataFrame, prefer_constrained: bool = True) -> set[str]:
+def generated_target_ids(generations: pd.DataFrame, preferred_decoding: str = DEFAULT_DECODING) -> set[str]:
     """Targets the headline LLM group answered (full prompt, its adapter, preferred decoding); without a
     headline group, the targets any group answered.
 
@@ -103,17 +120,40 @@ def generated_target_ids(generations: pd.DataFrame, prefer_constrained: bool = T
     targets keeps the comparison fair (a target without an answer would count against the LLM only).
     """
     generations = with_generation_columns(generations)
-    names = llm_method_names(generations, prefer_constrained)
+    names = llm_method_names(generations, preferred_decoding)
     headline = [group for group, suffix in names.items() if suffix == ""]
     if not headline:
         return set(generations["target_id"])
-    variant, adapter, constrained = headline[0]
-    chosen = (
+    return set(_group_rows(generations, headline[0])["target_id"])
+
+
+def _group_rows(generations: pd.DataFrame, group: tuple[str, str, str]) -> pd.DataFrame:
+    variant, adapter, decoding = group
+    return generations[
         (generations["variant"] == variant)
         & (generations["adapter"] == adapter)
-        & (generations["constrained"].astype(bool) == constrained)
-    )
-    return set(generations.loc[chosen, "target_id"])
+        & (generations["decoding"] == decoding)
+    ]
+
+
+def generation_groups(
+    generations: pd.DataFrame, preferred_decoding: str = DEFAULT_DECODING
+) -> dict[str, pd.DataFrame]:
+    """The rows of each generation group by its method suffix (:func:`llm_method_names`); ValueError
+    when a group answered a target twice."""
+    generations = with_generation_columns(generations)
+    groups = {}
+    for key, suffix in llm_method_names(generations, preferred_decoding).items():
+        group = _group_rows(generations, key)
+        variant, adapter, decoding = key
+        repeated = group.loc[group["target_id"].duplicated(), "target_id"]
+        if len(repeated):
+            raise ValueError(
+                f"generations hold several rows for target {repeated.iloc[0]!r} with variant {variant!r}, "
+                f"adapter {adapter!r}, decoding {decoding!r}; expected one answer per target"
+            )
+        groups[suffix] = group
+    return groups
 
 
 def check_retrieval_options(retrieval_ablations: Sequence[str], method_suffix: str) -> None:
@@ -137,17 +177,17 @@ def llm_list_methods(
     encode_titles: Callable[[list[str]], np.ndarray],
     mixup_config: MixupConfig,
     methods: tuple[str, ...] = DEFAULT_METHODS,
-    prefer_constrained: bool = True,
+    preferred_decoding: str = DEFAULT_DECODING,
     retrieval_ablations: Sequence[str] = (),
     method_suffix: str = "",
 ) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
     """``llm_mixup`` (mixup retrieval over the vector catalogs), its retrieval ablations and ``llm_only``
     lists per generation group.
 
-    ``generations`` holds the rows of the evaluated split (target_id, category, item_id, title, raw_text,
-    and optionally variant, adapter and constrained); ``id_vectors`` / ``title_vectors`` are the loaded
-    ID and title tables. Returns the lists per method and the seconds each took to build (retrieval and
-    title encoding included).
+    ``generations`` holds the rows of the evaluated split (target_id, category, item_id, title,
+    raw_text, and optionally variant, adapter, decoding and ranked_item_ids); ``id_vectors`` /
+    ``title_vectors`` are the loaded ID and title tables. Returns the lists per method and the seconds
+    each took to build (retrieval and title encoding included).
     """
     check_retrieval_options(retrieval_ablations, method_suffix)
     generations = with_generation_columns(generations)
@@ -158,22 +198,13 @@ def llm_list_methods(
         k = mixup_config.k
         only_ids = name == "no_text_embedding"
         mixups[f"-{name}"] = (
-            (MixupConfig(k=k, n=k), no_titles) if only_ids else (MixupConfig(k=k, n=0), title_vectors)
+            (MixupConfig(k=k, n=k, lead=mixup_config.lead), no_titles)
+            if only_ids
+            else (MixupConfig(k=k, n=0, lead=mixup_config.lead), title_vectors)
         )
     out: dict[str, pd.DataFrame] = {}
     seconds: dict[str, float] = {}
-    for (variant, adapter, constrained), suffix in llm_method_names(generations, prefer_constrained).items():
-        group = generations[
-            (generations["variant"] == variant)
-            & (generations["adapter"] == adapter)
-            & (generations["constrained"] == constrained)
-        ]
-        repeated = group.loc[group["target_id"].duplicated(), "target_id"]
-        if len(repeated):
-            raise ValueError(
-                f"generations hold several rows for target {repeated.iloc[0]!r} with variant {variant!r}, "
-                f"adapter {adapter!r}, constrained={constrained}; expected one answer per target"
-            )
+    for suffix, group in generation_groups(generations, preferred_decoding).items():
         if "llm_mixup" in methods:
             for ablation, (config, titles) in mixups.items():
                 name = f"llm_mixup{suffix}{ablation}{method_suffix}"

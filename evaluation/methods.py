@@ -9,4 +9,8 @@ baseline run: ``training.baseline_names.parse_run_method``).
 from training.baseline_names import BASELINES
 
 LLM_METHODS = ("llm_mixup", "llm_only")  # list methods, read from the generations table
-DEFAULT_METHODS = (*LLM_METHODS, "core", "popularity", *BASELINES)
+# the LLM's controls (evaluation.controls): the prompt's candidates in a fixed or random order, retrieved
+# as llm_mixup is, on the targets the LLM answered
+CONTROL_METHODS = ("memory_first", "memory_random")
+GENERATION_METHODS = (*LLM_METHODS, *CONTROL_METHODS)  # the methods that read the generations table
+DEFAULT_METHODS = (*LLM_METHODS, *CONTROL_METHODS, "core", "popularity", *BASELINES)

@@ -176,6 +176,8 @@ class EvaluationResult:
     lists: pd.DataFrame  # method, target_id, rank, item_id, source, score
     metrics: pd.DataFrame  # method, category, slice, metric, value, n_users
     seconds: dict[str, float]  # wall time of ranking each method
+    # eval_llm_diagnostics rows (evaluation.diagnostics); None for a run without the prompts' candidates
+    diagnostics: pd.DataFrame | None = None
 
     def users_per_second(self) -> dict[str, float]:
         n = self.ranks.groupby("method").size()

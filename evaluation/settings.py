@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from evaluation.llm_methods import check_retrieval_options
-from evaluation.methods import DEFAULT_METHODS, LLM_METHODS
+from evaluation.methods import DEFAULT_METHODS, GENERATION_METHODS
+from recommender.generation_settings import DEFAULT_DECODING, check_decoding
 from training.baseline_names import parse_run_method
 
 SPLITS = ("test", "valid")
@@ -26,7 +27,7 @@ class EvaluationSettings:
     label: str = ""
     split: str = "test"
     methods: tuple[str, ...] = DEFAULT_METHODS
-    prefer_constrained: bool = True
+    preferred_decoding: str = DEFAULT_DECODING  # the headline llm_* decoding; the others get a suffix
     title_encoder: str = ""  # empty: the trained one (artifacts/title_encoder)
     core_dir: str = ""  # empty: artifacts/core
     baselines_dir: str = ""  # empty: artifacts/baselines
@@ -36,12 +37,13 @@ class EvaluationSettings:
     retrieval_ablations: tuple[str, ...] = ()
     title_vectors_table: str = ""  # empty: item_title_vectors
     method_suffix: str = ""
+    control_seed: int = 0  # memory_random's order, drawn per target from (seed, target_id)
     notes: str = ""
 
     @property
     def uses_llm(self) -> bool:
-        """Whether the run scores a list method, which reads the generations."""
-        return bool(set(self.methods) & set(LLM_METHODS))
+        """Whether the run scores an LLM method or a control of one, which read the generations."""
+        return bool(set(self.methods) & set(GENERATION_METHODS))
 
     def check(self) -> None:
         """ValueError for a method, retrieval option, split or baseline run the evaluation cannot score."""
@@ -49,6 +51,7 @@ class EvaluationSettings:
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {list(DEFAULT_METHODS)}")
         check_retrieval_options(self.retrieval_ablations, self.method_suffix)
+        check_decoding(self.preferred_decoding)
         if self.split not in SPLITS:
             raise ValueError(f"split {self.split!r} cannot be evaluated; use 'test' or 'valid'")
         for name in self.baseline_runs:

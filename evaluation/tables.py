@@ -1,6 +1,6 @@
 """The evaluation tables in DuckDB (docs/evaluation.md "The evaluation tables"): ``eval_runs``,
-``recommendations``, ``eval_ranks`` and ``eval_metrics``, to which every evaluation run appends its rows
-under its run id; the dbt evaluation marts read them.
+``recommendations``, ``eval_ranks``, ``eval_metrics`` and ``eval_llm_diagnostics``, to which every
+evaluation run appends its rows under its run id; the dbt evaluation marts read them.
 """
 
 from __future__ import annotations
@@ -56,6 +56,19 @@ EVAL_TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "n_users": "integer",
         "split": "varchar",
     },
+    "eval_llm_diagnostics": {
+        "run_id": "varchar",
+        "split": "varchar",
+        "method": "varchar",
+        "category": "varchar",
+        "n_targets": "integer",
+        "n_with_candidates": "integer",
+        "mean_candidates": "double",
+        "candidate_recall": "double",
+        "pick_accuracy": "double",
+        "pick_accuracy_se": "double",
+        "pick_accuracy_given_recall": "double",
+    },
 }
 
 
@@ -89,7 +102,8 @@ def write_evaluation_run(
     preset: str = "",
     config_json: str = "{}",
 ) -> dict[str, int]:
-    """Append one run to ``eval_runs``, ``recommendations``, ``eval_ranks`` and ``eval_metrics``.
+    """Append one run to ``eval_runs``, ``recommendations``, ``eval_ranks``, ``eval_metrics`` and
+    ``eval_llm_diagnostics`` (no rows for a run without diagnostics).
 
     Earlier runs are never touched; rows of the same ``run_id`` (a retried run) are replaced, all in one
     transaction. Returns the rows written per table.
@@ -99,6 +113,9 @@ def write_evaluation_run(
         created_at = created_at.tz_convert("UTC").tz_localize(None)  # stored as a UTC timestamp
     of_target = targets.set_index("target_id")[["user_id", "category"]]
     lists = result.lists.join(of_target, on="target_id")
+    diagnostics = result.diagnostics
+    if diagnostics is None:
+        diagnostics = pd.DataFrame(columns=list(EVAL_TABLE_COLUMNS["eval_llm_diagnostics"]))
     frames = {
         "eval_runs": pd.DataFrame(
             {
@@ -115,6 +132,7 @@ def write_evaluation_run(
         "recommendations": lists.assign(run_id=run_id, split=split),
         "eval_ranks": result.ranks.assign(run_id=run_id, split=split),
         "eval_metrics": result.metrics.assign(run_id=run_id, created_at=created_at, split=split),
+        "eval_llm_diagnostics": diagnostics.assign(run_id=run_id, split=split),
     }
     ensure_eval_tables(con)
     con.execute("begin transaction")

@@ -1,7 +1,8 @@
 """A hand-made evaluation world: the warehouse tables the evaluation reads, its vector tables, and small
 randomly initialised models saved where the training assets save theirs.
 
-Two categories, 8 users with a train, valid and test purchase each, generations for the test targets.
+Two categories, 8 users with a train, valid and test purchase each, generations for the test targets
+and the candidates their prompts showed.
 The numbers the models give are arbitrary; the asset tests (tests/test_evaluation_assets.py,
 tests/test_evaluation_options.py) and the scorer tests (tests/test_evaluation_scorers.py) check how they
 are computed and stored. :func:`evaluate` materializes the evaluation assets on a world with resources
@@ -74,6 +75,7 @@ def hand_made_world(home):
         generations,
         columns=["target_id", "split", "category", "variant", "constrained", "raw_text", "item_id", "title"],
     )
+    prompts = candidate_prompts(splits, items)
     generations["format_ok"] = generations["item_id"].notna()
     generations["id_in_catalog"] = generations["item_id"].isin(items["item_id"])
 
@@ -83,6 +85,7 @@ def hand_made_world(home):
             ("user_sequences", events),
             ("splits", splits),
             ("generations", generations),
+            ("prompts", prompts),
         ):
             con.register("frame", frame)
             con.execute(f"create table {name} as select * from frame")
@@ -119,6 +122,31 @@ def hand_made_world(home):
         home / "artifacts" / "baselines", vocabulary, items, title_vectors, encoder, title_encoder_spec
     )
     return items, splits, title_encoder_spec
+
+
+def shown_candidates(user: int, target_item_id: str, pool: list[str]) -> list[str]:
+    """The candidates a test prompt shows: the target first (u0, u1), second (u2, u3), absent (u4, u5,
+    u6), or no candidates at all (u7)."""
+    others = [item for item in pool if item != target_item_id][:3]
+    if user < 2:
+        return [target_item_id, *others[:2]]
+    if user < 4:
+        return [others[0], target_item_id, others[1]]
+    return others if user < 7 else []
+
+
+def candidate_prompts(splits: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``prompts`` the evaluation reads, for the test targets and both answered variants."""
+    rows = []
+    for row in splits[splits["split"] == "test"].itertuples():
+        pool = items.loc[items["category"] == row.category, "item_id"].tolist()
+        shown = shown_candidates(int(row.user_id[1:]), row.target_item_id, pool)
+        for variant in ("full", "no_attributes"):
+            rows.append(
+                (row.target_id, row.user_id, "test", row.category, variant, row.target_item_id, shown)
+            )
+    columns = ["target_id", "user_id", "split", "category", "variant", "target_item_id", "candidate_item_ids"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def save_baselines(directory, vocabulary, items, title_vectors, encoder, encoder_spec) -> None:

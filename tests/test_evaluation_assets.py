@@ -24,7 +24,8 @@ from tests.test_readme import sql_blocks
 from training.baselines import SEQUENCE_BASELINES
 
 BASELINES = [*SEQUENCE_BASELINES, "text_seq_query"]
-HEADLINE_METHODS = {"llm_mixup", "llm_only", "core", "popularity", *BASELINES}
+CONTROLS = {"memory_first", "memory_random"}
+HEADLINE_METHODS = {"llm_mixup", "llm_only", *CONTROLS, "core", "popularity", *BASELINES}
 
 # Recomputes eval_metrics' ranking metrics from eval_ranks (the README shows the same query).
 RECOMPUTE_SQL = """
@@ -77,7 +78,7 @@ def test_runs_are_appended_with_their_configuration(evaluated):
         assert runs["preset"].eq("tiny").all() and runs["n_targets"].eq(7).all()
         config = json.loads(runs["config"].iloc[0])
         assert config["k"] == 10 and config["n"] == 1 and config["split"] == "test"
-        for table in ("eval_ranks", "eval_metrics", "recommendations"):
+        for table in ("eval_ranks", "eval_metrics", "recommendations", "eval_llm_diagnostics"):
             per_run = con.execute(f"select run_id, count(*) from {table} group by run_id").fetchall()
             assert len(per_run) == 2 and per_run[0][1] == per_run[1][1], table
         methods = {r[0] for r in con.execute("select distinct method from eval_metrics").fetchall()}
@@ -95,11 +96,58 @@ def test_runs_are_appended_with_their_configuration(evaluated):
         assert sources["llm_mixup"] == ["id", "title"] and sources["core"] == ["list"]
         assert all(sources[method] == ["list"] for method in BASELINES)
         assert sources["llm_only"] == ["id"]
+        # the controls: their lead from the candidates, then the mixup of their first candidate
+        assert all("ranked" in sources[method] for method in CONTROLS), sources
+        assert "memory_first" in methods and "memory_random" in methods
         mixup_first = con.execute(
             "select source from recommendations where method = 'llm_mixup' and rank = 1 and target_id in "
             "(select target_id from generations where item_id in (select item_id from items))"
         ).fetchall()
         assert mixup_first and all(s == "id" for (s,) in mixup_first)  # N = 1 from the ID list
+
+
+def test_controls_answer_the_llms_targets_from_the_prompts_candidates(evaluated):
+    """memory_first leads with the prompt's first candidate; a target without candidates gets no list;
+    eval_llm_diagnostics counts recall and accuracy on the headline LLM's targets."""
+    home, _, _, results = evaluated
+    run_id = results[-1].run_id
+    with duckdb.connect(str(home / "fashionrec.duckdb"), read_only=True) as con:
+        firsts = dict(
+            con.execute(
+                "select target_id, item_id from recommendations where run_id = ? and method = 'memory_first' "
+                "and rank = 1",
+                [run_id],
+            ).fetchall()
+        )
+        shown = dict(
+            con.execute(
+                "select target_id, candidate_item_ids[1] from prompts where variant = 'full' "
+                "and len(candidate_item_ids) > 0"
+            ).fetchall()
+        )
+        ranked = dict(
+            con.execute(
+                "select method, count(distinct target_id) from eval_ranks where run_id = ? group by method",
+                [run_id],
+            ).fetchall()
+        )
+        rows = con.execute(
+            "select * from eval_llm_diagnostics where run_id = ? order by method, category", [run_id]
+        ).df()
+    answered = {f"e{u}_6" for u in (0, 1, 2, 3, 4, 6, 7)}  # u5's full prompt was not answered
+    assert firsts == {t: shown[t] for t in answered - {"e7_6"}}  # u7's prompt shows no candidates
+    assert ranked["memory_first"] == ranked["memory_random"] == ranked["llm_mixup"] == len(answered)
+    assert set(rows["method"]) == {"llm_mixup", "llm_mixup-no_attributes", *CONTROLS}
+    assert rows["split"].eq("test").all()
+    overall = rows[rows["category"] == "all"].set_index("method")
+    assert overall["n_targets"].eq(7).all() and overall["n_with_candidates"].eq(6).all()
+    assert overall["candidate_recall"].eq(4 / 7).all()  # u0..u3 (tests/evaluation_world.py)
+    assert overall.loc["memory_first", "pick_accuracy"] == pytest.approx(2 / 7)  # u0, u1
+    assert overall.loc["memory_first", "pick_accuracy_given_recall"] == pytest.approx(0.5)
+    # the headline LLM names the target for u0..u3 and nothing in the catalog for the others
+    assert overall.loc["llm_mixup", "pick_accuracy"] == pytest.approx(4 / 7)
+    assert overall.loc["llm_mixup", "pick_accuracy_given_recall"] == 1.0
+    assert set(rows["category"]) == {"all", "Footwear", "Luggage & Bags"}
 
 
 def test_eval_metrics_recomputed_from_eval_ranks_in_sql_match_python(evaluated):
@@ -156,9 +204,15 @@ def test_metadata_report_and_printed_leaderboard(evaluated, capsys):
         m.asset_key.to_user_string(): m.metadata
         for m in (e.materialization for e in result.get_asset_materialization_events())
     }
-    assert set(metadata) == {"recommendations", "eval_ranks", "eval_metrics"}
+    assert set(metadata) == {"recommendations", "eval_ranks", "eval_metrics", "eval_llm_diagnostics"}
     board = metadata["eval_metrics"]["leaderboard"].value
     assert "| method |" in board and "llm_mixup" in board and "### category Footwear" in board
+    assert "memory_first" in board and "memory_random" in board
+    diagnostics = metadata["eval_llm_diagnostics"]["diagnostics"].value
+    assert "| category | method |" in diagnostics and "pick_accuracy_given_recall" in diagnostics
+    assert (
+        metadata["eval_llm_diagnostics"]["dagster/row_count"].value == 4 * 3
+    )  # 4 pick methods, 3 categories
     assert metadata["eval_metrics"]["leaderboard_plot"].value.startswith(
         "![leaderboard](data:image/png;base64,"
     )
@@ -166,6 +220,7 @@ def test_metadata_report_and_printed_leaderboard(evaluated, capsys):
     assert str(report) == metadata["eval_metrics"]["report"].value
     text = report.read_text()
     assert "Cold-start targets" in text and "(leaderboard.png)" in text
+    assert "## LLM diagnostics" in text and "| all | memory_random |" in text
     assert (report.parent / "leaderboard.png").stat().st_size > 1000
     assert (report.parent / "cold_start.png").stat().st_size > 1000
     assert metadata["eval_ranks"]["users_per_second"].value["core"] > 0
@@ -206,6 +261,7 @@ def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
         overall = board[board["category"] == "all"].sort_values("leaderboard_rank")
         n_methods = len(HEADLINE_METHODS) + 2  # and the two ablations
         assert overall["leaderboard_rank"].tolist() == list(range(1, n_methods + 1))
+        assert CONTROLS <= set(overall["method"])
         assert overall["ndcg_at_10"].is_monotonic_decreasing
         python = (
             con.execute(
@@ -230,5 +286,15 @@ def test_dbt_marts_build_on_the_evaluation_tables(evaluated, tmp_path):
         assert [s[0] for s in slices] == ["all", "cold_start", "warm"]
         assert slices[0][1] == 7 and slices[0][2] == 1.0 and slices[0][3] == 1.0
         assert slices[1][1] + slices[2][1] == 7
+        picks = con.execute(
+            "select pick_method, category, pick_accuracy, pick_accuracy_minus_memory_first "
+            "from eval_llm_picks "
+            "where is_latest_run and split = 'test'"
+        ).df()
+        assert len(picks) == 4 * 3 and picks["pick_accuracy"].notna().all()
+        first = picks[picks["pick_method"] == "memory_first"]
+        assert first["pick_accuracy_minus_memory_first"].eq(0.0).all()
+        runs = con.execute("select count(distinct run_id) from eval_llm_picks").fetchone()[0]
+        assert runs == 2
         for sql in EVALUATION_SQL:
             assert con.execute(sql).fetchall(), sql

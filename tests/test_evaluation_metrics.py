@@ -265,17 +265,21 @@ def test_shared_scores_rank_like_a_full_matrix():
 def test_llm_method_names_follow_the_design_suffixes():
     generations = pd.DataFrame(
         {
-            "variant": ["full", "full", "no_attributes", "no_query_memory"],
-            "constrained": [True, False, True, False],
+            "variant": ["full", "full", "full", "no_attributes", "no_query_memory"],
+            "decoding": ["ranked", "grounded", "free", "ranked", "free"],
         }
     )
     assert llm_method_names(generations) == {
-        ("full", "full", True): "",
-        ("full", "full", False): "-unconstrained",
-        ("no_attributes", "no_attributes", True): "-no_attributes",
-        ("no_query_memory", "no_query_memory", False): "-no_query_memory",
+        ("full", "full", "ranked"): "",
+        ("full", "full", "grounded"): "-grounded",
+        ("full", "full", "free"): "-free",
+        ("no_attributes", "no_attributes", "ranked"): "-no_attributes",
+        ("no_query_memory", "no_query_memory", "free"): "-no_query_memory",
     }
-    assert llm_method_names(generations, prefer_constrained=False)[("full", "full", True)] == "-constrained"
+    assert llm_method_names(generations, preferred_decoding="free")[("full", "full", "ranked")] == "-ranked"
+    # a table from before the decodings had names: constrained rows were grounded, the others free
+    older = pd.DataFrame({"variant": ["full", "full"], "constrained": [True, False]})
+    assert llm_method_names(older) == {("full", "full", "grounded"): "", ("full", "full", "free"): "-free"}
 
 
 def test_methods_are_scored_on_the_targets_the_headline_generation_answered():
@@ -283,11 +287,11 @@ def test_methods_are_scored_on_the_targets_the_headline_generation_answered():
         {
             "target_id": ["t1", "t2", "t2", "t3", "t4"],
             "variant": ["full", "full", "full", "no_attributes", "full"],
-            "constrained": [True, True, False, True, False],
+            "decoding": ["ranked", "ranked", "free", "ranked", "free"],
         }
     )
     assert generated_target_ids(generations) == {"t1", "t2"}
-    assert generated_target_ids(generations, prefer_constrained=False) == {"t2", "t4"}
+    assert generated_target_ids(generations, preferred_decoding="free") == {"t2", "t4"}
     ablation_only = generations[generations["variant"] != "full"]
     assert generated_target_ids(ablation_only) == {"t3"}
     assert generated_target_ids(generations[["target_id"]]) == {"t1", "t2", "t3", "t4"}

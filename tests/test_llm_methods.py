@@ -1,5 +1,6 @@
-"""LLM method names per generation group, the retrieval ablations of Table 3, and the adapters'
-training selections (zero-shot categories, nested low-resource user shares), on hand-made cases."""
+"""LLM method names per generation group, the retrieval ablations of Table 3, the adapters' training
+selections (zero-shot categories, nested low-resource user shares), the LLM's controls and its
+diagnostics, on hand-made cases."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evaluation.controls import CONTROL_COLUMNS, control_generations, control_list_methods, random_order
+from evaluation.diagnostics import DIAGNOSTIC_COLUMNS, llm_diagnostics, llm_picks
 from evaluation.llm_methods import llm_list_methods, llm_method_names, select_adapters
-from recommender.mixup import MixupConfig
+from evaluation.methods import CONTROL_METHODS
+from recommender.mixup import MixupConfig, mixup_batch
 from recommender.ranking import catalog_by_category
 from recommender.retrieval import VectorCatalog
 from training.adapter_selection import AdapterSelection, check_adapter, in_user_fraction
@@ -115,7 +119,7 @@ def test_bad_retrieval_options_are_named(ablations, suffix, message):
             encode_near_s3,
             MixupConfig(),
             (),
-            True,
+            "ranked",
             ablations,
             suffix,
         )
@@ -126,16 +130,16 @@ def test_adapter_names_and_old_tables_without_an_adapter_column():
         [generations("full", None), generations("full", "zs_footwear"), generations("no_attributes")]
     )
     assert llm_method_names(frame) == {
-        ("full", "full", True): "",
-        ("full", "zs_footwear", True): "-zs_footwear",
-        ("no_attributes", "no_attributes", True): "-no_attributes",
+        ("full", "full", "grounded"): "",
+        ("full", "zs_footwear", "grounded"): "-zs_footwear",
+        ("no_attributes", "no_attributes", "grounded"): "-no_attributes",
     }
     assert set(select_adapters(frame, ["zs_footwear"])["adapter"]) == {"zs_footwear"}
     with pytest.raises(ValueError, match=r"no rows of adapter\(s\) \['users_10'\]"):
         select_adapters(frame, ["full", "users_10"])
     assert llm_method_names(frame.drop(columns=["adapter"])) == {
-        ("full", "full", True): "",
-        ("no_attributes", "no_attributes", True): "-no_attributes",
+        ("full", "full", "grounded"): "",
+        ("no_attributes", "no_attributes", "grounded"): "-no_attributes",
     }
 
 
@@ -220,3 +224,101 @@ def test_train_prompts_keep_categories_then_a_capped_sample_then_nested_user_sha
     assert not share.of_users(few, "user_id")
     with pytest.raises(ValueError, match=r"adapter 'a' has no train prompts left: categories all, 1% of"):
         share.train_prompts(few, 24, 0)
+
+
+TITLES = pd.Series({item: f"title of {item}" for item in ITEMS})
+CANDIDATES = {"t1": ["s3", "s1", "s4", "s0", "s5"], "t2": ["s2", "s0"], "t3": []}
+TARGETS = pd.DataFrame({"target_id": ["t1", "t2", "t3"], "category": ["Footwear"] * 3})
+
+
+def test_controls_order_the_candidates_first_or_seeded_random():
+    controls = control_generations(TARGETS, CANDIDATES, TITLES, seed=0)
+    assert set(controls) == set(CONTROL_METHODS) == {"memory_first", "memory_random"}
+    first = controls["memory_first"].set_index("target_id")
+    assert first.loc["t1", "ranked_item_ids"] == ["s3", "s1", "s4", "s0", "s5"]
+    assert first.loc["t1", "item_id"] == "s3" and first.loc["t1", "title"] == "title of s3"
+    assert first["raw_text"].isna().all() and list(controls["memory_first"].columns) == CONTROL_COLUMNS
+    shuffled = controls["memory_random"].set_index("target_id")
+    assert sorted(shuffled.loc["t1", "ranked_item_ids"]) == sorted(CANDIDATES["t1"])
+    assert shuffled.loc["t1", "item_id"] == shuffled.loc["t1", "ranked_item_ids"][0]
+    assert shuffled.loc["t1", "title"] == f"title of {shuffled.loc['t1', 'item_id']}"
+    # stable per target: the same order whatever the targets' order, another seed another order
+    backwards = control_generations(TARGETS.iloc[::-1], CANDIDATES, TITLES, 0, ["memory_random"])
+    again = backwards["memory_random"].set_index("target_id")
+    assert again.loc["t1", "ranked_item_ids"] == shuffled.loc["t1", "ranked_item_ids"]
+    assert again.loc["t2", "ranked_item_ids"] == shuffled.loc["t2", "ranked_item_ids"]
+    many = [f"c{i}" for i in range(20)]
+    orders = {seed: random_order(many, "t1", seed) for seed in range(3)}
+    assert orders[0] == random_order(many, "t1", 0) and len({tuple(o) for o in orders.values()}) == 3
+    assert orders[0] != many and sorted(orders[0]) == sorted(many)
+    # uniform: over many targets every candidate comes first about equally often
+    firsts = pd.Series([random_order(["a", "b", "c", "d"], f"t{i}")[0] for i in range(4000)])
+    assert firsts.value_counts(normalize=True).between(0.22, 0.28).all()
+    # no candidates: no pick, an empty list, and no recommendations
+    for frame in controls.values():
+        empty = frame.set_index("target_id").loc["t3"]
+        assert empty["ranked_item_ids"] == [] and empty["item_id"] is None and empty["title"] is None
+
+
+def test_controls_are_retrieved_like_llm_mixup_of_their_first_candidate():
+    controls = control_generations(TARGETS, CANDIDATES, TITLES, seed=0, methods=["memory_first"])
+    lists, seconds = control_list_methods(
+        controls, ID_VECTORS, TITLE_VECTORS, encode_near_s3, MixupConfig(k=4, n=1, lead=1), "-alt"
+    )
+    assert set(lists) == set(seconds) == {"memory_first-alt"}
+    by_target = {t: listed(g) for t, g in lists["memory_first-alt"].groupby("target_id")}
+    assert set(by_target) == {"t1", "t2"}  # t3 has no candidates: no list
+    # lead 1: the first candidate, then the mixup of it (its ID neighbours, then the title list)
+    plain = mixup_batch(
+        controls["memory_first"].drop(columns="ranked_item_ids"),
+        ID_VECTORS,
+        TITLE_VECTORS,
+        encode_near_s3,
+        MixupConfig(k=4, n=1),
+    )
+    for target_id, items in by_target.items():
+        assert [i for i, _ in items] == plain.loc[plain["target_id"] == target_id, "item_id"].tolist()
+        assert items[0] == (CANDIDATES[target_id][0], "ranked")
+
+
+def test_diagnostics_count_recall_and_accuracy_per_category_and_overall():
+    targets = pd.DataFrame(
+        {
+            "target_id": ["a", "b", "c", "d", "e"],
+            "category": ["Footwear", "Footwear", "Footwear", "Luggage", "Luggage"],
+            "target_item_id": ["f1", "f2", "f3", "l1", "l2"],
+        }
+    )
+    candidates = {"a": ["f1", "f9"], "b": ["f9", "f2", "f8"], "c": ["f7"], "d": ["l1"]}  # e: none
+    picks = {
+        "llm_mixup": pd.Series({"a": "f9", "b": "f2", "c": "f3", "d": "l1"}),  # e unanswered
+        "memory_first": pd.Series({"a": "f1", "b": "f9", "c": "f7", "d": "l1", "e": None}),
+    }
+    rows = llm_diagnostics(targets, candidates, picks).set_index(["method", "category"])
+    assert list(rows.reset_index().columns) == DIAGNOSTIC_COLUMNS
+    assert rows.index.tolist() == [
+        (method, category) for method in picks for category in ("all", "Footwear", "Luggage")
+    ]
+    overall = rows.loc[("llm_mixup", "all")]
+    assert overall["n_targets"] == 5 and overall["n_with_candidates"] == 4
+    assert overall["mean_candidates"] == pytest.approx(7 / 5)
+    assert overall["candidate_recall"] == pytest.approx(3 / 5)  # a, b, d
+    assert overall["pick_accuracy"] == pytest.approx(3 / 5)  # b, c (outside the candidates), d
+    assert overall["pick_accuracy_se"] == pytest.approx(np.sqrt(0.6 * 0.4 / 5))
+    assert overall["pick_accuracy_given_recall"] == pytest.approx(2 / 3)  # b, d of a, b, d
+    first = rows.loc[("memory_first", "Footwear")]
+    assert first["n_targets"] == 3 and first["candidate_recall"] == pytest.approx(2 / 3)
+    assert first["pick_accuracy"] == pytest.approx(1 / 3) and first["pick_accuracy_given_recall"] == 0.5
+    luggage = rows.loc[("memory_first", "Luggage")]
+    assert luggage["n_with_candidates"] == 1 and luggage["pick_accuracy"] == 0.5
+    assert luggage["pick_accuracy_given_recall"] == 1.0
+    only_missed = llm_diagnostics(targets.iloc[[2]], candidates, picks)
+    assert only_missed["pick_accuracy_given_recall"].isna().all()  # no candidate list holds c
+    assert only_missed["pick_accuracy_se"].eq(0.0).all()
+
+
+def test_llm_picks_are_named_as_llm_mixup_and_fall_back_to_a_ranking():
+    ranked = generations("no_attributes").assign(item_id=[None], ranked_item_ids=[["s4", "s1"]])
+    picks = llm_picks(pd.concat([generations(), ranked]), method_suffix="-alt")
+    assert set(picks) == {"llm_mixup-alt", "llm_mixup-no_attributes-alt"}
+    assert picks["llm_mixup-alt"]["t1"] == "s0" and picks["llm_mixup-no_attributes-alt"]["t1"] == "s4"
