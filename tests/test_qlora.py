@@ -21,15 +21,14 @@ from training.adapter_selection import AdapterSelection
 from training.adapter_training import train_adapter
 from training.base_lm import BaseLMConfig, build_domain_base_lm, pretrain_domain_base_lm, pretraining_config
 from training.qlora import (
-    IGNORE_INDEX,
     QLoRAConfig,
     lora_config,
     perplexity_schedule,
     prepare_qlora_model,
     response_perplexities,
-    tokenize_examples,
     train_qlora,
 )
+from training.qlora_batches import IGNORE_INDEX, tokenize_examples
 
 TINY_BASE = BaseLMConfig(
     vocab_size=512,

@@ -32,11 +32,11 @@ from transformers import TrainingArguments
 from fashionrec.layout import LOSS_CURVE_PLOT, TRAINING_SUMMARY_FILE
 from recommender.language_model import load_quantized_model, load_tokenizer, preferred_device
 from training.qlora_batches import (
-    IGNORE_INDEX,
     ResponseOnlyCollator,
     ScheduledExamples,
     TrainingExample,
     WeightedLossTrainer,
+    tail_token_losses,
     tokenize_examples,
 )
 from training.qlora_config import QLoRAConfig
@@ -119,16 +119,8 @@ def response_perplexities(
                 )
             batch = {name: tensor.to(device) for name, tensor in collate(features).items()}
             tail = max(examples[i].n_supervised_tail for i in batch_indices) or 1
-            logits = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"],
-                logits_to_keep=tail + 1,
-            ).logits
-            targets, weights = batch["labels"][:, -tail:], batch["loss_weights"][:, -tail:]
-            losses = torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
-            )
+            weights = batch["loss_weights"][:, -tail:]
+            losses = tail_token_losses(model, batch, tail)
             counted = weights.sum(dim=1).clamp(min=1)
             for i, value in zip(
                 batch_indices, ((losses * weights).sum(dim=1) / counted).tolist(), strict=True

@@ -141,12 +141,9 @@ class ResponseOnlyCollator:
         }
 
 
-def weighted_response_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Weighted cross-entropy over the supervised tail of a left-padded batch, with logits computed only
-    there; the mean is over the weights, so a batch's loss is per decision-token-equivalent."""
-    labels, weights = batch["labels"], batch["loss_weights"]
-    supervised = (labels != IGNORE_INDEX).any(dim=0).nonzero()
-    tail = labels.shape[1] - int(supervised[0]) if supervised.numel() else 1
+def tail_token_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], tail: int) -> torch.Tensor:
+    """Per-token cross-entropy of the last ``tail`` labels of a left-padded batch (0 where ignored),
+    with logits computed only there."""
     logits = model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
@@ -154,12 +151,23 @@ def weighted_response_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor
         logits_to_keep=tail + 1,
     ).logits
     # position t predicts token t + 1: the kept logits but the last predict the last ``tail`` labels
-    predicted = logits[:, :-1].float()
-    targets, target_weights = labels[:, -tail:], weights[:, -tail:]
-    losses = torch.nn.functional.cross_entropy(
-        predicted.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2),
+        batch["labels"][:, -tail:],
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
     )
-    return (losses * target_weights).sum() / target_weights.sum().clamp(min=1e-6)
+
+
+def weighted_response_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Weighted cross-entropy over the supervised tail of a left-padded batch; the mean is over the
+    weights, so a batch's loss is per decision-token-equivalent."""
+    labels = batch["labels"]
+    supervised = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    tail = labels.shape[1] - int(supervised[0]) if supervised.numel() else 1
+    weights = batch["loss_weights"][:, -tail:]
+    losses = tail_token_losses(model, batch, tail)
+    return (losses * weights).sum() / weights.sum().clamp(min=1e-6)
 
 
 class WeightedLossTrainer(Trainer):
