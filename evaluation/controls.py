@@ -29,7 +29,7 @@ import pandas as pd
 from evaluation.llm_methods import generated_target_ids, with_generation_columns
 from evaluation.methods import CONTROL_METHODS
 from recommender.generation_settings import DEFAULT_DECODING
-from recommender.mixup import MixupConfig, mixup_batch
+from recommender.mixup import MixupConfig, as_id_list, mixup_batch
 from recommender.retrieval import VectorCatalog
 
 CONTROL_COLUMNS = ["target_id", "category", "item_id", "title", "raw_text", "ranked_item_ids"]
@@ -57,7 +57,7 @@ def candidate_lists(candidates: pd.DataFrame | None) -> dict[str, list[str]]:
     if candidates is None:
         return {}
     return {
-        str(target_id): [] if ids is None else [str(item_id) for item_id in ids]
+        str(target_id): as_id_list(ids) or []
         for target_id, ids in zip(candidates["target_id"], candidates["candidate_item_ids"], strict=True)
     }
 

@@ -225,15 +225,16 @@ def mixup_batch(
                 chunk["target_id"], id_lists, title_lists, rankings, strict=True
             ):
                 mixed = mix(id_list, title_list, config)
-                for item in lead_with_ranking(_id_list(ranking), category_ids, mixed, config):
+                for item in lead_with_ranking(as_id_list(ranking), category_ids, mixed, config):
                     rows.append((target_id, item.rank, item.item_id, item.source, item.score))
     return pd.DataFrame(rows, columns=["target_id", "rank", "item_id", "source", "score"]).astype(
         {"rank": "int64", "score": "float64"}
     )
 
 
-def _id_list(value) -> list[str] | None:
-    """A ranking cell as a list of ids: None, a list, or the numpy array that pandas reads from Arrow."""
+def as_id_list(value) -> list[str] | None:
+    """A list-of-ids cell as a list of str: None (or a pandas null) for none, a list, or the numpy array
+    that pandas reads from Arrow."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return None
     return [str(item_id) for item_id in value]
