@@ -9,7 +9,7 @@ QLoRA (weighted on the decision tokens) and ranks with the pipeline's ``Candidat
 held-out pick accuracy of the zero-shot model (``--zero-shot``) and of the fine-tuned one, beside the
 first candidate and a seeded random one over the same candidates, and the training tokens/s.
 
-    uv run python bench/llm_reads_history.py [--task color|viewed] [--train 64] [--held-out 48]
+    uv run python bench/llm_reads_history.py [--task color|viewed] [--train 384] [--held-out 48]
         [--epochs 1] [--learning-rate 2e-3] [--batch-size 4] [--zero-shot]
 """
 
@@ -22,8 +22,12 @@ import time
 from pathlib import Path
 
 from recommender.candidate_ranking import CandidateRanker
-from recommender.language_model import load_recommender_model
-from recommender.prompts import PromptRenderer, render_response
+from recommender.language_model import (
+    DEFAULT_MAX_DEQUANTIZED_BYTES,
+    dequantize_4bit_layers,
+    load_recommender_model,
+)
+from recommender.prompts import PromptRenderer, target_response
 from training.packaged_lm import convert_packaged_model
 from training.qlora import QLoRAConfig, train_qlora
 
@@ -66,7 +70,7 @@ def accuracy(ranker: CandidateRanker, prompts: list[str], rows: list[dict]) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=("color", "viewed"), default="color")
-    parser.add_argument("--train", type=int, default=64)
+    parser.add_argument("--train", type=int, default=384)
     parser.add_argument("--held-out", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
@@ -91,7 +95,10 @@ def main() -> None:
         model, tokenizer = load_recommender_model(base, None)
         zero_shot = accuracy(CandidateRanker(model, tokenizer), prompts(held_out), held_out)
         print(f"zero-shot accuracy {zero_shot:.3f}")
-    responses = [render_response(row["target"], train_items[row["target"]]["title"]) for row in train]
+    responses = [
+        target_response(row["target"], train_items[row["target"]]["title"], row["candidates"])
+        for row in train
+    ]
     config = QLoRAConfig(
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
@@ -106,6 +113,7 @@ def main() -> None:
         f"{result.tokens_per_second:.0f} train tokens/s"
     )
     model, tokenizer = load_recommender_model(base, result.adapter_dir)
+    dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)  # as the pipeline ranks on CPU
     ranker = CandidateRanker(model, tokenizer)
     print(
         f"fine-tuned accuracy: held-out {accuracy(ranker, prompts(held_out), held_out):.3f}, "

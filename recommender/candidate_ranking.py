@@ -1,12 +1,14 @@
 """Ranking a prompt's candidates under the language model: every candidate scored, not one sampled.
 
-A candidate's score is the log-probability the model gives to the answer head that names it,
-``{<id>ID</id>``, right after the prompt: the exact likelihood of choosing that id, in the same
-tokenisation as training (prompt and response tokenised apart). The prompt is read once: its key/value
-cache, plus the head tokens every candidate shares, is computed in one forward pass and repeated for a
-batch that holds each candidate's own tokens (a few per id), so ranking eight candidates costs about one
-prefill. transformers' ``generate`` scores only the tokens it samples, and its constrained decoding picks
-one id; no library scores a fixed set of continuations over one shared cache, hence this module.
+The prompt shows each candidate under a label (A, B, ...; ``recommender.prompts``) and an answer opens
+with the chosen one's label. A candidate's score is the log-probability the model gives to the answer
+head that names it, ``B: {<id>``, right after the prompt: the exact likelihood of choosing that
+candidate, in the same tokenisation as training (prompt and response tokenised apart). The prompt is read
+once: its key/value cache, plus the head tokens every candidate shares, is computed in one forward pass
+and repeated for a batch that holds each candidate's own tokens (the label and the separator), so ranking
+eight candidates costs about one prefill. transformers' ``generate`` scores only the tokens it samples,
+and its constrained decoding picks one id; no library scores a fixed set of continuations over one shared
+cache, hence this module.
 
 The ``generations`` asset's ``ranked`` decoding and the service's ranking both call
 :meth:`CandidateRanker.rank`; mixup then takes the ranked list (``recommender.mixup``).
@@ -23,10 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recommender.constrained_decoding import ANSWER_OPEN
-
-# the head a candidate is scored on: its id and the closing tag, so an id that is a prefix of another
-# does not win on fewer tokens
-ID_CLOSE = "</id>"
+from recommender.prompts import LABEL_SEPARATOR, candidate_labels
 
 
 @dataclass(frozen=True)
@@ -66,17 +65,19 @@ class CandidateRanker:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def head_tokens(self, item_ids: Sequence[str]) -> list[list[int]]:
-        """Each candidate's answer head ``{<id>ID</id>`` as the training response tokenises it."""
-        heads = [f"{ANSWER_OPEN}{item_id}{ID_CLOSE}" for item_id in item_ids]
+    def head_tokens(self, n_candidates: int) -> list[list[int]]:
+        """Each candidate's answer head ``LABEL: {<id>`` as the training response tokenises it (the
+        separator and the tag end every label, so no label wins on being a prefix of another)."""
+        heads = [f"{label}{LABEL_SEPARATOR}{ANSWER_OPEN}" for label in candidate_labels(n_candidates)]
         return self.tokenizer(heads, add_special_tokens=False)["input_ids"]
 
     @torch.inference_mode()
-    def log_probs(self, prompt: str, item_ids: Sequence[str]) -> list[float]:
-        """The answer-head log-probability of each of ``item_ids`` after ``prompt`` (input order)."""
-        if not item_ids:
+    def log_probs(self, prompt: str, n_candidates: int) -> list[float]:
+        """The answer-head log-probability of each of the prompt's ``n_candidates`` labelled candidates
+        (in their order)."""
+        if not n_candidates:
             return []
-        heads = self.head_tokens(item_ids)
+        heads = self.head_tokens(n_candidates)
         shared = shared_prefix_length(heads)
         prefix = [*self.tokenizer(prompt)["input_ids"], *heads[0][:shared]]
         device = self.device
@@ -106,11 +107,18 @@ class CandidateRanker:
         return scores.tolist()
 
     def rank(self, prompt: str, item_ids: Sequence[str]) -> RankedCandidates:
-        """``item_ids`` best first by their answer-head log-probability (ties keep the input order)."""
-        ids = list(dict.fromkeys(str(item_id) for item_id in item_ids))
-        scores = self.log_probs(prompt, ids)
-        order = sorted(range(len(ids)), key=lambda i: -scores[i])
-        return RankedCandidates([ids[i] for i in order], [scores[i] for i in order])
+        """``item_ids``, the candidates in the order the prompt labels them, best first by their
+        answer-head log-probability (ties keep the input order; a repeated id counts at its first
+        label)."""
+        ids = [str(item_id) for item_id in item_ids]
+        scores = self.log_probs(prompt, len(ids))
+        first_place: dict[str, int] = {}
+        for place, item_id in enumerate(ids):
+            first_place.setdefault(item_id, place)
+        ranked = sorted(
+            first_place, key=lambda item_id: (-scores[first_place[item_id]], first_place[item_id])
+        )
+        return RankedCandidates(ranked, [scores[first_place[item_id]] for item_id in ranked])
 
     def rank_many(
         self, prompts: Sequence[str], candidates: Sequence[Sequence[str] | None], progress: bool = True

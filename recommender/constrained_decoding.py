@@ -22,7 +22,10 @@ from typing import Any
 
 import torch
 
+from recommender.prompts import LABEL_SEPARATOR, candidate_labels
+
 ANSWER_OPEN = "{<id>"
+ID_CLOSE = "</id>"
 ID_CLOSE_TITLE_OPEN = "</id>,<title>"
 ANSWER_CLOSE = "</title>}"
 # characters that belong to the format, never to a title (the parser reads titles without them)
@@ -121,17 +124,26 @@ class ResponseGrammar:
         return self._tries.get(category) or self._tries[None]
 
     def shortlist_trie(self, item_ids: Sequence[str], category: str | None) -> TokenTrie | None:
-        """The catalog ids among ``item_ids`` (of ``category`` when given), or None when none is left."""
-        kept = [
-            item_id
-            for item_id in dict.fromkeys(item_ids)
+        """The catalog ids among ``item_ids`` (of ``category`` when given), each spelled after the label
+        the prompt shows it under (``B: {<id>...``, by its place in ``item_ids``), or None when none is
+        left."""
+        labelled: dict[str, str] = {}
+        for item_id, label in zip(item_ids, candidate_labels(len(item_ids)), strict=True):
+            labelled.setdefault(item_id, label)  # a repeated id keeps its first label
+        kept = {
+            item_id: label
+            for item_id, label in labelled.items()
             if item_id in self.item_ids and (category is None or self.category_of.get(item_id) == category)
-        ]
+        }
         if not kept:
             return None
         trie = TokenTrie()
         heads = self.tokenizer(
-            [f"{ANSWER_OPEN}{item_id}{ID_CLOSE_TITLE_OPEN}" for item_id in kept], add_special_tokens=False
+            [
+                f"{label}{LABEL_SEPARATOR}{ANSWER_OPEN}{item_id}{ID_CLOSE_TITLE_OPEN}"
+                for item_id, label in kept.items()
+            ],
+            add_special_tokens=False,
         )["input_ids"]
         for item_id, head in zip(kept, heads, strict=True):
             trie.add(head, item_id)

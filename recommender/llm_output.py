@@ -11,7 +11,10 @@ import re
 from dataclasses import dataclass
 
 # the whole answer, exactly as Figure 3 writes it (whitespace around it is allowed)
-STRICT_RESPONSE = re.compile(r"\s*\{<id>(?P<id>[^<>{}\s,]+)</id>,<title>(?P<title>[^<>{}]+)</title>\}\s*")
+# the chosen candidate's label may lead the answer ("B: {<id>...", recommender.prompts.render_response)
+STRICT_RESPONSE = re.compile(
+    r"\s*(?:[A-Z]{1,2}:\s*)?\{<id>(?P<id>[^<>{}\s,]+)</id>,<title>(?P<title>[^<>{}]+)</title>\}\s*"
+)
 
 _TAGGED_ID = re.compile(r"<id>\s*(?P<id>[^<>{},]+?)\s*(?:</id>|,|<|$)")
 _LOOSE_ID = re.compile(r"\bid\b\"?\s*[:=]\s*\"?(?P<id>[A-Za-z0-9][\w\-.]*)", re.IGNORECASE)

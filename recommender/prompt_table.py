@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from recommender.prompts import PROMPT_VARIANTS, PromptRenderer, render_response
+from recommender.prompts import PROMPT_VARIANTS, PromptRenderer, target_response
 
 PROMPTS_SCHEMA = pa.schema(
     [
@@ -81,10 +81,10 @@ def prompts_table(
                 target_candidates, target["target_item_id"], f"{seed}:{target['target_id']}"
             )
             inserted = True
-        response = render_response(target["target_item_id"], target["target_title"] or "")
         for variant in variants:
             rendered = renderer.render(target["history"], target_candidates, variant, target["latest_query"])
             shown = target_candidates if PROMPT_VARIANTS[variant].with_query_memory else None
+            response = target_response(target["target_item_id"], target["target_title"] or "", shown)
             for name, value in (
                 ("target_id", target["target_id"]),
                 ("user_id", target["user_id"]),

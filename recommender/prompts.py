@@ -31,6 +31,12 @@ ITEM_ACTIONS = ("click", "add_to_cart", "purchase")
 CATALOG_COLUMNS = ("item_id", "title", *PRODUCT_ATTRIBUTE_FIELDS)
 
 RESPONSE_FORMAT = "{{<id>{item_id}</id>,<title>{title}</title>}}"
+# Candidates are shown under short labels (A, B, ...), and an answer to a prompt with candidates opens with
+# the chosen one's label: "B: {<id>...". The choice is then one token that the prompt spells beside the
+# candidate, the same few tokens in every prompt, instead of the first differing token of a 10-character
+# id; the id and title that follow are copied from the labelled line.
+LABEL_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LABEL_SEPARATOR = ": "
 # ", then click product" and the like: only used to estimate how many events to drop, then checked
 _ACTION_WORD_TOKENS = 3
 _CONTENT_CACHE_SIZE = 200_000
@@ -98,9 +104,29 @@ class RenderedPrompt:
     fits_budget: bool
 
 
-def render_response(item_id: str, title: str) -> str:
-    """The answer the model is trained to write: ``{<id>ID</id>,<title>TITLE</title>}`` (Figure 3)."""
-    return RESPONSE_FORMAT.format(item_id=item_id, title=title)
+def candidate_labels(n: int) -> list[str]:
+    """The labels of ``n`` candidates in their order: A..Z, then AA, AB, ... (never a prefix clash, as
+    every label is followed by ``LABEL_SEPARATOR``)."""
+    letters = LABEL_LETTERS
+    return [
+        letters[i] if i < len(letters) else letters[i // len(letters) - 1] + letters[i % len(letters)]
+        for i in range(n)
+    ]
+
+
+def render_response(item_id: str, title: str, label: str | None = None) -> str:
+    """The answer the model is trained to write: ``{<id>ID</id>,<title>TITLE</title>}`` (Figure 3),
+    after the chosen candidate's label when the prompt shows candidates (``B: {<id>...``)."""
+    answer = RESPONSE_FORMAT.format(item_id=item_id, title=title)
+    return f"{label}{LABEL_SEPARATOR}{answer}" if label else answer
+
+
+def target_response(item_id: str, title: str, candidate_item_ids: Sequence[str] | None) -> str:
+    """The training answer for a target: labelled with its place among the candidates shown, when it is
+    one of them."""
+    shown = [str(i) for i in candidate_item_ids or ()]
+    label = candidate_labels(len(shown))[shown.index(item_id)] if item_id in shown else None
+    return render_response(item_id, title, label)
 
 
 def product_fields(event: Mapping[str, Any], with_attributes: bool) -> dict[str, str]:
@@ -218,7 +244,10 @@ class PromptRenderer:
         if candidate_item_ids is None:
             return self.template.render(events=list(events), candidates=None, candidate_item_ids=None)
         ids = [str(item_id) for item_id in candidate_item_ids]
-        products = [product_fields(self.catalog.get(i) or {"item_id": i}, with_attributes) for i in ids]
+        products = [
+            {**product_fields(self.catalog.get(i) or {"item_id": i}, with_attributes), "label": label}
+            for i, label in zip(ids, candidate_labels(len(ids)), strict=True)
+        ]
         return self.template.render(events=list(events), candidates=products, candidate_item_ids=ids)
 
     def render(

@@ -17,7 +17,7 @@ import torch
 
 from recommender.candidate_ranking import CandidateRanker
 from recommender.language_model import load_recommender_model
-from recommender.prompts import PromptRenderer, render_response
+from recommender.prompts import PromptRenderer, target_response
 from training.packaged_lm import MODEL_NAME, PACKAGE, convert_packaged_model
 from training.qlora import QLoRAConfig, train_qlora
 
@@ -91,7 +91,7 @@ def test_a_few_qlora_steps_and_a_ranking_that_reads_the_prompt(packaged, tmp_pat
     def prompts(examples: list[dict]) -> list[str]:
         return [renderer.render(e["history"], e["candidates"]).prompt_text for e in examples]
 
-    responses = [render_response(e["target"], items[e["target"]]["title"]) for e in train]
+    responses = [target_response(e["target"], items[e["target"]]["title"], e["candidates"]) for e in train]
     config = QLoRAConfig(batch_size=4, high_perplexity_epochs=1)
     result = train_qlora(packaged.model_dir, prompts(train), responses, tmp_path / "adapter", config)
     assert result.n_steps == 2 and result.n_trainable_parameters < 0.1 * result.n_parameters
@@ -107,5 +107,6 @@ def test_a_few_qlora_steps_and_a_ranking_that_reads_the_prompt(packaged, tmp_pat
     # the scores come from the prompt: the same candidates after another history score otherwise
     example = held_out[0]
     other = renderer.render(held_out[1]["history"], example["candidates"]).prompt_text
-    first = ranker.log_probs(prompts([example])[0], example["candidates"])
-    assert first != ranker.log_probs(other, example["candidates"])
+    n = len(example["candidates"])
+    first = ranker.log_probs(prompts([example])[0], n)
+    assert first != ranker.log_probs(other, n)

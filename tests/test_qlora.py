@@ -28,7 +28,7 @@ from training.qlora import (
     response_perplexities,
     train_qlora,
 )
-from training.qlora_batches import IGNORE_INDEX, tokenize_examples
+from training.qlora_batches import IGNORE_INDEX, decision_span, tokenize_examples
 
 TINY_BASE = BaseLMConfig(
     vocab_size=512,
@@ -117,6 +117,14 @@ def test_labels_cover_the_response_only():
     assert cut[0].n_response_tokens == n_answer
     with pytest.raises(ValueError, match="does not fit max_sequence_tokens"):
         tokenize_examples(tokenizer, prompts[:1], responses[:1], max_sequence_tokens=n_answer)
+
+
+def test_the_decision_is_the_label_of_a_labelled_answer_else_the_id():
+    labelled = "B: {<id>B0X1</id>,<title>Tee: white</title>}"
+    assert labelled[slice(*decision_span(labelled))] == "B"
+    plain = "{<id>B0X1</id>,<title>Tee: white</title>}"
+    assert plain[slice(*decision_span(plain))] == "B0X1"
+    assert decision_span("no answer here") is None
 
 
 def test_high_perplexity_fifth_is_trained_three_times():

@@ -32,7 +32,7 @@ from transformers import (
 from fashionrec.layout import PRETRAINING_CONFIG_FILE, PRETRAINING_LOSS_PLOT, ArtifactLayout
 from fashionrec.presets import BaseLMBudget
 from recommender.language_model import write_base_model_pointer
-from recommender.prompts import PromptRenderer, render_response
+from recommender.prompts import PromptRenderer, target_response
 from training.domain_tokenizer import (
     WIDTH_MULTIPLE,
     DomainTokenizerConfig,
@@ -111,7 +111,8 @@ def domain_corpus(items: Iterable[Mapping[str, Any]], queries: Iterable[str]) ->
     catalog = {str(item["item_id"]): item for item in items}
     renderer = PromptRenderer(lambda text: 0, catalog=catalog)
     documents = [
-        renderer.render_text([], [item_id]) + render_response(item_id, str(item.get("title") or ""))
+        renderer.render_text([], [item_id])
+        + target_response(item_id, str(item.get("title") or ""), [item_id])
         for item_id, item in catalog.items()
     ]
     documents.extend(

@@ -1,12 +1,13 @@
 """The batches QLoRA trains on: prompt + response examples labelled and weighted on the decision.
 
-Each example is labelled on its response only (the model is taught to answer, not to reproduce
-prompts), and each label carries its weight in the loss: 1 on the tokens that spell the chosen id, the
-rest of the answer ``answer_token_weight``. Batches are padded on the left so that every answer ends at
-the right edge and the loss computes logits only over the last positions that carry a label
-(``logits_to_keep``): the 49K-wide vocabulary projection of every prompt token was most of the memory
-and much of the time of a step on CPU. transformers' ``Trainer`` knows neither the weights nor the kept
-tail, hence the small collator, loss and ``compute_loss`` override written here.
+Each example is labelled on its response only (the model is taught to answer, not to reproduce prompts),
+and each label carries its weight in the loss: 1 on the tokens that choose the item (the candidate's
+label, or the id of an unlabelled answer), the rest of the answer ``answer_token_weight``. Batches are
+padded on the left so that every answer ends at the right edge and the loss computes logits only over the
+last positions that carry a label (``logits_to_keep``): the 49K-wide vocabulary projection of every
+prompt token was most of the memory and much of the time of a step on CPU. transformers' ``Trainer``
+knows neither the weights nor the kept tail, hence the small collator, loss and ``compute_loss`` override
+written here.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from recommender.candidate_ranking import ID_CLOSE
-from recommender.constrained_decoding import ANSWER_OPEN
+from recommender.constrained_decoding import ANSWER_OPEN, ID_CLOSE
+from recommender.prompts import LABEL_SEPARATOR
 
 IGNORE_INDEX = -100  # label value that PyTorch's cross-entropy skips
 
@@ -50,8 +51,12 @@ class TrainingExample:
 
 
 def decision_span(response: str) -> tuple[int, int] | None:
-    """The characters of ``response`` that choose the item: the id between ``{<id>`` and ``</id>``."""
+    """The characters of ``response`` that choose the item: the candidate's label that leads a labelled
+    answer (``B`` of ``B: {<id>...``), else the id between ``{<id>`` and ``</id>``."""
     start = response.find(ANSWER_OPEN)
+    label_end = response.find(LABEL_SEPARATOR)
+    if 0 < label_end < start:
+        return (0, label_end)
     end = response.find(ID_CLOSE, start + len(ANSWER_OPEN)) if start >= 0 else -1
     return (start + len(ANSWER_OPEN), end) if start >= 0 and end > start else None
 
