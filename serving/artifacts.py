@@ -40,6 +40,7 @@ from fashionrec.settings import DBT_PROJECT_DIR, Paths
 from recommender.encoder_specs import build_encoder
 from recommender.encoders import TextEncoder
 from recommender.generation import GenerationSettings, Recommender, load_recommender
+from recommender.generation_settings import DEFAULT_DECODING
 from recommender.language_model import (
     DEFAULT_MAX_DEQUANTIZED_BYTES,
     load_tokenizer,
@@ -69,6 +70,8 @@ class LoadOptions:
 
     preset: str
     variant: str = "full"  # the prompt variant (and adapter) the generations asset used by default
+    # how the LLM answers (recommender.generation_settings.DECODINGS), the generations asset's default
+    decoding: str = DEFAULT_DECODING
     # None: the preset's prompt budget, the one the adapter was trained and evaluated with
     max_sequence_tokens: int | None = None
     duckdb_lock_timeout_s: float = 30.0  # how long to wait while a pipeline run holds the write lock

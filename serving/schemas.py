@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # What a session may send: the raw-data contract's actions. Impressions are accepted and dropped, as the
 # user_sequences mart drops them: prompts show searches, clicks, carts and purchases only.
 Action = Literal["search", "impression", "click", "add_to_cart", "purchase"]
-Source = Literal["id", "title", "popularity"]
+Source = Literal["ranked", "id", "title", "popularity"]
 CategorySource = Literal["request", "latest_item", "generated", "none"]
 
 
@@ -108,9 +108,17 @@ class RecommendedItem(BaseModel):
     title: str | None
     category: str | None
     score: float = Field(
-        description="Cosine similarity for 'id' and 'title', train purchases for 'popularity'."
+        description=(
+            "1 / (1 + place) for 'ranked', cosine similarity for 'id' and 'title', train purchases for "
+            "'popularity'."
+        )
     )
-    source: Source = Field(description="'id': nearest to the generated id; 'title': to the generated title.")
+    source: Source = Field(
+        description=(
+            "'ranked': one of the best candidates as the LLM ranked them; 'id': nearest to the answer's id; "
+            "'title': to the answer's title; 'popularity': the fallback."
+        )
+    )
 
 
 class GeneratedAnswer(BaseModel):

@@ -35,6 +35,7 @@ import torch
 
 from fashionrec.settings import Paths, preset_name
 from recommender.generation import GeneratedRecommendation, GenerationSettings
+from recommender.generation_settings import DEFAULT_DECODING, check_decoding
 from recommender.mixup import MixupConfig, mixup_batch
 from recommender.prompts import PROMPT_VARIANTS
 from recommender.query_memory import normalize_query, to_utc_ns
@@ -86,6 +87,7 @@ class ServiceSettings:
             numbers[variable] = int(raw) if raw is not None else None
         tokens = numbers["FASHIONREC_SERVE_MAX_SEQUENCE_TOKENS"]
         variant = os.environ.get("FASHIONREC_SERVE_VARIANT", "full")
+        decoding = check_decoding(os.environ.get("FASHIONREC_SERVE_DECODING", DEFAULT_DECODING))
         if variant not in PROMPT_VARIANTS:
             raise ValueError(
                 f"FASHIONREC_SERVE_VARIANT={variant!r}; expected one of {', '.join(PROMPT_VARIANTS)}"
@@ -94,6 +96,7 @@ class ServiceSettings:
             preset=preset_name(),
             variant=variant,
             max_sequence_tokens=tokens,
+            decoding=decoding,
         )
         return cls(
             limits=ServeLimits.from_env(),
@@ -248,14 +251,20 @@ class RecommendationService:
                 f"prompt budget of {snapshot.renderer.budget.prompt_tokens}"
             )
 
-        batched = self._batcher.answer(snapshot.recommender, rendered.prompt_text, category, candidates)
+        batched = self._batcher.answer(
+            snapshot.recommender, rendered.prompt_text, category, candidates, self.settings.load.decoding
+        )
         answer = batched.answer
         timings.queue, timings.generation = round(batched.queue_ms, 3), round(batched.generation_ms, 3)
         if category is None and answer.item_id in catalog.items:
             category, category_source = catalog.items[answer.item_id]["category"], "generated"
 
         clock = time.perf_counter()
-        items = self._mixup(snapshot, category, answer, request.k) if category is not None else []
+        items = (
+            self._mixup(snapshot, category, answer, batched.ranking, request.k)
+            if category is not None
+            else []
+        )
         timings.retrieval = _ms_since(clock)
         fallback = not items
         if fallback:
@@ -317,9 +326,14 @@ class RecommendationService:
 
     @staticmethod
     def _mixup(
-        snapshot: ArtifactSnapshot, category: str, answer: GeneratedRecommendation, k: int
+        snapshot: ArtifactSnapshot,
+        category: str,
+        answer: GeneratedRecommendation,
+        ranking: list[str] | None,
+        k: int,
     ) -> list[RecommendedItem]:
-        """The evaluation's mixup retrieval (``mixup_batch``) for this one answer."""
+        """The evaluation's mixup retrieval (``mixup_batch``) for this one answer, led by the ranked
+        candidates when the LLM ranked them."""
         generation = pd.DataFrame(
             {
                 "target_id": ["session"],
@@ -327,6 +341,7 @@ class RecommendationService:
                 "item_id": pd.Series([answer.item_id], dtype=object),
                 "title": pd.Series([answer.title], dtype=object),
                 "raw_text": [answer.raw_text],
+                "ranked_item_ids": pd.Series([ranking], dtype=object),
             }
         )
         lists = mixup_batch(

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from recommender.candidate_ranking import RankedCandidates
 from recommender.generation import GeneratedRecommendation, GenerationRun
 from serving.batching import GenerationBatcher
 
@@ -19,7 +20,8 @@ class StubRecommender:
         self.first_started, self.release = threading.Event(), threading.Event()
         self.fail = fail
 
-    def generate(self, prompts, categories, shortlists, progress):
+    def rank(self, prompts, categories, shortlists, progress):
+        """Ranked decoding (the default): each prompt's answer and a ranking that names it."""
         self.calls.append(list(prompts))
         if len(self.calls) == 1:
             self.first_started.set()
@@ -27,7 +29,7 @@ class StubRecommender:
         if self.fail:
             raise RuntimeError("model failed")
         rows = [GeneratedRecommendation(p, p, p, True, True, 1) for p in prompts]
-        return GenerationRun(rows=rows, seconds=0.0)
+        return GenerationRun(rows=rows, seconds=0.0, rankings=[RankedCandidates([p], [0.0]) for p in prompts])
 
 
 @pytest.mark.parametrize("fail", [False, True])
@@ -63,6 +65,7 @@ def test_waiting_prompts_are_answered_together(fail):
             "c": ("c", 2),
             "d": ("d", 1),
         }
+        assert all(r.ranking == [p] for p, r in results.items())  # each request gets its own ranking
 
 
 def test_prompts_for_different_snapshots_never_share_a_call():
