@@ -8,6 +8,8 @@ passes its own resources needs no environment at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource
@@ -19,6 +21,23 @@ from fashionrec.settings import Paths, paths, preset_name
 
 if TYPE_CHECKING:
     import lancedb
+
+
+class WarehouseDuckDB(DuckDBResource):
+    """dagster-duckdb's resource, whose connection is closed when the block raises too.
+
+    ``DuckDBResource.get_connection`` closes its connection only after a block that succeeds, so a step
+    that failed inside one left the warehouse open in the process until garbage collection, and the next
+    connection with another configuration (a read-only one, say) was refused.
+    """
+
+    @contextmanager
+    def get_connection(self) -> Iterator:
+        with super().get_connection() as con:
+            try:
+                yield con
+            finally:
+                con.close()  # closing twice (again by the parent on success) is harmless
 
 
 class PipelineSettings(ConfigurableResource):
@@ -70,6 +89,6 @@ def pipeline_resources(settings: PipelineSettings) -> dict[str, ConfigurableReso
     where = settings.paths
     return {
         "settings": settings,
-        "duckdb": DuckDBResource(database=str(where.duckdb_path)),
+        "duckdb": WarehouseDuckDB(database=str(where.duckdb_path)),
         "lancedb": LanceDBResource(uri=str(where.lancedb_dir)),
     }

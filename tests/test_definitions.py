@@ -64,3 +64,20 @@ def test_loading_the_code_location_imports_no_model_or_vector_library():
     )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == [], f"loading the code location imports {loaded}; import them where they are used"
+
+
+def test_a_block_that_fails_still_closes_the_warehouse(tmp_path):
+    """A step that raised inside ``get_connection`` must not keep the file open in the process."""
+    import duckdb
+    import pytest
+
+    from assets.resources import WarehouseDuckDB
+
+    resource = WarehouseDuckDB(database=str(tmp_path / "w.duckdb"))
+    with resource.get_connection() as con:
+        con.execute("create table t as select 1 as x")
+    with pytest.raises(RuntimeError), resource.get_connection() as con:
+        kept = con  # noqa: F841 - held as a failed step's traceback holds it
+        raise RuntimeError("step failed")
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as reader:
+        assert reader.execute("select x from t").fetchone() == (1,)
