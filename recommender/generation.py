@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from recommender.candidate_ranking import CandidateRanker, RankedCandidates
 from recommender.constrained_decoding import ResponseGrammar
-from recommender.generation_settings import GenerationSettings
+from recommender.generation_settings import GenerationSettings, check_decoding
 from recommender.language_model import (
     DEFAULT_MAX_DEQUANTIZED_BYTES,
     dequantize_4bit_layers,
@@ -183,6 +183,22 @@ class Recommender:
             rows.update(zip(rest, fallback.rows, strict=True))
         seconds = time.perf_counter() - started
         return GenerationRun([rows[i] for i in range(len(prompts))], seconds, rankings)
+
+    def answer(
+        self,
+        prompts: Sequence[str],
+        categories: Sequence[str | None] | None,
+        shortlists: Sequence[Sequence[str] | None],
+        decoding: str,
+        progress: bool = True,
+    ) -> GenerationRun:
+        """Answer with one of the decodings (``generation_settings.DECODINGS``): ``ranked`` ranks the
+        candidates, ``grounded`` and ``free`` generate with and without the grammar."""
+        if check_decoding(decoding) == "ranked":
+            return self.rank(prompts, categories, shortlists, progress=progress)
+        return self.generate(
+            prompts, categories, constrained=decoding != "free", progress=progress, shortlists=shortlists
+        )
 
     @torch.inference_mode()
     def _generate_batch(

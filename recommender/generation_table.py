@@ -138,9 +138,7 @@ def decode(recommender: Recommender, sample: Sequence[Mapping[str, Any]], decodi
     prompts = [row["prompt_text"] for row in sample]
     categories = [row["category"] for row in sample]
     shortlists = [row["candidate_item_ids"] for row in sample]
-    if decoding == "ranked":
-        return recommender.rank(prompts, categories, shortlists)
-    return recommender.generate(prompts, categories, constrained=decoding != "free", shortlists=shortlists)
+    return recommender.answer(prompts, categories, shortlists, decoding)
 
 
 def answer_prompts(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from recommender.generation import GeneratedRecommendation, Recommender
-from recommender.generation_settings import DEFAULT_DECODING, check_decoding
+from recommender.generation_settings import DEFAULT_DECODING
 
 
 @dataclass
@@ -74,7 +74,7 @@ class GenerationBatcher:
         decoding: str = DEFAULT_DECODING,
     ) -> BatchedAnswer:
         """The answer to one prompt; blocks while earlier batches run, or leads the next one."""
-        job = _Job(recommender, prompt, category, shortlist, check_decoding(decoding))
+        job = _Job(recommender, prompt, category, shortlist, decoding)
         with self._changed:
             self._pending.append(job)
             while not job.done:
@@ -117,16 +117,7 @@ class GenerationBatcher:
         categories = [job.category for job in batch]
         shortlists = [job.shortlist for job in batch]
         try:
-            if batch[0].decoding == "ranked":
-                run = recommender.rank(prompts, categories, shortlists, progress=False)
-            else:
-                run = recommender.generate(
-                    prompts,
-                    categories,
-                    constrained=batch[0].decoding == "grounded",
-                    shortlists=shortlists,
-                    progress=False,
-                )
+            run = recommender.answer(prompts, categories, shortlists, batch[0].decoding, progress=False)
             answers: list[GeneratedRecommendation | None] = list(run.rows)
             rankings = [r.item_ids if r is not None else None for r in run.rankings or [None] * len(batch)]
             error = None

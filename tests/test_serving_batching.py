@@ -20,8 +20,9 @@ class StubRecommender:
         self.first_started, self.release = threading.Event(), threading.Event()
         self.fail = fail
 
-    def rank(self, prompts, categories, shortlists, progress):
+    def answer(self, prompts, categories, shortlists, decoding, progress):
         """Ranked decoding (the default): each prompt's answer and a ranking that names it."""
+        assert decoding == "ranked"
         self.calls.append(list(prompts))
         if len(self.calls) == 1:
             self.first_started.set()
