@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recommender.constrained_decoding import ANSWER_OPEN
-from recommender.prompts import LABEL_SEPARATOR, candidate_labels
+from recommender.prompts import LABEL_SEPARATOR, candidate_labels, first_places
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,8 @@ class CandidateRanker:
         """``item_ids``, the candidates in the order the prompt labels them, best first by their
         answer-head log-probability (ties keep the input order; a repeated id counts at its first
         label)."""
-        ids = [str(item_id) for item_id in item_ids]
-        scores = self.log_probs(prompt, len(ids))
-        first_place: dict[str, int] = {}
-        for place, item_id in enumerate(ids):
-            first_place.setdefault(item_id, place)
+        scores = self.log_probs(prompt, len(item_ids))
+        first_place = first_places(item_ids)
         ranked = sorted(
             first_place, key=lambda item_id: (-scores[first_place[item_id]], first_place[item_id])
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from recommender.prompts import LABEL_SEPARATOR, candidate_labels
+from recommender.prompts import LABEL_SEPARATOR, candidate_labels, first_places
 
 ANSWER_OPEN = "{<id>"
 ID_CLOSE = "</id>"
@@ -127,12 +127,10 @@ class ResponseGrammar:
         """The catalog ids among ``item_ids`` (of ``category`` when given), each spelled after the label
         the prompt shows it under (``B: {<id>...``, by its place in ``item_ids``), or None when none is
         left."""
-        labelled: dict[str, str] = {}
-        for item_id, label in zip(item_ids, candidate_labels(len(item_ids)), strict=True):
-            labelled.setdefault(item_id, label)  # a repeated id keeps its first label
+        labels = candidate_labels(len(item_ids))
         kept = {
-            item_id: label
-            for item_id, label in labelled.items()
+            item_id: labels[place]
+            for item_id, place in first_places(item_ids).items()
             if item_id in self.item_ids and (category is None or self.category_of.get(item_id) == category)
         }
         if not kept:

@@ -114,6 +114,15 @@ def candidate_labels(n: int) -> list[str]:
     ]
 
 
+def first_places(item_ids: Sequence[str]) -> dict[str, int]:
+    """Each distinct id of a candidate list and its first place, in list order: a repeated id is answered,
+    ranked and spelled under the label of its first place."""
+    places: dict[str, int] = {}
+    for place, item_id in enumerate(item_ids):
+        places.setdefault(str(item_id), place)
+    return places
+
+
 def render_response(item_id: str, title: str, label: str | None = None) -> str:
     """The answer the model is trained to write: ``{<id>ID</id>,<title>TITLE</title>}`` (Figure 3),
     after the chosen candidate's label when the prompt shows candidates (``B: {<id>...``)."""
@@ -124,9 +133,9 @@ def render_response(item_id: str, title: str, label: str | None = None) -> str:
 def target_response(item_id: str, title: str, candidate_item_ids: Sequence[str] | None) -> str:
     """The training answer for a target: labelled with its place among the candidates shown, when it is
     one of them."""
-    shown = [str(i) for i in candidate_item_ids or ()]
-    label = candidate_labels(len(shown))[shown.index(item_id)] if item_id in shown else None
-    return render_response(item_id, title, label)
+    shown = list(candidate_item_ids or ())
+    place = first_places(shown).get(str(item_id))
+    return render_response(item_id, title, None if place is None else candidate_labels(len(shown))[place])
 
 
 def product_fields(event: Mapping[str, Any], with_attributes: bool) -> dict[str, str]:

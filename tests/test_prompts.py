@@ -16,6 +16,7 @@ from recommender.prompts import (
     PromptBudget,
     PromptRenderer,
     candidate_labels,
+    first_places,
     history_events,
     product_fields,
     prompt_variant,
@@ -202,6 +203,9 @@ def test_candidates_are_labelled_and_a_target_answer_opens_with_its_label():
         == target_response("I2", "Tee", ["I1"])
         == render_response("I2", "Tee")
     )
+    # a repeated id answers under the label of its first place
+    assert first_places(["I1", "I2", "I1", "I3"]) == {"I1": 0, "I2": 1, "I3": 3}
+    assert target_response("I1", "Tee", ["I2", "I1", "I1"]).startswith("B: ")
 
 
 def test_token_counter_uses_the_model_tokenizer():
