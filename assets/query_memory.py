@@ -65,6 +65,15 @@ class QueryMemoryConfig(dg.Config):
         "with searches keep their candidates as they are), 'no_candidates' (every target the memory gives "
         "none) or 'never'.",
     )
+    added_sources: list[str] = Field(
+        default=[],
+        description="Sources added after every target's candidates (the ablation switch that widens the "
+        "memory's): 'family' (the variants of the user's latest items in the target's category), "
+        "'history', 'popular'. Empty: the paper's candidates.",
+    )
+    added_candidates: int = Field(
+        default=Fallback.n_added, description="At most this many ids the added sources append to a list."
+    )
 
 
 @dg.multi_asset(
@@ -105,7 +114,12 @@ def query_memory(
     encoder = build_encoder(config.encoder)
     with user_errors():
         fallback = Fallback(
-            splits[splits["split"] == "train"], items, tuple(config.fallback_sources), config.fallback_when
+            splits[splits["split"] == "train"],
+            items,
+            tuple(config.fallback_sources),
+            config.fallback_when,
+            tuple(config.added_sources),
+            config.added_candidates,
         )
         built = build_memory_and_candidates(
             lancedb.connect(),
@@ -160,6 +174,8 @@ def candidates_metadata(built, config: QueryMemoryConfig) -> dict:
         "lookups_per_second": round(len(candidates) / seconds, 1) if seconds > 0 else 0.0,
         "share_with_candidates": float((candidates["n_candidates"] > 0).mean()) if len(candidates) else 0.0,
         "fallback_when": config.fallback_when,
+        "added_sources": dg.MetadataValue.json(config.added_sources),
+        "added_candidates": config.added_candidates,
         "candidate_sources": dg.MetadataValue.json(source_shares(candidates["candidate_source"].tolist())),
         **{k: rounded_metric(v) for k, v in built.valid_quality.items()},
     }

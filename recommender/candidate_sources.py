@@ -8,7 +8,9 @@ target gets any. Then each target takes, in order, until it has as many as the m
 - ``history``: the items of the user's own events before the target, most recent first, within the
   target's category (what the user already looked at or bought: repeat and variant purchases);
 - ``popular``: the category's most purchased items among the train targets, most first (the
-  ``popularity`` baseline's counts, so no valid or test purchase leaks in).
+  ``popularity`` baseline's counts, so no valid or test purchase leaks in);
+- ``family``: the variants (items of one ``parent_id``: the same product in other colors and sizes) of
+  the user's latest items in the target's category, the latest item's family first.
 
 A target with memory candidates keeps exactly those. By default the fallback fills targets only when the
 memory is empty (``when='empty_memory'``): in logs with searches, the few targets without a query before
@@ -17,6 +19,10 @@ every target the memory gives none. Each source is one small function of the tar
 :class:`Fallback` and a length; :func:`combine_candidates` merges their lists and records which sources
 filled each one (``candidate_source``: ``memory``, ``history``, ``popular``, a mix such as
 ``history+popular``, or ``none``). A new source is one more function in :data:`FALLBACK_SOURCES`.
+
+Any source can also be *added* after every list (``Fallback.added``, at most ``n_added`` more ids): the
+switch that widens the memory's candidates with what the user recently looked at, and its families
+(``memory+family``). Added ids come after the list's own, so its first place, a strong prior, stays first.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import pandas as pd
 
 from recommender.ranking import catalog_by_category, popular_items, popularity_counts
 
-MEMORY, HISTORY, POPULAR = "memory", "history", "popular"
+MEMORY, HISTORY, POPULAR, FAMILY = "memory", "history", "popular", "family"
 NO_SOURCE = "none"  # a target that no source gave a candidate
 SOURCE_SEPARATOR = "+"
 # when the fallback sources fill a target that the memory gives nothing
@@ -62,24 +68,53 @@ def popular_candidates(targets: pd.DataFrame, fallback: Fallback, limit: int) ->
     return [list(bought.get(str(category), [])) for category in targets["category"]]
 
 
+def family_candidates(targets: pd.DataFrame, fallback: Fallback, limit: int) -> list[list[str]]:
+    """Per target, the families of the user's distinct items in the target's category, latest first: each
+    item, then the other items of its ``parent_id`` by item_id; at most ``limit``. Without a
+    ``parent_id`` column in the catalog every item is its own family."""
+    items = fallback.items
+    parents = items["parent_id"] if "parent_id" in items.columns else items["item_id"]
+    parent_of = dict(zip(items["item_id"], parents, strict=True))
+    members: dict[str, list[str]] = {}
+    for item, parent in sorted(parent_of.items()):
+        members.setdefault(parent, []).append(item)
+    out: list[list[str]] = []
+    for own in history_candidates(targets, fallback, limit):
+        found: dict[str, None] = {}
+        for item in own:
+            for member in [item, *members.get(parent_of.get(item, item), [])]:
+                if len(found) < limit:
+                    found.setdefault(member)
+        out.append(list(found))
+    return out
+
+
 CandidateSource = Callable[[pd.DataFrame, "Fallback", int], list[list[str]]]
 # the sources that fill a list the memory left empty, in the order they fill it
 FALLBACK_SOURCES: Mapping[str, CandidateSource] = {HISTORY: history_candidates, POPULAR: popular_candidates}
+# every source, as a fallback or added after every list
+CANDIDATE_SOURCES: Mapping[str, CandidateSource] = {**FALLBACK_SOURCES, FAMILY: family_candidates}
 
 
 @dataclass(frozen=True)
 class Fallback:
-    """What the fallback sources draw from besides the targets, which of them fill a list, and when."""
+    """What the sources besides the memory draw from besides the targets; which of them fill a list the
+    memory left empty, and when; which are added after every list, and how many ids they may add."""
 
     train_targets: pd.DataFrame  # splits rows of the train split: target_item_id
-    items: pd.DataFrame  # item_id, category: the catalog the popular items are ranked in
+    # item_id, category (the catalog the popular items are ranked in), optionally parent_id (families)
+    items: pd.DataFrame
     sources: tuple[str, ...] = tuple(FALLBACK_SOURCES)
     when: str = "empty_memory"
+    added: tuple[str, ...] = ()
+    n_added: int = 6
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.sources if name not in FALLBACK_SOURCES]
+        unknown = [name for name in (*self.sources, *self.added) if name not in CANDIDATE_SOURCES]
         if unknown:
-            raise ValueError(f"unknown candidate source(s) {unknown}; choose from {list(FALLBACK_SOURCES)}")
+            raise ValueError(f"unknown candidate source(s) {unknown}; choose from {list(CANDIDATE_SOURCES)}")
+        if self.n_added < 0:
+            raise ValueError(f"n_added={self.n_added}: the ids added after a list cannot be negative")
         if self.when not in FALLBACK_WHEN:
             raise ValueError(f"fallback when={self.when!r} is not one of {FALLBACK_WHEN}")
 
@@ -89,32 +124,48 @@ class Fallback:
 
     def candidates(self, targets: pd.DataFrame, limit: int) -> list[tuple[str, list[list[str]]]]:
         """Each source's lists for ``targets``, in the order they fill a list."""
-        return [(name, FALLBACK_SOURCES[name](targets, self, limit)) for name in self.sources]
+        return [(name, CANDIDATE_SOURCES[name](targets, self, limit)) for name in self.sources]
+
+    def added_candidates(self, targets: pd.DataFrame) -> list[tuple[str, list[list[str]]]]:
+        """Each added source's lists for ``targets`` (each up to ``n_added`` ids), in the order they add."""
+        return [(name, CANDIDATE_SOURCES[name](targets, self, self.n_added)) for name in self.added]
+
+
+SourceLists = Sequence[tuple[str, Sequence[list[str]]]]  # (source name, one list per target)
+
+
+def _merge(merged: dict[str, None], sources: SourceLists, row: int, limit: int) -> list[str]:
+    """Adds the ``row``-th list of every source to ``merged`` in order, each item once, while it holds
+    fewer than ``limit``; returns the names of the sources that added any."""
+    used = []
+    for name, candidates in sources:
+        before = len(merged)
+        for item in candidates[row]:
+            if len(merged) >= limit:
+                break
+            merged.setdefault(item)
+        if len(merged) > before:
+            used.append(name)
+    return used
 
 
 def combine_candidates(
-    memory: Sequence[list[str]], fallbacks: Sequence[tuple[str, Sequence[list[str]]]], limit: int
+    memory: Sequence[list[str]],
+    fallbacks: SourceLists,
+    limit: int,
+    added: SourceLists = (),
+    n_added: int = 0,
 ) -> tuple[list[list[str]], list[str]]:
     """Per target, the memory's list when it has any; else the ``fallbacks``' lists in order, each item
-    once, up to ``limit``. Returns the lists and, per target, the sources that filled them joined by
-    ``+`` (``memory``, ``history``, ``history+popular``, ...; ``none`` when every source was empty)."""
+    once, up to ``limit``; then the ``added`` sources' ids not yet in it, at most ``n_added`` more.
+    Returns the lists and, per target, the sources that filled them joined by ``+`` (``memory``,
+    ``history``, ``history+popular``, ``memory+family``, ...; ``none`` when every source was empty)."""
     lists: list[list[str]] = []
     sources: list[str] = []
     for row, found in enumerate(memory):
-        if found:
-            lists.append(list(found))
-            sources.append(MEMORY)
-            continue
-        merged: dict[str, None] = {}
-        used = []
-        for name, candidates in fallbacks:
-            before = len(merged)
-            for item in candidates[row]:
-                if len(merged) >= limit:
-                    break
-                merged.setdefault(item)
-            if len(merged) > before:
-                used.append(name)
+        merged: dict[str, None] = dict.fromkeys(found)
+        used = [MEMORY] if found else _merge(merged, fallbacks, row, limit)
+        used += _merge(merged, added, row, len(merged) + n_added)
         lists.append(list(merged))
         sources.append(SOURCE_SEPARATOR.join(used) or NO_SOURCE)
     return lists, sources

@@ -266,7 +266,8 @@ def prompt_candidates(
     Only listings first shown strictly before the row's ``cutoff_column`` (the prediction time by
     default) are visible. Rows without a latest query get no candidates from the memory; a ``fallback``
     (``recommender.candidate_sources``; it needs ``category`` and ``history``) then fills them with up to
-    Q x V others when it applies. ``candidate_source`` says where each list came from. Distinct queries are
+    Q x V others when it applies, and its added sources (e.g. ``family``) extend every list after that.
+    ``candidate_source`` says where each list came from. Distinct queries are
     encoded once and neighbours are found with chunked matrix products, not one vector search per row.
     """
     required = {"target_id", "target_item_id", "latest_query", cutoff_column}
@@ -288,7 +289,11 @@ def prompt_candidates(
     limit = settings.neighbours * settings.items_per_query
     filled = fallback is not None and fallback.applies(len(memory))
     candidates, sources = combine_candidates(
-        candidates, fallback.candidates(prompt_inputs, limit) if filled else [], limit
+        candidates,
+        fallback.candidates(prompt_inputs, limit) if filled else [],
+        limit,
+        fallback.added_candidates(prompt_inputs) if fallback is not None else [],
+        fallback.n_added if fallback is not None else 0,
     )
     targets = prompt_inputs["target_item_id"].tolist()
     return pd.DataFrame(

@@ -9,6 +9,7 @@ from fashionrec.layout import QUERY_MEMORY_TABLE
 from recommender.candidate_sources import (
     Fallback,
     combine_candidates,
+    family_candidates,
     history_candidates,
     popular_candidates,
     source_shares,
@@ -91,6 +92,28 @@ def test_combine_keeps_memory_lists_and_fills_the_others_in_source_order():
     )
 
 
+def test_family_gives_the_variants_of_the_users_latest_items():
+    # b1, b2 one product in two colors; b3 alone; d1, d2 one clothing family
+    families = ITEMS.assign(parent_id=["pb", "pb", "pc", "pd", "pe", "pe", "pf"])
+    lists = family_candidates(TARGETS, Fallback(TRAIN, families), limit=8)
+    # t2's latest item b1 first, then its variant b2, then b3's family (itself)
+    assert lists == [[], ["b1", "b2", "b3"], ["d2", "d1"]]
+    assert family_candidates(TARGETS, Fallback(TRAIN, families), limit=2)[1] == ["b1", "b2"]
+    # a catalog without families: every item is its own, as the history gives it
+    assert family_candidates(TARGETS, fallback(), limit=8) == history_candidates(TARGETS, fallback(), 8)
+
+
+def test_added_sources_extend_every_list_after_its_own_ids():
+    memory = [["m1", "m2"], [], []]
+    fallbacks = [("popular", [["p1"], ["p1", "p2"], []])]
+    added = [("family", [["m2", "f1", "f2", "f3"], ["f1"], []])]
+    lists, sources = combine_candidates(memory, fallbacks, limit=3, added=added, n_added=2)
+    # at most two ids more, none repeated; the list's own order first
+    assert lists == [["m1", "m2", "f1", "f2"], ["p1", "p2", "f1"], []]
+    assert sources == ["memory+family", "popular+family", "none"]
+    assert combine_candidates(memory, fallbacks, 3, added, n_added=0)[0] == [["m1", "m2"], ["p1", "p2"], []]
+
+
 def test_fallback_settings_are_checked():
     assert fallback().applies(0) and not fallback().applies(5)
     assert fallback(when="no_candidates").applies(5) and not fallback(when="never").applies(0)
@@ -98,6 +121,10 @@ def test_fallback_settings_are_checked():
         fallback(sources=("history", "clicks"))
     with pytest.raises(ValueError, match="is not one of"):
         fallback(when="always")
+    with pytest.raises(ValueError, match="unknown candidate source"):
+        fallback(added=("families",))
+    with pytest.raises(ValueError, match="cannot be negative"):
+        fallback(added=("family",), n_added=-1)
 
 
 def test_an_empty_memory_falls_back_to_history_then_popular(tmp_path):

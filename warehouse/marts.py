@@ -62,8 +62,9 @@ def read_splits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every catalog item's id and category (the candidates of a target), by item id."""
-    return con.execute("select item_id, category from items order by item_id").df()
+    """Every catalog item's id, category (the candidates of a target) and parent_id (its family), by
+    item id."""
+    return con.execute("select item_id, category, parent_id from items order by item_id").df()
 
 
 def read_prompt_inputs(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
