@@ -76,6 +76,18 @@ class QueryMemoryConfig(dg.Config):
     )
 
 
+def configured_fallback(config: QueryMemoryConfig, train_splits, items) -> Fallback:
+    """The candidate sources the config names, over the train split's purchases and the catalog."""
+    return Fallback(
+        train_splits,
+        items,
+        tuple(config.fallback_sources),
+        config.fallback_when,
+        tuple(config.added_sources),
+        config.added_candidates,
+    )
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -113,14 +125,7 @@ def query_memory(
         splits, items = read_splits(con), read_items(con)
     encoder = build_encoder(config.encoder)
     with user_errors():
-        fallback = Fallback(
-            splits[splits["split"] == "train"],
-            items,
-            tuple(config.fallback_sources),
-            config.fallback_when,
-            tuple(config.added_sources),
-            config.added_candidates,
-        )
+        fallback = configured_fallback(config, splits[splits["split"] == "train"], items)
         built = build_memory_and_candidates(
             lancedb.connect(),
             listings,
