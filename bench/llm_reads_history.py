@@ -11,7 +11,8 @@ beside the first candidate and a seeded random one over the same candidates, and
 ``tests/test_packaged_lm.py`` runs the ``viewed`` task at the size ``make test`` affords.
 
     uv run python bench/llm_reads_history.py [--task viewed|color] [--train 384] [--held-out 48]
-        [--epochs 1] [--learning-rate 2e-3] [--batch-size 4] [--zero-shot]
+        [--epochs 1] [--learning-rate 2e-3] [--batch-size 4] [--zero-shot] [--template FILE]
+        [--answer-token-weight 0.1] [--max-grad-norm 0.3]
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--zero-shot", action="store_true")
+    parser.add_argument("--answer-token-weight", type=float, default=QLoRAConfig.answer_token_weight)
+    parser.add_argument("--max-grad-norm", type=float, default=QLoRAConfig.max_grad_norm)
+    parser.add_argument("--template", help="a prompt template file (default: the pipeline's)")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="llm_reads_history_"))
@@ -59,7 +63,11 @@ def main() -> None:
     )
     if args.zero_shot:
         model, tokenizer = load_recommender_model(base, None)
-        zero_shot = accuracy(CandidateRanker(model, tokenizer), held_out.prompts(), held_out.examples)
+        zero_shot = accuracy(
+            CandidateRanker(model, tokenizer, held_out.titles),
+            held_out.prompts(args.template),
+            held_out.examples,
+        )
         print(f"zero-shot accuracy {zero_shot.model:.3f}")
     config = QLoRAConfig(
         learning_rate=args.learning_rate,
@@ -67,18 +75,24 @@ def main() -> None:
         base_epochs=args.epochs,
         high_perplexity_epochs=1,
         warmup_ratio=0.1,
+        answer_token_weight=args.answer_token_weight,
+        max_grad_norm=args.max_grad_norm,
     )
     started = time.perf_counter()
-    result = train_qlora(base, train.prompts(), train.answers(), scratch / "adapter", config)
+    result = train_qlora(base, train.prompts(args.template), train.answers(), scratch / "adapter", config)
     print(
         f"QLoRA: {result.n_steps} steps in {time.perf_counter() - started:.0f} s, "
         f"{result.tokens_per_second:.0f} train tokens/s, {result.train_tokens} tokens"
     )
     model, tokenizer = load_recommender_model(base, result.adapter_dir)
     dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)  # as the pipeline ranks on CPU
-    ranker = CandidateRanker(model, tokenizer)
-    held = accuracy(ranker, held_out.prompts(), held_out.examples)
-    seen = accuracy(ranker, train.prompts()[:24], train.examples[:24])
+    ranker = CandidateRanker(model, tokenizer, held_out.titles)
+    held = accuracy(ranker, held_out.prompts(args.template), held_out.examples)
+    seen = accuracy(
+        CandidateRanker(model, tokenizer, train.titles),
+        train.prompts(args.template)[:24],
+        train.examples[:24],
+    )
     print(
         f"fine-tuned accuracy: held-out {held.model:.3f} (margin {held.margin:+.3f}), "
         f"train (first 24) {seen.model:.3f}"

@@ -42,6 +42,11 @@ class ReadingTask:
     items: dict[str, dict]  # every id the examples name: item_id, title, category, color
     examples: list[ReadingExample]
 
+    @property
+    def titles(self) -> dict[str, str]:
+        """Each id's title, as a ranker reads the catalog."""
+        return {item_id: item["title"] for item_id, item in self.items.items()}
+
     def prompts(self, template_path: str | None = None) -> list[str]:
         """Each example's prompt, rendered by the pipeline's renderer (its default template unless
         ``template_path``); no token budget, the prompts are short."""
@@ -50,7 +55,7 @@ class ReadingTask:
         return [renderer.render(e.history, e.candidates).prompt_text for e in self.examples]
 
     def answers(self) -> list[str]:
-        """Each example's training answer: the target under its label, as the pipeline trains."""
+        """Each example's training answer, as the pipeline trains: the target's title, then its id."""
         return [target_response(e.target, self.items[e.target]["title"], e.candidates) for e in self.examples]
 
 
@@ -65,7 +70,8 @@ def reading_task(kind: str, n: int, seed: int, n_candidates: int = 4) -> Reading
 
     def new_item(product_type: str, color: str) -> str:
         item_id = "B0" + "".join(rng.choice(ID_LETTERS) for _ in range(8))
-        title = f"{rng.choice(BRANDS)} {product_type} for everyday wear"
+        # a variant's title ends with its color, as the generator's titles do (warehouse.generator.titles)
+        title = f"{rng.choice(BRANDS)} {product_type} for everyday wear {color}"
         items[item_id] = {"item_id": item_id, "title": title, "category": "Fashion", "color": color}
         return item_id
 

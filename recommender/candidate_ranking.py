@@ -1,14 +1,14 @@
 """Ranking a prompt's candidates under the language model: every candidate scored, not one sampled.
 
-The prompt shows each candidate under a label (A, B, ...; ``recommender.prompts``) and an answer opens
-with the chosen one's label. A candidate's score is the log-probability the model gives to the answer
-head that names it, ``B: {<id>``, right after the prompt: the exact likelihood of choosing that
-candidate, in the same tokenisation as training (prompt and response tokenised apart). The prompt is read
-once: its key/value cache, plus the head tokens every candidate shares, is computed in one forward pass
-and repeated for a batch that holds each candidate's own tokens (the label and the separator), so ranking
-eight candidates costs about one prefill. transformers' ``generate`` scores only the tokens it samples,
-and its constrained decoding picks one id; no library scores a fixed set of continuations over one shared
-cache, hence this module.
+An answer to a prompt with candidates is ``{<title>TITLE</title>,<id>ID</id>}`` (``recommender.prompts``).
+A candidate's score is the log-probability the model gives to that candidate's whole answer right after
+the prompt: the exact likelihood of naming it, in the same tokenisation as training (prompt and response
+tokenised apart). The title comes first because that is how a model finds a product it read in the
+history: it copies the text. The prompt is read once: its key/value cache, plus the answer tokens every
+candidate shares, is computed in one forward pass and repeated for a batch that holds each candidate's
+own tokens, so ranking eight candidates costs about one prefill and one short batched pass.
+transformers' ``generate`` scores only the tokens it samples, and its constrained decoding picks one
+answer; no library scores a fixed set of continuations over one shared cache, hence this module.
 
 The ``generations`` asset's ``ranked`` decoding and the service's ranking both call
 :meth:`CandidateRanker.rank`; mixup then takes the ranked list (``recommender.mixup``).
@@ -17,21 +17,20 @@ The ``generations`` asset's ``ranked`` decoding and the service's ranking both c
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from recommender.constrained_decoding import ANSWER_OPEN
-from recommender.prompts import LABEL_SEPARATOR, candidate_labels, first_places
+from recommender.prompts import first_places, render_response
 
 
 @dataclass(frozen=True)
 class RankedCandidates:
     item_ids: list[str]  # best first
-    log_probs: list[float]  # each one's answer-head log-probability, in the same order
+    log_probs: list[float]  # each one's answer log-probability, in the same order
 
 
 @dataclass(frozen=True)
@@ -55,41 +54,49 @@ def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 
 
 class CandidateRanker:
-    """Scores the candidates of a prompt with a causal LM (any Hugging Face model, adapter or not)."""
+    """Scores the candidates of a prompt with a causal LM (any Hugging Face model, adapter or not);
+    ``titles`` maps an id to the catalog title its answer spells (a missing one spells an empty title)."""
 
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, titles: Mapping[str, str]) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.titles = titles
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def head_tokens(self, n_candidates: int) -> list[list[int]]:
-        """Each candidate's answer head ``LABEL: {<id>`` as the training response tokenises it (the
-        separator and the tag end every label, so no label wins on being a prefix of another)."""
-        heads = [f"{label}{LABEL_SEPARATOR}{ANSWER_OPEN}" for label in candidate_labels(n_candidates)]
-        return self.tokenizer(heads, add_special_tokens=False)["input_ids"]
+    def answer_tokens(self, item_ids: Sequence[str]) -> list[list[int]]:
+        """Each candidate's whole answer, tokenised as the training response is."""
+        answers = [
+            render_response(item_id, self.titles.get(item_id, ""), with_candidates=True)
+            for item_id in item_ids
+        ]
+        return self.tokenizer(answers, add_special_tokens=False)["input_ids"]
 
     @torch.inference_mode()
-    def log_probs(self, prompt: str, n_candidates: int) -> list[float]:
-        """The answer-head log-probability of each of the prompt's ``n_candidates`` labelled candidates
-        (in their order)."""
-        if not n_candidates:
+    def log_probs(self, prompt: str, item_ids: Sequence[str]) -> list[float]:
+        """The answer log-probability of each of the prompt's candidates ``item_ids`` (in their order)."""
+        if not item_ids:
             return []
-        heads = self.head_tokens(n_candidates)
-        shared = shared_prefix_length(heads)
-        prefix = [*self.tokenizer(prompt)["input_ids"], *heads[0][:shared]]
+        answers = self.answer_tokens(item_ids)
+        shared = shared_prefix_length(answers)
+        prompt_ids = self.tokenizer(prompt)["input_ids"]
+        n_prompt = len(prompt_ids)
+        prefix = [*prompt_ids, *answers[0][:shared]]
         device = self.device
         out = self.model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
-        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-        rests = [head[shared:] for head in heads]
+        steps = torch.log_softmax(out.logits[0, n_prompt - 1 :].float(), dim=-1)
+        first = steps[-1]
+        # the answer tokens every candidate shares count the same for each: the scores stay exact
+        common = float(steps[:-1].gather(1, torch.tensor(answers[0][:shared], device=device)[:, None]).sum())
+        rests = [answer[shared:] for answer in answers]
         width = max(len(rest) for rest in rests)
         pad = self.tokenizer.pad_token_id or 0
         batch = torch.full((len(rests), width), pad, dtype=torch.long, device=device)
         for row, rest in enumerate(rests):
             batch[row, : len(rest)] = torch.tensor(rest, device=device)
-        scores = first[batch[:, 0]].clone()
+        scores = first[batch[:, 0]] + common
         if width > 1:
             cache = out.past_key_values
             cache.batch_repeat_interleave(len(rests))
@@ -107,15 +114,13 @@ class CandidateRanker:
         return scores.tolist()
 
     def rank(self, prompt: str, item_ids: Sequence[str]) -> RankedCandidates:
-        """``item_ids``, the candidates in the order the prompt labels them, best first by their
-        answer-head log-probability (ties keep the input order; a repeated id counts at its first
-        label)."""
-        scores = self.log_probs(prompt, len(item_ids))
+        """``item_ids``, the candidates in the order the prompt shows them, best first by their answer
+        log-probability (ties keep the input order; a repeated id is scored once)."""
         first_place = first_places(item_ids)
-        ranked = sorted(
-            first_place, key=lambda item_id: (-scores[first_place[item_id]], first_place[item_id])
-        )
-        return RankedCandidates(ranked, [scores[first_place[item_id]] for item_id in ranked])
+        distinct = list(first_place)
+        scores = dict(zip(distinct, self.log_probs(prompt, distinct), strict=True))
+        ranked = sorted(distinct, key=lambda item_id: (-scores[item_id], first_place[item_id]))
+        return RankedCandidates(ranked, [scores[item_id] for item_id in ranked])
 
     def rank_many(
         self, prompts: Sequence[str], candidates: Sequence[Sequence[str] | None], progress: bool = True

@@ -1,4 +1,4 @@
-"""Constrained decoding: every answer is ``{<id>ID</id>,<title>TITLE</title>}`` with ID from the catalog.
+"""Constrained decoding: every answer is well-formed and names a catalog id.
 
 The paper found 7 % of its outputs malformed (§4.3) and trained longer on hard prompts to lower that.
 Here the decoder cannot leave the format: at each step the model chooses only among tokens that keep
@@ -9,6 +9,9 @@ given the catalog's titles, it is also closed once it is longer than any of them
 for tokenisation in context), so a model that rambles stops there instead of at ``max_new_tokens``.
 With ``catalog_title`` the title is not free: it spells the chosen id's catalog title, so every answer
 names one real product consistently (the id and the title the mixup retrieval embeds agree).
+A prompt with candidates is answered ``{<title>TITLE</title>,<id>ID</id>}`` (``recommender.prompts``):
+its shortlist is a prefix tree of the candidates' whole answers, each with its catalog title, so the
+decoder copies one candidate's title and id and stops.
 
 ``ResponseGrammar`` holds the tokenised catalog once; ``ResponseGrammar.constraint(...)`` makes the
 per-batch callable for ``model.generate(prefix_allowed_tokens_fn=...)``. That hook runs before
@@ -22,12 +25,14 @@ from typing import Any
 
 import torch
 
-from recommender.prompts import LABEL_SEPARATOR, candidate_labels, first_places
+from recommender.prompts import first_places, render_response
 
 ANSWER_OPEN = "{<id>"
 ID_CLOSE = "</id>"
 ID_CLOSE_TITLE_OPEN = "</id>,<title>"
 ANSWER_CLOSE = "</title>}"
+# the answer to a prompt with candidates opens with the title (recommender.prompts.CANDIDATE_RESPONSE_FORMAT)
+CANDIDATE_ANSWER_OPEN = "{<title>"
 # characters that belong to the format, never to a title (the parser reads titles without them)
 FORMAT_CHARACTERS = frozenset("<>{}\n")
 
@@ -40,9 +45,11 @@ TITLE_SLACK_TOKENS = 4
 class TokenTrie:
     """Token-id sequences stored as nested dicts; a node lists which tokens may come next."""
 
-    def __init__(self) -> None:
+    def __init__(self, whole_answers: bool = False) -> None:
         self.root: dict[int, Any] = {}
         self.longest = 0
+        # True: each sequence is a whole answer, closing tags included; the answer ends where it ends
+        self.whole_answers = whole_answers
 
     def add(self, token_ids: Sequence[int], item_id: str) -> None:
         node = self.root
@@ -91,6 +98,7 @@ class ResponseGrammar:
         titled = [
             (item_id, title) for item_id, title in zip(item_ids, item_titles or (), strict=False) if title
         ]
+        self.titles: dict[str, str] = dict(titled)  # id -> catalog title
         title_tokens = (
             tokenizer([title for _, title in titled], add_special_tokens=False)["input_ids"] if titled else []
         )
@@ -124,27 +132,23 @@ class ResponseGrammar:
         return self._tries.get(category) or self._tries[None]
 
     def shortlist_trie(self, item_ids: Sequence[str], category: str | None) -> TokenTrie | None:
-        """The catalog ids among ``item_ids`` (of ``category`` when given), each spelled after the label
-        the prompt shows it under (``B: {<id>...``, by its place in ``item_ids``), or None when none is
-        left."""
-        labels = candidate_labels(len(item_ids))
-        kept = {
-            item_id: labels[place]
-            for item_id, place in first_places(item_ids).items()
+        """The whole answers ``{<title>TITLE</title>,<id>ID</id>}`` of the catalog ids among ``item_ids``
+        (of ``category`` when given), each with its catalog title, or None when none is left."""
+        kept = [
+            item_id
+            for item_id in first_places(item_ids)
             if item_id in self.item_ids and (category is None or self.category_of.get(item_id) == category)
-        }
+        ]
         if not kept:
             return None
-        trie = TokenTrie()
-        heads = self.tokenizer(
-            [
-                f"{label}{LABEL_SEPARATOR}{ANSWER_OPEN}{item_id}{ID_CLOSE_TITLE_OPEN}"
-                for item_id, label in kept.items()
-            ],
-            add_special_tokens=False,
-        )["input_ids"]
-        for item_id, head in zip(kept, heads, strict=True):
-            trie.add(head, item_id)
+        trie = TokenTrie(whole_answers=True)
+        answers = [
+            render_response(item_id, self.titles.get(item_id, ""), with_candidates=True) for item_id in kept
+        ]
+        for item_id, answer in zip(
+            kept, self.tokenizer(answers, add_special_tokens=False)["input_ids"], strict=True
+        ):
+            trie.add(answer, item_id)
         return trie
 
     def title_ids(self, device: torch.device, with_close: bool) -> torch.Tensor:
@@ -173,7 +177,7 @@ class ResponseGrammar:
         for row, shortlist in enumerate(shortlists or ()):
             narrowed = self.shortlist_trie(shortlist, rows[row]) if shortlist else None
             tries[row] = narrowed or tries[row]
-        needed = max(trie.longest for trie in tries) + len(self.close_ids) + 1
+        needed = max(trie.longest + (1 if trie.whole_answers else len(self.close_ids) + 1) for trie in tries)
         if needed > max_new_tokens:
             raise ValueError(
                 f"max_new_tokens={max_new_tokens} is too short for the answer format: the longest id "
@@ -198,8 +202,11 @@ class BatchConstraint:
         written = input_ids[self.prompt_length :].tolist()
         if grammar.eos_token_id in written:
             return [grammar.eos_token_id]  # finished rows are padded by generate; any token is fine
-        node = self.tries[batch_id].root
+        trie = self.tries[batch_id]
+        node = trie.root
         for position, token_id in enumerate(written):
+            if _END in node and trie.whole_answers:
+                return [grammar.eos_token_id]
             if _END in node:
                 return self._title_step(node[_END], written[position:], len(written), input_ids.device)
             node = node.get(token_id)
@@ -207,6 +214,8 @@ class BatchConstraint:
                 # only reachable when generation started off-grammar (a prompt_length mismatch)
                 return [grammar.eos_token_id]
         if _END in node:
+            if trie.whole_answers:
+                return [grammar.eos_token_id]
             return self._title_step(node[_END], [], len(written), input_ids.device)
         return [token_id for token_id in node if token_id != _END]
 

@@ -27,6 +27,7 @@ from recommender.language_model import (
     load_recommender_model,
 )
 from recommender.llm_output import parse_recommendation
+from recommender.prompts import render_response
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,7 @@ class Recommender:
         self.grammar = ResponseGrammar(
             tokenizer, item_ids, item_categories, item_titles, catalog_title=self.settings.catalog_title
         )
-        self.ranker = CandidateRanker(model, tokenizer)
-        self.titles = dict(zip(item_ids, item_titles, strict=True)) if item_titles is not None else {}
+        self.ranker = CandidateRanker(model, tokenizer, self.grammar.titles)
 
     @property
     def device(self) -> torch.device:
@@ -162,9 +162,9 @@ class Recommender:
         rankings: list[RankedCandidates | None] = [None] * len(prompts)
         for i, ranking in zip(with_candidates, ranked.rankings, strict=True):
             best = ranking.item_ids[0]
-            title = self.titles.get(best)
+            title = self.grammar.titles.get(best)
             rows[i] = GeneratedRecommendation(
-                raw_text=f"{{<id>{best}</id>,<title>{title or ''}</title>}}",
+                raw_text=render_response(best, title or "", with_candidates=True),
                 item_id=best,
                 title=title,
                 format_ok=True,

@@ -1,4 +1,6 @@
-"""Reading the model's answer ``{<id>ID</id>,<title>TITLE</title>}`` back into an item id and a title.
+"""Reading the model's answer back into an item id and a title: ``{<id>ID</id>,<title>TITLE</title>}``
+(Figure 3) or, after a prompt with candidates, ``{<title>TITLE</title>,<id>ID</id>}``
+(``recommender.prompts``).
 
 The paper saw 7 % of unconstrained outputs break this format (§4.3). The parser is strict about what
 counts as well-formed (``format_ok``) and tolerant about what it still recovers: a missing closing tag,
@@ -10,11 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# the whole answer, exactly as Figure 3 writes it (whitespace around it is allowed)
-# the chosen candidate's label may lead the answer ("B: {<id>...", recommender.prompts.render_response)
-STRICT_RESPONSE = re.compile(
-    r"\s*(?:[A-Z]{1,2}:\s*)?\{<id>(?P<id>[^<>{}\s,]+)</id>,<title>(?P<title>[^<>{}]+)</title>\}\s*"
-)
+# the whole answer in either order, exactly as written (whitespace around it is allowed)
+_ID = r"<id>(?P<id>[^<>{}\s,]+)</id>"
+_TITLE = r"<title>(?P<title>[^<>{}]+)</title>"
+STRICT_RESPONSES = (re.compile(rf"\s*\{{{_ID},{_TITLE}\}}\s*"), re.compile(rf"\s*\{{{_TITLE},{_ID}\}}\s*"))
 
 _TAGGED_ID = re.compile(r"<id>\s*(?P<id>[^<>{},]+?)\s*(?:</id>|,|<|$)")
 _LOOSE_ID = re.compile(r"\bid\b\"?\s*[:=]\s*\"?(?P<id>[A-Za-z0-9][\w\-.]*)", re.IGNORECASE)
@@ -31,7 +32,7 @@ class ParsedRecommendation:
 
 def parse_recommendation(text: str) -> ParsedRecommendation:
     """Item id and title from one generated answer; ``None`` for the parts that cannot be found."""
-    strict = STRICT_RESPONSE.fullmatch(text)
+    strict = next((match for pattern in STRICT_RESPONSES if (match := pattern.fullmatch(text))), None)
     if strict:
         return ParsedRecommendation(strict["id"].strip(), strict["title"].strip(), format_ok=True)
 

@@ -32,9 +32,7 @@ CATALOG = [
 @pytest.fixture(scope="module")
 def tokenizer():
     texts = [render_response(item_id, title) for item_id, title, _ in CATALOG] * 5
-    texts += [
-        render_response(item_id, title, "ABC"[i % 3]) for i, (item_id, title, _) in enumerate(CATALOG)
-    ] * 5
+    texts += [render_response(item_id, title, with_candidates=True) for item_id, title, _ in CATALOG] * 5
     texts += ["User search keyword <black necklace>, then click product"] * 5
     return train_domain_tokenizer(texts, DomainTokenizerConfig(vocab_size=384, min_frequency=1))
 
@@ -193,8 +191,9 @@ def test_ids_can_be_restricted_to_the_prompt_candidates(untrained_model, tokeniz
     rows = rec.generate(PROMPTS, categories, shortlists=shortlists, progress=False).rows
     assert rows[0].item_id == "41"  # the only Clothing candidate
     assert rows[1].item_id == "SNK-0007"
-    # a shortlisted answer opens with the label the prompt shows the candidate under
-    assert rows[0].raw_text.startswith("A: {<id>41</id>") and rows[1].raw_text.startswith("A: {<id>SNK")
+    # a shortlisted answer is the candidate's whole answer, title first, and ends there
+    assert rows[0].raw_text == "{<title>Timeson Black Tunic Top Women M</title>,<id>41</id>}"
+    assert rows[1].raw_text == "{<title>Alvora Running Sneakers White 38</title>,<id>SNK-0007</id>}"
     assert {c[0]: c[2] for c in CATALOG}[rows[2].item_id] == "Clothing"  # falls back to the category
     assert all(row.format_ok for row in rows)
     single = rec.recommend(PROMPTS[0], "Accessories & Jewelry", candidate_item_ids=["B0FLHAEOPM"])
@@ -258,14 +257,16 @@ def test_answered_sample_is_one_row_per_prompt_with_the_run_figures_and_the_free
     assert set(alone.figures) >= {"valid_exact_id_hit_rate"} and "test_exact_id_hit_rate" not in alone.figures
 
 
-def test_ranking_scores_each_label_head_as_one_full_forward_pass_does(untrained_model, tokenizer):
-    ranker = CandidateRanker(untrained_model, tokenizer)
+def test_ranking_scores_each_whole_answer_as_one_full_forward_pass_does(untrained_model, tokenizer):
+    titles = {item_id: title for item_id, title, _ in CATALOG}
+    ranker = CandidateRanker(untrained_model, tokenizer, titles)
     prompt = PROMPTS[0]
-    ids = ["41", "418", "41", "SNK-0007"]  # a repeated id counts at its first label
-    scores = ranker.log_probs(prompt, len(ids))
+    ids = ["41", "418", "41", "SNK-0007"]  # a repeated id is scored once
+    scores = ranker.log_probs(prompt, ["41", "418", "SNK-0007", "not-in-catalog"])
     prompt_ids = tokenizer(prompt)["input_ids"]
-    for label, score in zip("ABCD", scores, strict=True):
-        head = tokenizer(f"{label}: {{<id>", add_special_tokens=False)["input_ids"]
+    for item_id, score in zip(["41", "418", "SNK-0007", "not-in-catalog"], scores, strict=True):
+        answer = render_response(item_id, titles.get(item_id, ""), with_candidates=True)
+        head = tokenizer(answer, add_special_tokens=False)["input_ids"]
         with torch.inference_mode():
             logits = untrained_model(torch.tensor([prompt_ids + head])).logits[0].float()
         steps = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], dim=-1)
@@ -274,5 +275,5 @@ def test_ranking_scores_each_label_head_as_one_full_forward_pass_does(untrained_
     assert sorted(ranked.item_ids) == ["41", "418", "SNK-0007"]
     assert ranked.log_probs == sorted(ranked.log_probs, reverse=True)
     assert dict(zip(ranked.item_ids, ranked.log_probs, strict=True)) == pytest.approx(
-        {"41": scores[0], "418": scores[1], "SNK-0007": scores[3]}
+        {"41": scores[0], "418": scores[1], "SNK-0007": scores[2]}
     )

@@ -51,7 +51,7 @@ def test_a_few_qlora_steps_and_a_ranking_that_reads_the_prompt(packaged, tmp_pat
     assert torch.isfinite(torch.tensor([loss for _, loss in result.losses])).all()
 
     model, tokenizer = load_recommender_model(packaged.model_dir, result.adapter_dir)
-    ranker = CandidateRanker(model, tokenizer)
+    ranker = CandidateRanker(model, tokenizer, held_out.titles)
     examples = held_out.examples
     ranked = ranker.rank_many(held_out.prompts(), [e.candidates for e in examples], progress=False)
     for ranking, example in zip(ranked.rankings, examples, strict=True):
@@ -61,20 +61,20 @@ def test_a_few_qlora_steps_and_a_ranking_that_reads_the_prompt(packaged, tmp_pat
     # the scores come from the prompt: the same candidates after another history score otherwise
     renderer = PromptRenderer(lambda text: 0, catalog=held_out.items)
     other = renderer.render(examples[1].history, examples[0].candidates).prompt_text
-    n = len(examples[0].candidates)
-    assert ranker.log_probs(held_out.prompts()[0], n) != ranker.log_probs(other, n)
+    candidates = examples[0].candidates
+    assert ranker.log_probs(held_out.prompts()[0], candidates) != ranker.log_probs(other, candidates)
 
 
 def test_a_short_fine_tune_learns_to_pick_what_the_history_names(packaged, tmp_path):
     """Fails when the model ignores its input: the right candidate is at a random place, so only reading
-    the history finds it. Trained and ranked as the pipeline does (labelled answers, the loss on the
+    the history finds it. Trained and ranked as the pipeline does (title-first answers, the loss on the
     decision, the shared-prefix ranker)."""
     train, held_out = reading_task("viewed", N_TRAIN, seed=1), reading_task("viewed", N_HELD_OUT, seed=2)
     config = QLoRAConfig(batch_size=4, high_perplexity_epochs=1, warmup_ratio=0.1)
     result = train_qlora(packaged.model_dir, train.prompts(), train.answers(), tmp_path / "adapter", config)
     model, tokenizer = load_recommender_model(packaged.model_dir, result.adapter_dir)
     examples = held_out.examples
-    ranked = CandidateRanker(model, tokenizer).rank_many(
+    ranked = CandidateRanker(model, tokenizer, held_out.titles).rank_many(
         held_out.prompts(), [e.candidates for e in examples], progress=False
     )
     accuracy = pick_accuracy([ranking.item_ids[0] for ranking in ranked.rankings], examples)
@@ -100,6 +100,7 @@ def test_pick_accuracy_sets_the_model_beside_both_controls():
         for e in color.examples
     )
     assert not set(task.items) & set(reading_task("viewed", 40, seed=4).items)
-    assert task.answers()[0].startswith(f"{'ABCD'[places[0]]}: ")
+    target = examples[0].target
+    assert task.answers()[0] == f"{{<title>{task.items[target]['title']}</title>,<id>{target}</id>}}"
     with pytest.raises(ValueError, match="choose from"):
         reading_task("size", 4, seed=0)

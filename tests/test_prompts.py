@@ -15,7 +15,6 @@ from recommender.prompts import (
     FIGURE3_TEMPLATE_PATH,
     PromptBudget,
     PromptRenderer,
-    candidate_labels,
     first_places,
     history_events,
     product_fields,
@@ -74,12 +73,12 @@ def test_prompt_follows_figure_3():
         "occasion",
         "holiday",
         "Prioritize recommendations from the candidate product ids",
-        "{<id>id</id>,<title>title</title>}",
+        "{<title>title</title>,<id>id</id>}",
     ):
         assert requirement in instruction
     line = prompt.split("### Input:\n")[1].split("\n")[0]
     assert line.startswith("User search keyword <sleeveless blouses for women dressy>, then click product {")
-    assert line.endswith(", Candidate product ids: [A: 73818, B: 6878, C: 3].")
+    assert line.endswith(", Candidate product ids: [73818, 6878, 3].")
     shown = json.loads(line[line.index("{") : line.index("}") + 1])
     assert list(shown) == [
         "id",
@@ -115,7 +114,7 @@ def test_no_attributes_variant_shows_id_and_title_only():
     line = prompt.split("### Input:\n")[1]
     assert '{"id": "I007", "title": "Alvora Women Dress 7"}' in line
     assert '"color"' not in line
-    assert "Candidate product ids: [A: I001]" in line
+    assert "Candidate product ids: [I001]" in line
 
 
 def test_no_query_memory_variant_drops_candidates_and_their_instruction():
@@ -148,7 +147,7 @@ def test_budget_drops_oldest_events_but_keeps_latest_search_and_candidates():
     assert fitted.n_history_events_kept + fitted.n_history_events_dropped == len(history)
     text = fitted.prompt_text
     assert "search keyword <black party dress>" in text  # the latest search is older than what is kept
-    assert "Candidate product ids: [A: C1, B: C2, C: C3]" in text
+    assert "Candidate product ids: [C1, C2, C3]" in text
     assert '"id": "I029"' in text  # the newest event stays
     assert '"id": "I001"' not in text  # the oldest goes first
     # the fewest events were dropped: keeping one more would exceed the budget
@@ -192,20 +191,15 @@ def test_response_and_product_fields():
     assert product_fields({"item_id": 5, "title": None}, with_attributes=False) == {"id": "5", "title": ""}
 
 
-def test_candidates_are_labelled_and_a_target_answer_opens_with_its_label():
-    assert candidate_labels(3) == ["A", "B", "C"]
-    labels = candidate_labels(30)
-    assert labels[25:28] == ["Z", "AA", "AB"] and len(set(labels)) == 30
-    assert target_response("I2", "Tee", ["I1", "I2"]) == "B: {<id>I2</id>,<title>Tee</title>}"
-    # no label where the prompt shows no candidates, or the target is not among them
+def test_an_answer_to_a_prompt_with_candidates_names_the_title_first():
+    assert target_response("I2", "Tee", ["I1", "I2"]) == "{<title>Tee</title>,<id>I2</id>}"
+    assert render_response("I2", "Tee", with_candidates=True) == target_response("I2", "Tee", ["I1"])
+    # without candidates the answer is Figure 3's
     assert (
-        target_response("I2", "Tee", None)
-        == target_response("I2", "Tee", ["I1"])
-        == render_response("I2", "Tee")
+        target_response("I2", "Tee", None) == target_response("I2", "Tee", []) == render_response("I2", "Tee")
     )
-    # a repeated id answers under the label of its first place
+    # a repeated id is read at its first place
     assert first_places(["I1", "I2", "I1", "I3"]) == {"I1": 0, "I2": 1, "I3": 3}
-    assert target_response("I1", "Tee", ["I2", "I1", "I1"]).startswith("B: ")
 
 
 def test_token_counter_uses_the_model_tokenizer():
@@ -256,10 +250,10 @@ def test_prompts_table_has_a_row_per_target_and_variant_with_candidates_only_whe
     )
     assert {shown[(t, "no_query_memory")] for t in ("T1", "T2", "T3")} == {None}
     by_key = {(row["target_id"], row["variant"]): row for row in rows}
-    assert "Candidate product ids: [A: I001, B: I005]" in by_key[("T1", "full")]["prompt_text"]
+    assert "Candidate product ids: [I001, I005]" in by_key[("T1", "full")]["prompt_text"]
     assert "Candidate product ids" not in by_key[("T1", "no_query_memory")]["prompt_text"]
-    # an answer to a prompt with candidates opens with the target's label; without candidates it cannot
-    assert by_key[("T2", "full")]["response_text"] == "A: {<id>I009</id>,<title></title>}"
+    # an answer to a prompt with candidates opens with the title; without candidates it is Figure 3's
+    assert by_key[("T2", "full")]["response_text"] == "{<title></title>,<id>I009</id>}"
     assert by_key[("T2", "no_query_memory")]["response_text"] == "{<id>I009</id>,<title></title>}"
     assert all(row["fits_budget"] and row["n_history_events_dropped"] == 0 for row in rows)
 
@@ -323,16 +317,16 @@ def test_compact_prompt_shows_each_candidate_with_its_title_and_attributes():
         and "carted: Alvora Women Dress 4 | Black | M" in lines
     )
     candidates = lines[lines.index("### Candidates:") + 1 :]
-    # under its label, the id, the title's first 10 words, color and size; an id missing from the catalog
-    # shows alone
+    # the whole title (the answer copies it), the id right after it, color and size; an id missing from
+    # the catalog shows alone
     assert candidates[:3] == [
-        "A: I007 | Alvora Women Linen Dress Summer Party Casual Style 7 Long | Black | M",
-        "B: I008 | Alvora Women Linen Dress Summer Party Casual Style 8 Long | Black | M",
-        "C: X999",
+        "- Alvora Women Linen Dress Summer Party Casual Style 7 Long Fit | I007 | Black | M",
+        "- Alvora Women Linen Dress Summer Party Casual Style 8 Long Fit | I008 | Black | M",
+        "- X999",
     ]
     assert prompt.endswith("### Response:\n")
     no_attributes = renderer(catalog=CATALOG).render(history, ["I007"], "no_attributes").prompt_text
-    assert "A: I007 | Alvora Women Linen Dress Summer Party Casual Style 7 Long\n" in no_attributes
+    assert "- Alvora Women Linen Dress Summer Party Casual Style 7 Long Fit | I007\n" in no_attributes
     assert (
         "Candidates" not in renderer(catalog=CATALOG).render(history, ["I007"], "no_query_memory").prompt_text
     )

@@ -119,9 +119,9 @@ def test_labels_cover_the_response_only():
         tokenize_examples(tokenizer, prompts[:1], responses[:1], max_sequence_tokens=n_answer)
 
 
-def test_the_decision_is_the_label_of_a_labelled_answer_else_the_id():
-    labelled = "B: {<id>B0X1</id>,<title>Tee: white</title>}"
-    assert labelled[slice(*decision_span(labelled))] == "B"
+def test_the_decision_is_the_title_and_id_of_an_answer_to_candidates_else_the_id():
+    to_candidates = "{<title>Tee: white</title>,<id>B0X1</id>}"
+    assert to_candidates[slice(*decision_span(to_candidates))] == "Tee: white</title>,<id>B0X1"
     plain = "{<id>B0X1</id>,<title>Tee: white</title>}"
     assert plain[slice(*decision_span(plain))] == "B0X1"
     assert decision_span("no answer here") is None

@@ -3,8 +3,9 @@
 The base model is frozen in 4-bit NF4 with double quantisation; LoRA adapters (r=16, alpha=16,
 dropout 0.05) on every linear layer are the only trained weights. The loss covers the response tokens
 only: the model is taught to answer, not to reproduce prompts. Within the response it is weighted on
-the decision: the tokens that spell the chosen id weigh 1, the rest of the answer (format and title,
-which grounded and ranked decoding fix anyway) ``answer_token_weight``. The paper's schedule is kept: one
+the decision: the tokens that name the chosen item weigh 1 (after a prompt with candidates its title and
+id, which the model copies from the candidate's line; else the id), the rest of the answer (the format's
+tags, the paper's title) ``answer_token_weight``. The paper's schedule is kept: one
 epoch over all prompts, three for the 20 % whose perplexity under the base model is highest, measured on
 the decision tokens (the hard choices, not the unusual titles). Passes run in order (all prompts, then
 the hard ones twice), each shuffled, through transformers' ``Trainer``. The examples, their left-padded

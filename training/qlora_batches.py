@@ -1,8 +1,9 @@
 """The batches QLoRA trains on: prompt + response examples labelled and weighted on the decision.
 
 Each example is labelled on its response only (the model is taught to answer, not to reproduce prompts),
-and each label carries its weight in the loss: 1 on the tokens that choose the item (the candidate's
-label, or the id of an unlabelled answer), the rest of the answer ``answer_token_weight``. Batches are
+and each label carries its weight in the loss: 1 on the tokens that choose the item (the title and
+the id of an answer to a prompt with candidates, the id of the paper's answer), the rest of the answer
+(its tags and the paper's title) ``answer_token_weight``. Batches are
 padded on the left so that every answer ends at the right edge and the loss computes logits only over the
 last positions that carry a label (``logits_to_keep``): the 49K-wide vocabulary projection of every
 prompt token was most of the memory and much of the time of a step on CPU. transformers' ``Trainer``
@@ -19,8 +20,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from recommender.constrained_decoding import ANSWER_OPEN, ID_CLOSE
-from recommender.prompts import LABEL_SEPARATOR
+from recommender.constrained_decoding import ANSWER_OPEN, CANDIDATE_ANSWER_OPEN, ID_CLOSE
 
 IGNORE_INDEX = -100  # label value that PyTorch's cross-entropy skips
 
@@ -51,14 +51,17 @@ class TrainingExample:
 
 
 def decision_span(response: str) -> tuple[int, int] | None:
-    """The characters of ``response`` that choose the item: the candidate's label that leads a labelled
-    answer (``B`` of ``B: {<id>...``), else the id between ``{<id>`` and ``</id>``."""
-    start = response.find(ANSWER_OPEN)
-    label_end = response.find(LABEL_SEPARATOR)
-    if 0 < label_end < start:
-        return (0, label_end)
-    end = response.find(ID_CLOSE, start + len(ANSWER_OPEN)) if start >= 0 else -1
-    return (start + len(ANSWER_OPEN), end) if start >= 0 and end > start else None
+    """The characters of ``response`` that choose the item: from the title to the id of an answer to a
+    prompt with candidates (``{<title>TITLE</title>,<id>ID</id>}``: the title is how the model finds its
+    pick), else the id between ``{<id>`` and ``</id>``."""
+    for opening in (CANDIDATE_ANSWER_OPEN, ANSWER_OPEN):
+        start = response.find(opening)
+        if start < 0:
+            continue
+        begin = start + len(opening)
+        end = response.find(ID_CLOSE, begin)
+        return (begin, end) if end > begin else None
+    return None
 
 
 def response_weights(
