@@ -42,6 +42,7 @@ def hand_made_world(home):
         + [(f"l{i:02d}", f"{c} travel backpack", "Luggage & Bags") for i, c in enumerate(COLORS[:6])],
         columns=["item_id", "title", "category"],
     )
+    items["parent_id"] = items["item_id"]  # every item its own family, as the items mart fills it
     rows, splits, generations = [], [], []
     footwear, luggage = items["item_id"][:8].tolist(), items["item_id"][8:].tolist()
     for u in range(8):

@@ -24,7 +24,9 @@ SPLITS = pd.DataFrame(
         "is_cold_item": [False, False, True],
     }
 )
-ITEMS = pd.DataFrame({"item_id": ["i3", "i1", "i2"], "category": ["Bags"] * 3})
+ITEMS = pd.DataFrame(
+    {"item_id": ["i3", "i1", "i2"], "category": ["Bags"] * 3, "parent_id": ["p1", "p1", "p2"]}
+)
 # written before generations had an adapter column, and out of order
 GENERATIONS = pd.DataFrame(
     {
