@@ -116,7 +116,8 @@ class LoraAdapterConfig(dg.Config):
     )
     max_train_prompts: int | None = Field(
         default=None,
-        description="Random sample of train prompts; default 48 tiny, 400 demo, all at paper scale.",
+        description="Random sample of train prompts; default the preset's on CPU (48 tiny, 64 demo), "
+        "all on a CUDA GPU and at paper scale.",
     )
     learning_rate: float = Field(
         default=QLoRAConfig.learning_rate,
@@ -160,7 +161,7 @@ def lora_adapter(
 ):
     """LoRA adapters (r=16, alpha=16, dropout 0.05) on the 4-bit NF4 base, trained on the train prompts'
     responses: one epoch, three for the 20 % of prompts with the highest base-model perplexity."""
-    from recommender.language_model import read_base_model_pointer
+    from recommender.language_model import preferred_device, read_base_model_pointer
     from training.adapter_training import train_adapter
 
     with duckdb.get_connection() as con, user_errors():
@@ -173,7 +174,9 @@ def lora_adapter(
         (longest_prompt,) = con.execute(
             "select coalesce(max(n_prompt_tokens), 0) from prompts where variant = ?", [config.variant]
         ).fetchone()
-    cap = or_preset(config.max_train_prompts, settings.budgets.llm.max_train_prompts)
+    # the preset's sample is a CPU budget: a GPU trains on every prompt unless the config caps it
+    on_gpu = preferred_device().type == "cuda"
+    cap = or_preset(config.max_train_prompts, None if on_gpu else settings.budgets.llm.max_train_prompts)
     selection = config.selection()
     with user_errors():
         # prompts are already fitted to the prompts asset's budget: the longest one plus the answer reserve

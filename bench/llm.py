@@ -1,4 +1,5 @@
-"""LLM-stage benchmark: QLoRA training tokens/s and generation prompts/s, constrained vs free decoding.
+"""LLM-stage benchmark: QLoRA training tokens/s and answering prompts/s in each decoding (ranked, grounded,
+free), on the machine's preferred device (a CUDA GPU when there is one, else the CPU).
 
 Runs on a FASHIONREC_HOME where the LLM group has been materialized (``fashionrec run 'group:llm'``):
 it reads the ``prompts`` table, the base model recorded by ``base_lm`` and the adapter of
@@ -6,12 +7,16 @@ it reads the ``prompts`` table, the base model recorded by ``base_lm`` and the a
 
 - training: QLoRA (4-bit NF4 base + LoRA, the paper's high-perplexity schedule) on a sample of train
   prompts, into a scratch folder: optimizer steps/s and tokens/s (prompt + response tokens);
-- generation: the same sample of valid prompts answered with the paper's settings (64 new tokens,
-  temperature 0.05, top-p 0.95) with and without constrained decoding: prompts/s, format-valid rate,
-  valid-id rate and exact-id hit rate (the generated id is the target).
+- answering: the same sample of valid prompts answered in each decoding (``ranked``: every candidate
+  scored; ``grounded``: one constrained answer; ``free``: the paper's sampling, 64 new tokens,
+  temperature 0.05, top-p 0.95): prompts/s, format-valid rate, valid-id rate and exact-id hit rate
+  (the answer's id is the target).
+
+On a GPU ``--train-prompts 0`` times nothing and ``--train-prompts -1`` trains on every train prompt,
+as the ``lora_adapter`` asset does on CUDA; within 10 minutes on one GPU for the demo preset.
 
     uv run python bench/llm.py [--home DIR] [--variant full] [--train-prompts 64] [--prompts 64]
-        [--batch-size 16]
+        [--batch-size 16] [--decodings ranked grounded free]
 
 Numbers depend on the machine: the device, torch thread count and CPU count are printed with them.
 """
@@ -30,6 +35,7 @@ import torch
 
 from fashionrec.settings import paths
 from recommender.generation import GenerationSettings, Recommender
+from recommender.generation_settings import DECODINGS
 from recommender.language_model import load_recommender_model, preferred_device, read_base_model_pointer
 from recommender.prompt_table import sample_rows
 from training.qlora import QLoRAConfig, train_qlora
@@ -42,8 +48,9 @@ def main() -> None:
     )
     parser.add_argument("--variant", default="full")
     parser.add_argument(
-        "--train-prompts", type=int, default=64, help="train prompts for the QLoRA timing (0: skip)"
+        "--train-prompts", type=int, default=64, help="train prompts for the QLoRA timing (0: skip, -1: all)"
     )
+    parser.add_argument("--decodings", nargs="+", choices=DECODINGS, default=list(DECODINGS))
     parser.add_argument("--prompts", type=int, default=64, help="valid prompts to generate for")
     parser.add_argument("--batch-size", type=int, default=GenerationSettings.batch_size)
     args = parser.parse_args()
@@ -62,15 +69,15 @@ def main() -> None:
             [args.variant],
         ).fetchall()
         valid = con.execute(
-            "select prompt_text, category, target_item_id from prompts "
+            "select prompt_text, category, target_item_id, candidate_item_ids from prompts "
             "where variant = ? and split = 'valid' order by target_id",
             [args.variant],
         ).fetchall()
         catalog = con.execute("select item_id, category, title from items order by item_id").fetchall()
 
     report: dict[str, object] = {"device": str(preferred_device()), "torch_threads": torch.get_num_threads()}
-    if args.train_prompts > 0:
-        chosen = sample_rows(train, args.train_prompts, seed=0)
+    if args.train_prompts:
+        chosen = sample_rows(train, args.train_prompts if args.train_prompts > 0 else None, seed=0)
         with tempfile.TemporaryDirectory() as scratch:
             result = train_qlora(
                 base_model,
@@ -102,19 +109,20 @@ def main() -> None:
         item_titles=[c[2] for c in catalog],
     )
     prompts, categories = [r[0] for r in chosen], [r[1] for r in chosen]
-    recommender.generate(prompts[: args.batch_size], categories[: args.batch_size], progress=False)  # warm-up
-    report["generation"] = {}
+    shortlists = [list(r[3]) if r[3] is not None else None for r in chosen]
+    warm = slice(0, args.batch_size)
+    recommender.answer(prompts[warm], categories[warm], shortlists[warm], "grounded", progress=False)
+    report["answering"] = {}
     print(
         "\n| decoding | prompts | prompts/s | format-valid | valid id | exact-id hit |\n"
         "|---|---|---|---|---|---|"
     )
-    for constrained in (True, False):
+    for decoding in args.decodings:
         started = time.perf_counter()
-        run = recommender.generate(prompts, categories, constrained=constrained, progress=False)
+        run = recommender.answer(prompts, categories, shortlists, decoding, progress=False)
         seconds = time.perf_counter() - started
         hit = sum(row.item_id == r[2] for row, r in zip(run.rows, chosen, strict=True)) / len(chosen)
-        label = "constrained" if constrained else "free"
-        report["generation"][label] = {
+        report["answering"][decoding] = {
             "prompts": len(chosen),
             "prompts_per_second": round(len(chosen) / seconds, 3),
             "format_ok_rate": round(run.format_ok_rate, 4),
@@ -122,7 +130,7 @@ def main() -> None:
             "exact_id_hit_rate": round(hit, 4),
         }
         print(
-            f"| {label} | {len(chosen)} | {len(chosen) / seconds:.2f} | {run.format_ok_rate:.1%} | "
+            f"| {decoding} | {len(chosen)} | {len(chosen) / seconds:.2f} | {run.format_ok_rate:.1%} | "
             f"{run.id_in_catalog_rate:.1%} | {hit:.1%} |"
         )
 
