@@ -86,13 +86,9 @@ def main() -> None:
     )
     model, tokenizer = load_recommender_model(base, result.adapter_dir)
     dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)  # as the pipeline ranks on CPU
-    ranker = CandidateRanker(model, tokenizer, held_out.titles)
+    ranker = CandidateRanker(model, tokenizer, {**train.titles, **held_out.titles})
     held = accuracy(ranker, held_out.prompts(args.template), held_out.examples)
-    seen = accuracy(
-        CandidateRanker(model, tokenizer, train.titles),
-        train.prompts(args.template)[:24],
-        train.examples[:24],
-    )
+    seen = accuracy(ranker, train.prompts(args.template)[:24], train.examples[:24])
     print(
         f"fine-tuned accuracy: held-out {held.model:.3f} (margin {held.margin:+.3f}), "
         f"train (first 24) {seen.model:.3f}"

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from recommender.prompts import first_places, render_response
+from recommender.prompts import candidate_answers, first_places
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,7 @@ class CandidateRanker:
 
     def answer_tokens(self, item_ids: Sequence[str]) -> list[list[int]]:
         """Each candidate's whole answer, tokenised as the training response is."""
-        answers = [
-            render_response(item_id, self.titles.get(item_id, ""), with_candidates=True)
-            for item_id in item_ids
-        ]
-        return self.tokenizer(answers, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(candidate_answers(item_ids, self.titles), add_special_tokens=False)["input_ids"]
 
     @torch.inference_mode()
     def log_probs(self, prompt: str, item_ids: Sequence[str]) -> list[float]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from recommender.prompts import first_places, render_response
+from recommender.prompts import candidate_answers, first_places
 
 ANSWER_OPEN = "{<id>"
 ID_CLOSE = "</id>"
@@ -48,7 +48,8 @@ class TokenTrie:
     def __init__(self, whole_answers: bool = False) -> None:
         self.root: dict[int, Any] = {}
         self.longest = 0
-        # True: each sequence is a whole answer, closing tags included; the answer ends where it ends
+        # True: each sequence is a whole answer, its closing tags and end-of-text included; False: each is
+        # an answer head, which a title and the closing tags follow
         self.whole_answers = whole_answers
 
     def add(self, token_ids: Sequence[int], item_id: str) -> None:
@@ -142,13 +143,9 @@ class ResponseGrammar:
         if not kept:
             return None
         trie = TokenTrie(whole_answers=True)
-        answers = [
-            render_response(item_id, self.titles.get(item_id, ""), with_candidates=True) for item_id in kept
-        ]
-        for item_id, answer in zip(
-            kept, self.tokenizer(answers, add_special_tokens=False)["input_ids"], strict=True
-        ):
-            trie.add(answer, item_id)
+        answers = self.tokenizer(candidate_answers(kept, self.titles), add_special_tokens=False)["input_ids"]
+        for item_id, answer in zip(kept, answers, strict=True):
+            trie.add([*answer, self.eos_token_id], item_id)  # the answer ends where it ends
         return trie
 
     def title_ids(self, device: torch.device, with_close: bool) -> torch.Tensor:
@@ -177,7 +174,7 @@ class ResponseGrammar:
         for row, shortlist in enumerate(shortlists or ()):
             narrowed = self.shortlist_trie(shortlist, rows[row]) if shortlist else None
             tries[row] = narrowed or tries[row]
-        needed = max(trie.longest + (1 if trie.whole_answers else len(self.close_ids) + 1) for trie in tries)
+        needed = max(trie.longest + (0 if trie.whole_answers else len(self.close_ids) + 1) for trie in tries)
         if needed > max_new_tokens:
             raise ValueError(
                 f"max_new_tokens={max_new_tokens} is too short for the answer format: the longest id "
@@ -202,11 +199,8 @@ class BatchConstraint:
         written = input_ids[self.prompt_length :].tolist()
         if grammar.eos_token_id in written:
             return [grammar.eos_token_id]  # finished rows are padded by generate; any token is fine
-        trie = self.tries[batch_id]
-        node = trie.root
+        node = self.tries[batch_id].root
         for position, token_id in enumerate(written):
-            if _END in node and trie.whole_answers:
-                return [grammar.eos_token_id]
             if _END in node:
                 return self._title_step(node[_END], written[position:], len(written), input_ids.device)
             node = node.get(token_id)
@@ -214,8 +208,6 @@ class BatchConstraint:
                 # only reachable when generation started off-grammar (a prompt_length mismatch)
                 return [grammar.eos_token_id]
         if _END in node:
-            if trie.whole_answers:
-                return [grammar.eos_token_id]
             return self._title_step(node[_END], [], len(written), input_ids.device)
         return [token_id for token_id in node if token_id != _END]
 

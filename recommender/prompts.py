@@ -125,6 +125,12 @@ def render_response(item_id: str, title: str, with_candidates: bool = False) -> 
     return answer_format.format(item_id=item_id, title=title)
 
 
+def candidate_answers(item_ids: Sequence[str], titles: Mapping[str, str]) -> list[str]:
+    """Each candidate's whole answer to a prompt with candidates, with its catalog title from ``titles``
+    (an id without one spells an empty title): what the ranker scores and grounded decoding allows."""
+    return [render_response(item_id, titles.get(item_id, ""), with_candidates=True) for item_id in item_ids]
+
+
 def target_response(item_id: str, title: str, candidate_item_ids: Sequence[str] | None) -> str:
     """The training answer for a target, in the format of its prompt: with candidates or without."""
     return render_response(item_id, title, with_candidates=bool(candidate_item_ids))
