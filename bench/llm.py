@@ -36,7 +36,7 @@ import torch
 from fashionrec.settings import paths
 from recommender.generation import GenerationSettings, Recommender
 from recommender.generation_settings import DECODINGS
-from recommender.language_model import load_recommender_model, preferred_device, read_base_model_pointer
+from recommender.language_model import load_answering_model, preferred_device, read_base_model_pointer
 from recommender.prompt_table import sample_rows
 from training.qlora import QLoRAConfig, train_qlora
 
@@ -99,7 +99,7 @@ def main() -> None:
         )
 
     chosen = sample_rows(valid, args.prompts, seed=0)
-    model, tokenizer = load_recommender_model(base_model, adapter)
+    model, tokenizer, _ = load_answering_model(base_model, adapter)
     recommender = Recommender(
         model,
         tokenizer,

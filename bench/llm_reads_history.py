@@ -24,11 +24,7 @@ from pathlib import Path
 
 from evaluation.reading_task import TASKS, PickAccuracy, ReadingExample, pick_accuracy, reading_task
 from recommender.candidate_ranking import CandidateRanker
-from recommender.language_model import (
-    DEFAULT_MAX_DEQUANTIZED_BYTES,
-    dequantize_4bit_layers,
-    load_recommender_model,
-)
+from recommender.language_model import load_answering_model, load_recommender_model
 from training.packaged_lm import convert_packaged_model
 from training.qlora import QLoRAConfig, train_qlora
 
@@ -84,8 +80,7 @@ def main() -> None:
         f"QLoRA: {result.n_steps} steps in {time.perf_counter() - started:.0f} s, "
         f"{result.tokens_per_second:.0f} train tokens/s, {result.train_tokens} tokens"
     )
-    model, tokenizer = load_recommender_model(base, result.adapter_dir)
-    dequantize_4bit_layers(model, DEFAULT_MAX_DEQUANTIZED_BYTES)  # as the pipeline ranks on CPU
+    model, tokenizer, _ = load_answering_model(base, result.adapter_dir)  # as the pipeline ranks
     ranker = CandidateRanker(model, tokenizer, {**train.titles, **held_out.titles})
     held = accuracy(ranker, held_out.prompts(args.template), held_out.examples)
     seen = accuracy(ranker, train.prompts(args.template)[:24], train.examples[:24])

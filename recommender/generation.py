@@ -21,11 +21,7 @@ from tqdm.auto import tqdm
 from recommender.candidate_ranking import CandidateRanker, RankedCandidates
 from recommender.constrained_decoding import ResponseGrammar
 from recommender.generation_settings import GenerationSettings, check_decoding
-from recommender.language_model import (
-    DEFAULT_MAX_DEQUANTIZED_BYTES,
-    dequantize_4bit_layers,
-    load_recommender_model,
-)
+from recommender.language_model import DEFAULT_MAX_DEQUANTIZED_BYTES, load_answering_model
 from recommender.llm_output import parse_recommendation
 from recommender.prompts import render_response
 
@@ -248,11 +244,11 @@ def load_recommender(
     """The recommender of ``base_model`` with the adapter in ``adapter_dir`` over ``catalog`` rows (item id,
     category, title), and how many 4-bit layers it holds dequantized.
 
-    On CPU, dequantizing the 4-bit weights once gives the same answers at twice the speed; the generations
-    asset and the service both load through here, so evaluated answers are the ones an application gets.
+    On CPU the 4-bit weights are dequantized once and the adapter folded into them
+    (``recommender.language_model.load_answering_model``); the generations asset and the service both
+    load through here, so evaluated answers are the ones an application gets.
     """
-    model, tokenizer = load_recommender_model(base_model, adapter_dir)
-    dequantized = dequantize_4bit_layers(model, max_dequantized_bytes)
+    model, tokenizer, dequantized = load_answering_model(base_model, adapter_dir, max_dequantized_bytes)
     ids, categories, titles = ([row[i] for row in catalog] for i in range(3))
     return Recommender(model, tokenizer, ids, categories, settings, titles), dequantized
 

@@ -76,7 +76,7 @@ class LoadOptions:
     max_sequence_tokens: int | None = None
     duckdb_lock_timeout_s: float = 30.0  # how long to wait while a pipeline run holds the write lock
     # CPU only: 4-bit layers are dequantized once at load while their float weights fit in this many bytes
-    # (recommender.generation.dequantize_4bit_layers: same outputs, half the time per token); 0 turns it off
+    # with the adapter folded in (recommender.language_model.load_answering_model); 0 turns it off
     max_dequantized_bytes: int = DEFAULT_MAX_DEQUANTIZED_BYTES
 
 

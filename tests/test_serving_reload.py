@@ -154,8 +154,9 @@ def test_reload_swaps_in_new_lancedb_versions_while_requests_keep_being_answered
 
 
 def test_dequantized_layers_give_the_4bit_models_logits(service, evaluated_target):
-    """Dequantizing once at load holds the very weights bitsandbytes dequantizes on every call, so only
-    the matrix-product kernel differs. Kernels sum in different orders, and float32 rounding (2^-24
+    """Dequantizing once at load holds the very weights bitsandbytes dequantizes on every call, and the
+    adapter folded into them adds its low-rank product once, so only the kernels and one rounding of
+    each weight in the compute dtype differ. Kernels sum in different orders, and float32 rounding (2^-24
     relative per addition) over the few thousand products behind each logit stays far below 0.1 % of the
     logit scale; 0.006 on logits of magnitude ~10 was seen on an AMD EPYC. Where the CPU computes in
     bfloat16 (AVX512-BF16), each product rounds to 2^-8: 0.03 on logits of ~7 was seen, so the bound is
