@@ -159,8 +159,10 @@ def test_dequantized_layers_give_the_4bit_models_logits(service, evaluated_targe
     each weight in the compute dtype differ. Kernels sum in different orders, and float32 rounding (2^-24
     relative per addition) over the few thousand products behind each logit stays far below 0.1 % of the
     logit scale; 0.006 on logits of magnitude ~10 was seen on an AMD EPYC. Where the CPU computes in
-    bfloat16 (AVX512-BF16), each product rounds to 2^-8: 0.03 on logits of ~7 was seen, so the bound is
-    1 % there. What must hold is that the answers agree: every next token whose lead over the runner-up
+    bfloat16 (AVX512-BF16), each product rounds to 2^-8, and the merged weight W + BA rounds once more
+    where the unmerged model adds the adapter's output to the layer's: 0.03 on logits of ~7 was seen
+    here, and 0.078 on logits of ~7.5 (1.04 %, one logit of 400k) on another CPU, so the bound is 2 %
+    there. What must hold is that the answers agree: every next token whose lead over the runner-up
     is larger than that noise is the same.
     """
     snapshot = service.snapshot
@@ -172,7 +174,7 @@ def test_dequantized_layers_give_the_4bit_models_logits(service, evaluated_targe
     with torch.inference_mode():
         expected = quantized(**encoded).logits
         served = snapshot.recommender.model(**encoded).logits
-    relative = 1e-2 if compute_dtype(torch.device("cpu")) == torch.bfloat16 else 1e-3
+    relative = 2e-2 if compute_dtype(torch.device("cpu")) == torch.bfloat16 else 1e-3
     tolerance = relative * float(expected.abs().max())
     torch.testing.assert_close(served, expected, rtol=0.0, atol=tolerance)
     top2 = expected.topk(2, dim=-1).values
