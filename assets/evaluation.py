@@ -52,8 +52,8 @@ class EvaluationRunConfig(dg.Config):
     )
     preferred_decoding: str = Field(
         default=DEFAULT_DECODING,
-        description="When generations hold several decodings of the same prompts (ranked, grounded, free), "
-        "this one is the headline llm_* method; the others get a '-<decoding>' suffix.",
+        description="When generations hold several decodings of the same prompts (ranked_prior, ranked, "
+        "grounded, free), this one is the headline llm_* method; the others get a '-<decoding>' suffix.",
     )
     title_encoder: str = Field(
         default="",

@@ -41,9 +41,17 @@ class GenerationsConfig(dg.Config):
     )
     decoding: str = Field(
         default=DEFAULT_DECODING,
-        description="'ranked': score every candidate of the prompt under the model and hand mixup the "
+        description="'ranked_prior': 'ranked' with the candidates' order in the prompt as a prior beside "
+        "the model's scores (recommender.order_prior), written together with the 'ranked' group of the "
+        "same pass; 'ranked': score every candidate of the prompt under the model and hand mixup the "
         "ranked list; 'grounded': constrained decoding of one answer (format, catalog id, the id's "
         "catalog title); 'free': the paper's sampling. Groups of each live in the table side by side.",
+    )
+    order_prior_weight: float | None = Field(
+        default=None,
+        description="ranked_prior: the order prior's weight (0: the model alone; .inf: the order alone). "
+        "Default: the weight of recommender.order_prior.ORDER_PRIOR_WEIGHTS with the best target NDCG "
+        "among the candidates on this run's valid prompts.",
     )
     restrict_to_category: bool = Field(
         default=True,
@@ -75,6 +83,11 @@ class GenerationsConfig(dg.Config):
     top_p: float = Field(default=GenerationSettings.top_p, description="Paper: 0.95.")
     batch_size: int = Field(default=GenerationSettings.batch_size, description="Prompts per generate call.")
     seed: int = Field(default=0, description="Sampling seed (prompt sample and decoding).")
+
+    def generation_settings(self) -> GenerationSettings:
+        """The decoding settings of this config; ranked_prior's weight is fused after the ranking pass
+        (``answer_prompts``), so the model ranks alone here."""
+        return GenerationSettings(**{**config_fields(self, GenerationSettings), "order_prior_weight": 0.0})
 
     def group(self) -> GenerationGroup:
         """The rows of the generations table this run replaces."""
@@ -108,18 +121,17 @@ def generations(
         )
         adapter = layout.adapter(group.adapter)
         check_adapter(adapter, group.adapter, group.variant)
-        generation = GenerationSettings(**config_fields(config, GenerationSettings))
-        base_model = read_base_model_pointer(layout.base_model_pointer)
-        recommender, dequantized = load_recommender(base_model, adapter, catalog, generation)
-    answered = answer_prompts(
-        recommender, sample, group, or_preset(config.compare_prompts, budget.compare_prompts)
-    )
+        base_lm = read_base_model_pointer(layout.base_model_pointer)
+        recommender, dequantized = load_recommender(base_lm, adapter, catalog, config.generation_settings())
+        compare = or_preset(config.compare_prompts, budget.compare_prompts)
+        answered = answer_prompts(recommender, sample, group, compare, config.order_prior_weight)
     with duckdb.get_connection() as con:
-        replace_generations(con, answered.table, group)
+        for answered_group, table in answered.tables.items():
+            replace_generations(con, table, answered_group)
     malformed = answered.malformed_markdown
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": answered.table.num_rows,
+            "dagster/row_count": answered.num_rows,
             **answered.figures,
             "categories": dg.MetadataValue.json(list(config.categories) or "all"),
             "prompts_per_split_cap": cap if cap is not None else "none",

@@ -30,7 +30,9 @@ from recommender.prompts import candidate_answers, first_places
 @dataclass(frozen=True)
 class RankedCandidates:
     item_ids: list[str]  # best first
-    log_probs: list[float]  # each one's answer log-probability, in the same order
+    # each one's answer log-probability under the model, in the same order: descending unless the
+    # candidates' order was fused in as a prior (recommender.generation.Recommender.with_order_prior)
+    log_probs: list[float]
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 
 from recommender.candidate_ranking import CandidateRanker, RankedCandidates
 from recommender.constrained_decoding import ResponseGrammar
-from recommender.generation_settings import GenerationSettings, check_decoding
+from recommender.generation_settings import RANKED_DECODINGS, GenerationSettings, check_decoding
 from recommender.language_model import DEFAULT_MAX_DEQUANTIZED_BYTES, load_answering_model
 from recommender.llm_output import parse_recommendation
+from recommender.order_prior import fused_order, in_prompt_order
 from recommender.prompts import render_response
 
 
@@ -40,7 +41,7 @@ class GeneratedRecommendation:
 class GenerationRun:
     rows: list[GeneratedRecommendation]
     seconds: float
-    # ranked decoding: each prompt's candidates, best first (None where it fell back to grounded)
+    # ranked decodings: each prompt's candidates, best first (None where it fell back to grounded)
     rankings: list[RankedCandidates | None] | None = None
 
     @property
@@ -146,9 +147,12 @@ class Recommender:
         categories: Sequence[str | None] | None,
         shortlists: Sequence[Sequence[str] | None],
         progress: bool = True,
+        order_prior_weight: float = 0.0,
     ) -> GenerationRun:
         """Ranked decoding: each prompt's candidates scored under the model, the best one as the answer
-        (its catalog title as the title); prompts without candidates are answered by grounded decoding."""
+        (its catalog title as the title), with the candidates' order as a prior of ``order_prior_weight``
+        (``recommender.order_prior``; 0: the model alone); prompts without candidates are answered by
+        grounded decoding."""
         started = time.perf_counter()
         with_candidates = [i for i, ids in enumerate(shortlists) if ids is not None and len(ids)]
         ranked = self.ranker.rank_many(
@@ -157,17 +161,8 @@ class Recommender:
         rows: dict[int, GeneratedRecommendation] = {}
         rankings: list[RankedCandidates | None] = [None] * len(prompts)
         for i, ranking in zip(with_candidates, ranked.rankings, strict=True):
-            best = ranking.item_ids[0]
-            title = self.grammar.titles.get(best)
-            rows[i] = GeneratedRecommendation(
-                raw_text=render_response(best, title or "", with_candidates=True),
-                item_id=best,
-                title=title,
-                format_ok=True,
-                id_in_catalog=best in self.grammar.item_ids,
-                n_new_tokens=0,
-            )
             rankings[i] = ranking
+            rows[i] = self._ranked_answer(ranking)
         rest = [i for i in range(len(prompts)) if i not in rows]
         if rest:
             fallback = self.generate(
@@ -178,7 +173,38 @@ class Recommender:
             )
             rows.update(zip(rest, fallback.rows, strict=True))
         seconds = time.perf_counter() - started
-        return GenerationRun([rows[i] for i in range(len(prompts))], seconds, rankings)
+        run = GenerationRun([rows[i] for i in range(len(prompts))], seconds, rankings)
+        return self.with_order_prior(run, shortlists, order_prior_weight) if order_prior_weight else run
+
+    def with_order_prior(
+        self, run: GenerationRun, shortlists: Sequence[Sequence[str] | None], weight: float
+    ) -> GenerationRun:
+        """A ranked ``run`` (the model's scores alone) re-ranked with the candidates' order of
+        ``shortlists`` (the prompts' own) as a prior of ``weight``; each answer names its new best."""
+        if run.rankings is None:
+            raise ValueError("only a ranked run has candidate scores to fuse with the order prior")
+        rows, rankings = list(run.rows), list(run.rankings)
+        for i, ranking in enumerate(rankings):
+            if ranking is None:
+                continue
+            candidates, log_probs = in_prompt_order(shortlists[i], ranking.item_ids, ranking.log_probs)
+            scores = dict(zip(candidates, log_probs, strict=True))
+            order = fused_order(candidates, log_probs, weight)
+            rankings[i] = RankedCandidates(order, [scores[item_id] for item_id in order])
+            rows[i] = self._ranked_answer(rankings[i])
+        return GenerationRun(rows, run.seconds, rankings)
+
+    def _ranked_answer(self, ranking: RankedCandidates) -> GeneratedRecommendation:
+        best = ranking.item_ids[0]
+        title = self.grammar.titles.get(best)
+        return GeneratedRecommendation(
+            raw_text=render_response(best, title or "", with_candidates=True),
+            item_id=best,
+            title=title,
+            format_ok=True,
+            id_in_catalog=best in self.grammar.item_ids,
+            n_new_tokens=0,
+        )
 
     def answer(
         self,
@@ -188,10 +214,12 @@ class Recommender:
         decoding: str,
         progress: bool = True,
     ) -> GenerationRun:
-        """Answer with one of the decodings (``generation_settings.DECODINGS``): ``ranked`` ranks the
-        candidates, ``grounded`` and ``free`` generate with and without the grammar."""
-        if check_decoding(decoding) == "ranked":
-            return self.rank(prompts, categories, shortlists, progress=progress)
+        """Answer with one of the decodings (``generation_settings.DECODINGS``): ``ranked_prior`` and
+        ``ranked`` rank the candidates, with the settings' order prior and without one; ``grounded``
+        and ``free`` generate with and without the grammar."""
+        if check_decoding(decoding) in RANKED_DECODINGS:
+            weight = self.settings.order_prior_weight if decoding == "ranked_prior" else 0.0
+            return self.rank(prompts, categories, shortlists, progress, weight)
         return self.generate(
             prompts, categories, constrained=decoding != "free", progress=progress, shortlists=shortlists
         )

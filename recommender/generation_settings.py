@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # How an answer is decoded (docs/evaluation.md, "Decoding"):
+# - "ranked_prior": "ranked", with the candidates' order in the prompt as a prior beside the model's
+#   scores, weighted as chosen on valid (recommender.order_prior);
 # - "ranked": every candidate of the prompt scored under the model (recommender.candidate_ranking), the
 #   ranked list handed to mixup; a prompt without candidates is answered "grounded";
 # - "grounded": constrained decoding of one answer, the id from the candidates (or the category) and the
 #   title the id's catalog title;
 # - "free": the paper's sampling, no constraint.
-DECODINGS = ("ranked", "grounded", "free")
-DEFAULT_DECODING = "ranked"
+DECODINGS = ("ranked_prior", "ranked", "grounded", "free")
+RANKED_DECODINGS = ("ranked_prior", "ranked")  # one ranking pass answers both
+DEFAULT_DECODING = "ranked_prior"
 
 
 def check_decoding(decoding: str) -> str:
@@ -45,3 +48,6 @@ class GenerationSettings:
     # same product. Off (the paper): the model writes the title freely.
     catalog_title: bool = True
     seed: int = 0
+    # ranked_prior: the weight of the candidates' order beside the model's scores (recommender.order_prior);
+    # the generations asset chooses it on valid, the service reads that choice
+    order_prior_weight: float = 0.0

@@ -11,18 +11,20 @@ answers go to the generations metadata (format, id and pick rates of each decodi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
-from recommender.generation_settings import DECODINGS, DEFAULT_DECODING, check_decoding
+from recommender.generation_settings import DECODINGS, DEFAULT_DECODING, RANKED_DECODINGS, check_decoding
+from recommender.order_prior import choose_order_prior_weight, in_prompt_order
 from recommender.prompt_table import sample_rows
 from warehouse.marts import replace_group, require_tables, table_names
 
 if TYPE_CHECKING:
+    from recommender.candidate_ranking import RankedCandidates
     from recommender.generation import GeneratedRecommendation, GenerationRun, Recommender
 
 GENERATIONS_SCHEMA = pa.schema(
@@ -43,7 +45,13 @@ GENERATIONS_SCHEMA = pa.schema(
         ("target_item_id", pa.string()),
         ("is_exact_hit", pa.bool_()),
         ("n_new_tokens", pa.int32()),
-        ("ranked_item_ids", pa.list_(pa.string())),  # ranked decoding: the candidates, best first
+        ("ranked_item_ids", pa.list_(pa.string())),  # ranked decodings: the candidates, best first
+        # ranked decodings: the prompt's distinct candidates in its order, each one's answer
+        # log-probability under the model, and the order prior's weight in ranked_item_ids
+        # (recommender.order_prior); older tables get them on their next write
+        ("candidate_item_ids", pa.list_(pa.string())),
+        ("candidate_log_probs", pa.list_(pa.float64())),
+        ("order_prior_weight", pa.float64()),
         ("generated_at", pa.timestamp("us", tz="UTC")),
     ]
 )
@@ -69,9 +77,15 @@ class GenerationGroup:
 
 @dataclass(frozen=True)
 class AnsweredPrompts:
-    table: pa.Table  # GENERATIONS_SCHEMA rows of the group, in sample order
+    # GENERATIONS_SCHEMA rows per group, in sample order: the run's group, and with ranked_prior also the
+    # ranked group (the model alone) that the same ranking pass answered
+    tables: dict[GenerationGroup, pa.Table]
     figures: dict[str, Any]  # rates, speed and the constrained-vs-free comparison, rounded
     malformed_free: list[str] = field(default_factory=list)  # free answers that did not parse
+
+    @property
+    def num_rows(self) -> int:
+        return sum(table.num_rows for table in self.tables.values())
 
     @property
     def malformed_markdown(self) -> str:
@@ -134,11 +148,51 @@ def prompt_sample(
 
 
 def decode(recommender: Recommender, sample: Sequence[Mapping[str, Any]], decoding: str) -> GenerationRun:
-    """Answer ``sample`` (``prompts`` rows) with one decoding."""
+    """Answer ``sample`` (``prompts`` rows) with one decoding; both ranked decodings rank with the
+    model alone here (``answer_prompts`` fuses the order prior it chooses)."""
     prompts = [row["prompt_text"] for row in sample]
     categories = [row["category"] for row in sample]
     shortlists = [row["candidate_item_ids"] for row in sample]
+    if decoding in RANKED_DECODINGS:
+        return recommender.rank(prompts, categories, shortlists)
     return recommender.answer(prompts, categories, shortlists, decoding)
+
+
+def fuse_order_prior(
+    recommender: Recommender,
+    sample: Sequence[Mapping[str, Any]],
+    run: GenerationRun,
+    weight: float | None,
+) -> tuple[GenerationRun, float, dict[str, Any]]:
+    """``run`` (ranked, the model alone) with the order prior fused in: of ``weight``, or, when it is
+    None, of the weight chosen on the sample's valid prompts (``recommender.order_prior``). Returns the
+    fused run, the weight and the figures of the choice."""
+    shortlists = [row["candidate_item_ids"] for row in sample]
+    figures: dict[str, Any] = {}
+    if weight is None:
+        valid = _valid_prompts(sample)
+        candidates, scores = zip(
+            *(_candidate_scores(shortlists[i], run.rankings[i]) for i in valid), strict=True
+        )
+        choice = choose_order_prior_weight(candidates, scores, [sample[i]["target_item_id"] for i in valid])
+        weight = choice.weight
+        figures = {
+            "order_prior_chosen_on_valid_prompts": choice.n_prompts,
+            "order_prior_valid_target_ndcg": {str(w): round(v, 4) for w, v in choice.ndcg_by_weight.items()},
+        }
+    figures["order_prior_weight"] = str(weight)
+    return recommender.with_order_prior(run, shortlists, weight), weight, figures
+
+
+def _valid_prompts(sample: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The places of the valid prompts in ``sample``, which choose the order prior; ValueError if none."""
+    valid = [i for i, row in enumerate(sample) if row["split"] == "valid"]
+    if not valid:
+        raise ValueError(
+            "ranked_prior chooses its order prior weight on valid prompts, and this run answers none: "
+            "add 'valid' to splits or set order_prior_weight"
+        )
+    return valid
 
 
 def answer_prompts(
@@ -146,33 +200,53 @@ def answer_prompts(
     sample: Sequence[Mapping[str, Any]],
     group: GenerationGroup,
     compare_prompts: int = 0,
+    order_prior_weight: float | None = None,
 ) -> AnsweredPrompts:
     """Answer ``sample`` with ``group``'s decoding; its first ``compare_prompts`` prompts are also decoded
-    the other two ways, to compare the format, id and hit rates of all three on the same prompts."""
+    the other ways, to compare the format, id and hit rates of all of them on the same prompts.
+
+    ``ranked_prior`` ranks once and writes two groups: its own, with the order prior of
+    ``order_prior_weight`` (None: chosen on the sample's valid prompts), and ``ranked``, the model alone.
+    """
+    if group.decoding == "ranked_prior" and order_prior_weight is None:
+        _valid_prompts(sample)  # before the ranking pass, not after it
     targets = [row["target_item_id"] for row in sample]
     run = decode(recommender, sample, group.decoding)
-    table = generations_table(sample, run, group, datetime.now(UTC))
+    now = datetime.now(UTC)
     settings = recommender.settings
     figures: dict[str, Any] = {
         **asdict(group),
         "restrict_to_candidates": settings.restrict_to_candidates,
         "catalog_title": settings.catalog_title,
+    }
+    runs = {group: (run, None)}
+    if group.decoding == "ranked_prior":
+        fused, weight, chosen = fuse_order_prior(recommender, sample, run, order_prior_weight)
+        figures.update(chosen)
+        runs = {group: (fused, weight), replace(group, decoding="ranked"): (run, 0.0)}
+    tables = {
+        key: generations_table(sample, answered, key, now, weight) for key, (answered, weight) in runs.items()
+    }
+    run = runs[group][0]
+    figures |= {
         "format_ok_rate": round(run.format_ok_rate, 4),
         "valid_id_rate": round(run.id_in_catalog_rate, 4),
         "prompts_per_second": round(run.prompts_per_second, 3),
         "generation_seconds": round(run.seconds, 1),
     }
-    hits = table.column("is_exact_hit").to_pylist()
-    for split in dict.fromkeys(row["split"] for row in sample):
-        of_split = [hit for hit, row in zip(hits, sample, strict=True) if row["split"] == split]
-        figures[f"{split}_exact_id_hit_rate"] = round(sum(of_split) / len(of_split), 4)
+    for key, table in tables.items():
+        prefix = "" if key == group else f"{key.decoding}_"
+        hits = table.column("is_exact_hit").to_pylist()
+        for split in dict.fromkeys(row["split"] for row in sample):
+            of_split = [hit for hit, row in zip(hits, sample, strict=True) if row["split"] == split]
+            figures[f"{prefix}{split}_exact_id_hit_rate"] = round(sum(of_split) / len(of_split), 4)
 
     n = min(compare_prompts, len(sample))
     if n <= 0:
-        return AnsweredPrompts(table, figures)
-    answers = {group.decoding: run.rows[:n]}
+        return AnsweredPrompts(tables, figures)
+    answers = {key.decoding: answered.rows[:n] for key, (answered, _) in runs.items()}
     for decoding in DECODINGS:
-        if decoding != group.decoding:
+        if decoding not in answers and decoding != "ranked_prior":  # it needs valid prompts to choose on
             other = decode(recommender, sample[:n], decoding)
             answers[decoding] = other.rows
             figures[f"compare_{decoding}_prompts_per_second"] = round(other.prompts_per_second, 3)
@@ -182,7 +256,17 @@ def answer_prompts(
         )
     figures["compare_prompts"] = n
     malformed = [answer.raw_text for answer in answers["free"] if not answer.format_ok]
-    return AnsweredPrompts(table, figures, malformed[:MALFORMED_EXAMPLES])
+    return AnsweredPrompts(tables, figures, malformed[:MALFORMED_EXAMPLES])
+
+
+def _candidate_scores(
+    shortlist: Sequence[str] | None, ranking: RankedCandidates | None
+) -> tuple[list[str], list[float]]:
+    """A prompt's distinct candidates in its order and each one's model log-probability (none without
+    a ranking: the prompt had no candidates)."""
+    if ranking is None:
+        return [], []
+    return in_prompt_order(shortlist, ranking.item_ids, ranking.log_probs)
 
 
 def generations_table(
@@ -190,11 +274,13 @@ def generations_table(
     run: GenerationRun,
     group: GenerationGroup,
     generated_at: datetime,
+    order_prior_weight: float | None = None,
 ) -> pa.Table:
     """The group's rows: one per prompt of ``sample`` with its answer (and ranking)."""
     columns: dict[str, list] = {name: [] for name in GENERATIONS_SCHEMA.names}
     rankings = run.rankings or [None] * len(run.rows)
     for row, answer, ranking in zip(sample, run.rows, rankings, strict=True):
+        candidates, scores = _candidate_scores(row["candidate_item_ids"], ranking)
         for name, value in (
             ("target_id", row["target_id"]),
             ("user_id", row["user_id"]),
@@ -213,6 +299,9 @@ def generations_table(
             ("is_exact_hit", answer.item_id == row["target_item_id"]),
             ("n_new_tokens", answer.n_new_tokens),
             ("ranked_item_ids", ranking.item_ids if ranking is not None else None),
+            ("candidate_item_ids", candidates if ranking is not None else None),
+            ("candidate_log_probs", scores if ranking is not None else None),
+            ("order_prior_weight", order_prior_weight if ranking is not None else None),
             ("generated_at", generated_at),
         ):
             columns[name].append(value)
@@ -231,7 +320,13 @@ def replace_generations(con: duckdb.DuckDBPyConnection, table: pa.Table, group: 
             "update generations set decoding = case when constrained then 'grounded' else 'free' end "
             "where decoding is null"
         )
-        con.execute("alter table generations add column if not exists ranked_item_ids varchar[]")
+        for column, sql_type in (
+            ("ranked_item_ids", "varchar[]"),
+            ("candidate_item_ids", "varchar[]"),
+            ("candidate_log_probs", "double[]"),
+            ("order_prior_weight", "double"),
+        ):
+            con.execute(f"alter table generations add column if not exists {column} {sql_type}")
     key = {"variant": group.variant, "decoding": group.decoding, "adapter": group.adapter}
     return replace_group(con, "generations", table, key)
 

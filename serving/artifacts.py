@@ -95,6 +95,9 @@ class ArtifactVersions:
     max_sequence_tokens: int
     max_history_events: int
     dequantized_layers: int  # 4-bit linear layers held as their dequantized weights (0: all stay 4-bit)
+    # ranked_prior: the order prior's weight the generations asset chose on valid ("inf": the order
+    # alone); None: no ranked_prior generations of this variant yet, so the model ranks alone
+    order_prior_weight: str | None
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def connect_read_only(database: Path, timeout_s: float) -> duckdb.DuckDBPyConnec
             time.sleep(_LOCK_RETRY_SECONDS)
 
 
-def _read_warehouse(paths: Paths, timeout_s: float) -> tuple[Catalog, str | None]:
+def _read_warehouse(paths: Paths, timeout_s: float, variant: str) -> tuple[Catalog, str | None, float | None]:
     with connect_read_only(paths.duckdb_path, timeout_s) as con:
         tables = {
             row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()
@@ -185,7 +188,19 @@ def _read_warehouse(paths: Paths, timeout_s: float) -> tuple[Catalog, str | None
                 "select run_id from eval_metrics order by created_at desc, run_id desc limit 1"
             ).fetchone()
             run_id = latest[0] if latest else None
-    return Catalog.build(rows.to_pylist(), purchases), run_id
+        weight = None
+        if "generations" in tables and "order_prior_weight" in _columns(con, "generations"):
+            chosen = con.execute(
+                "select any_value(order_prior_weight) from generations where variant = ? and adapter = ? "
+                "and decoding = 'ranked_prior' and order_prior_weight is not null",
+                [variant, variant],
+            ).fetchone()
+            weight = chosen[0] if chosen else None
+    return Catalog.build(rows.to_pylist(), purchases), run_id, weight
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {row[0] for row in con.execute(f"describe {table}").fetchall()}
 
 
 def _pinned_table(db: lancedb.DBConnection, name: str) -> tuple[Any, int]:
@@ -221,7 +236,7 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
     variant = prompt_variant(options.variant)
     sequence_tokens = options.max_sequence_tokens or get_preset(options.preset).llm.max_sequence_tokens
 
-    catalog, run_id = _read_warehouse(paths, options.duckdb_lock_timeout_s)
+    catalog, run_id, order_prior_weight = _read_warehouse(paths, options.duckdb_lock_timeout_s, variant.name)
 
     db = lancedb.connect(str(paths.lancedb_dir))
     id_table, id_version = _pinned_table(db, ITEM_ID_VECTORS)
@@ -258,9 +273,10 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
     adapter_files = [_require_file(adapter / ADAPTER_CONFIG_FILE, "lora_adapter"), weights]
     adapter_digest = _file_digest(adapter_files)
     rows = [(item_id, item["category"], item["title"]) for item_id, item in sorted(catalog.items.items())]
-    # the generations asset's defaults (paper §5.1, constrained decoding)
+    # the generations asset's defaults (paper §5.1, constrained decoding) and its order prior choice
+    settings = GenerationSettings(order_prior_weight=order_prior_weight or 0.0)
     recommender, dequantized = load_recommender(
-        base_model, adapter, rows, GenerationSettings(), options.max_dequantized_bytes
+        base_model, adapter, rows, settings, options.max_dequantized_bytes
     )
     if _file_digest(adapter_files) != adapter_digest:  # lora_adapter re-materialized meanwhile
         raise ArtifactsUnavailable(f"the adapter in {adapter} changed while it was loaded; reload again")
@@ -287,6 +303,7 @@ def load_artifacts(paths: Paths, options: LoadOptions) -> ArtifactSnapshot:
         max_sequence_tokens=sequence_tokens,
         max_history_events=max_history_events(),
         dequantized_layers=dequantized,
+        order_prior_weight=None if order_prior_weight is None else str(order_prior_weight),
     )
     return ArtifactSnapshot(
         catalog=catalog,

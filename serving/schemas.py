@@ -187,6 +187,10 @@ class ArtifactInfo(BaseModel):
     max_sequence_tokens: int
     max_history_events: int
     dequantized_layers: int
+    order_prior_weight: str | None = Field(
+        description="The ranked_prior decoding's weight of the candidates' order, as the generations asset "
+        "chose it on valid ('inf': the order alone); null: none chosen yet, the model ranks alone."
+    )
     items: int
     categories: list[str]
 

@@ -1,5 +1,6 @@
 """Constrained decoding: every answer has the format and a catalog id, even from an untrained model."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -11,6 +12,7 @@ from recommender.constrained_decoding import TITLE_SLACK_TOKENS, ResponseGrammar
 from recommender.generation import GenerationSettings, Recommender
 from recommender.generation_table import GenerationGroup, answer_prompts
 from recommender.llm_output import parse_recommendation
+from recommender.order_prior import fused_order
 from recommender.prompts import render_response
 from training.domain_tokenizer import (
     DomainTokenizerConfig,
@@ -226,7 +228,8 @@ def test_answered_sample_is_one_row_per_prompt_with_the_run_figures_and_the_free
     rec = recommender(untrained_model, tokenizer, batch_size=2)
     answered = answer_prompts(rec, sample, group, compare_prompts=3)
 
-    rows = answered.table.to_pylist()
+    assert list(answered.tables) == [group]  # ranked alone writes its own group only
+    rows = answered.tables[group].to_pylist()
     assert [row["target_id"] for row in rows] == ["T0", "T1", "T2", "T3"]
     assert all(
         (row["variant"], row["adapter"], row["decoding"], row["constrained"])
@@ -253,7 +256,7 @@ def test_answered_sample_is_one_row_per_prompt_with_the_run_figures_and_the_free
     assert answered.malformed_markdown.startswith("- `")
 
     alone = answer_prompts(rec, sample[:1], group)
-    assert alone.table.num_rows == 1 and not any(name.startswith("compare_") for name in alone.figures)
+    assert alone.num_rows == 1 and not any(name.startswith("compare_") for name in alone.figures)
     assert set(alone.figures) >= {"valid_exact_id_hit_rate"} and "test_exact_id_hit_rate" not in alone.figures
 
 
@@ -277,3 +280,44 @@ def test_ranking_scores_each_whole_answer_as_one_full_forward_pass_does(untraine
     assert dict(zip(ranked.item_ids, ranked.log_probs, strict=True)) == pytest.approx(
         {"41": scores[0], "418": scores[1], "SNK-0007": scores[2]}
     )
+
+
+def test_ranked_prior_writes_the_fused_and_the_model_alone_groups_from_one_pass(untrained_model, tokenizer):
+    clothing = ["4", "41", "418"]
+    sample = [
+        {
+            "target_id": f"T{i}",
+            "user_id": f"U{i}",
+            "split": split,
+            "category": "Clothing",
+            "prompt_text": PROMPTS[i % 3],
+            "target_item_id": clothing[0],  # always the first candidate: the order prior is all it takes
+            "candidate_item_ids": clothing,
+        }
+        for i, split in enumerate(["valid", "valid", "valid", "test"])
+    ]
+    group = GenerationGroup("full", "full", "ranked_prior")
+    rec = recommender(untrained_model, tokenizer)
+    answered = answer_prompts(rec, sample, group)
+    model_alone = replace(group, decoding="ranked")
+    assert list(answered.tables) == [group, model_alone] and answered.num_rows == 8
+    fused, alone = (answered.tables[key].to_pylist() for key in (group, model_alone))
+    weight = float(answered.figures["order_prior_weight"])
+    valid_ndcg = answered.figures["order_prior_valid_target_ndcg"]
+    assert valid_ndcg[str(weight)] == max(valid_ndcg.values()) == 1.0  # inf always reaches it
+    assert answered.figures["order_prior_chosen_on_valid_prompts"] == 3
+    for row, own in zip(fused, alone, strict=True):
+        assert row["candidate_item_ids"] == own["candidate_item_ids"] == clothing
+        assert row["candidate_log_probs"] == own["candidate_log_probs"]
+        assert (row["order_prior_weight"], own["order_prior_weight"]) == (weight, 0.0)
+        scores = dict(zip(clothing, own["candidate_log_probs"], strict=True))
+        assert own["ranked_item_ids"] == sorted(clothing, key=lambda item_id: -scores[item_id])
+        assert row["ranked_item_ids"] == fused_order(clothing, own["candidate_log_probs"], weight)
+        assert row["item_id"] == row["ranked_item_ids"][0] and own["item_id"] == own["ranked_item_ids"][0]
+    assert all(row["ranked_item_ids"][0] == "4" for row in fused[:3])
+
+    fixed = answer_prompts(rec, sample, group, order_prior_weight=math.inf)
+    assert all(row["ranked_item_ids"] == clothing for row in fixed.tables[group].to_pylist())
+    assert "order_prior_valid_target_ndcg" not in fixed.figures
+    with pytest.raises(ValueError, match="valid prompts"):
+        answer_prompts(rec, sample[3:], group)  # nothing to choose the weight on

@@ -87,14 +87,26 @@ def test_a_run_replaces_its_own_group_and_keeps_the_others():
         ("full", "ranked", True, 1, True),
         ("zs_footwear", "ranked", True, 2, True),
     ]
-    with pytest.raises(ValueError, match="decoding 'sampled' is not one of ranked, grounded, free"):
+    with pytest.raises(
+        ValueError, match="decoding 'sampled' is not one of ranked_prior, ranked, grounded, free"
+    ):
         GenerationGroup("full", "full", "sampled")
 
 
 def test_a_table_from_before_adapters_and_decodings_had_names_gets_them():
     group = GenerationGroup("no_attributes", "no_attributes", "ranked")
     old = group_rows(GenerationGroup("full", "full", "free"), 3)
-    old = old.drop_columns(["adapter", "decoding", "ranked_item_ids"])  # as written before they had names
+    # as written before they had names, and before rankings and their scores were kept
+    old = old.drop_columns(
+        [
+            "adapter",
+            "decoding",
+            "ranked_item_ids",
+            "candidate_item_ids",
+            "candidate_log_probs",
+            "order_prior_weight",
+        ]
+    )
     with duckdb.connect() as con:
         con.register("old", old)
         con.execute("create table generations as select * from old")

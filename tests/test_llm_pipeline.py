@@ -188,7 +188,13 @@ def test_llm_assets_end_to_end(tmp_path: Path):
 
     # every output parses and names a catalog item of the target's category
     category_of = {item["item_id"]: item["category"] for item in items}
-    assert len(generations) == 10 and set(generations["split"]) == {"valid", "test"}
+    # the default ranked_prior run writes its group and the ranked one (the model alone) of the same pass
+    assert generations["decoding"].value_counts().to_dict() == {"ranked_prior": 10, "ranked": 10}
+    assert set(generations["split"]) == {"valid", "test"}
+    fused = generations[generations["decoding"] == "ranked_prior"]
+    assert fused["order_prior_weight"].notna().all() and fused["order_prior_weight"].nunique() == 1
+    alone = generations[generations["decoding"] == "ranked"]
+    assert (alone["order_prior_weight"] == 0.0).all()
     assert generations["constrained"].all() and generations["format_ok"].all()
     assert generations["id_in_catalog"].all()
     assert (generations["item_id"].map(category_of) == generations["category"]).all()
@@ -224,4 +230,4 @@ def test_llm_assets_end_to_end(tmp_path: Path):
     assert again.success
     with duckdb.connect(str(tmp_path / "fashionrec.duckdb"), read_only=True) as con:
         counts = dict(con.sql("select decoding, count(*) from generations group by 1").fetchall())
-    assert counts == {"ranked": 10, "free": 4}
+    assert counts == {"ranked_prior": 10, "ranked": 10, "free": 4}

@@ -9,6 +9,7 @@ import pytest
 
 from recommender.candidate_ranking import RankedCandidates
 from recommender.generation import GeneratedRecommendation, GenerationRun
+from recommender.generation_settings import DEFAULT_DECODING
 from serving.batching import GenerationBatcher
 
 
@@ -22,7 +23,7 @@ class StubRecommender:
 
     def answer(self, prompts, categories, shortlists, decoding, progress):
         """Ranked decoding (the default): each prompt's answer and a ranking that names it."""
-        assert decoding == "ranked"
+        assert decoding == DEFAULT_DECODING
         self.calls.append(list(prompts))
         if len(self.calls) == 1:
             self.first_started.set()

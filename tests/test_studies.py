@@ -260,16 +260,25 @@ def test_a_study_runs_end_to_end_and_lands_in_the_evaluation_tables(study_home):
             "select distinct method from eval_run_history where run_label = ?", [label]
         ).fetchall()
         answered = con.execute(
-            "select adapter, count(*) from generations where adapter like 'users_%' group by 1 order by 1"
+            "select adapter, split, decoding, count(*) from generations where adapter like 'users_%' "
+            "group by all order by all"
         ).fetchall()
         readme_rows = [con.execute(sql).fetchall() for sql in STUDY_SQL_BLOCKS]
     families = ("core", "llm_mixup", "sasrec", "text_seq_query")
     methods = [f"{family}-users_{share}" for family in families for share in (100, 50)]
+    # each adapter's model alone (its ranked group) is scored beside its ranked_prior headline
+    methods = sorted([*methods, "llm_mixup-users_100-ranked", "llm_mixup-users_50-ranked"])
     # every method of every share answers the same 6 test targets
     assert [(method, n) for method, n, _ in rows] == [(method, 6) for method in methods]
     assert all(0.0 <= value <= 1.0 for _, _, value in rows)
     assert sorted(history) == [(method,) for method in methods]
-    assert answered == [("users_100", 6), ("users_50", 6)]
+    # each adapter chose its order prior on its own valid answers; both ranked groups of one pass
+    assert answered == [
+        (adapter, split, decoding, 6)
+        for adapter in ("users_100", "users_50")
+        for split in ("test", "valid")
+        for decoding in ("ranked", "ranked_prior")
+    ]
     assert len(readme_rows) >= 2 and all(readme_rows), "docs/studies.md's SQL returns the study's rows"
 
     adapters = artifacts / "lora_adapter"
