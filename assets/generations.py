@@ -75,8 +75,8 @@ class GenerationsConfig(dg.Config):
     )
     compare_prompts: int | None = Field(
         default=None,
-        description="Prompts also decoded the other two ways to report the format, id and pick rates of "
-        "all three decodings; default: the preset's; 0 turns the comparison off.",
+        description="Prompts also decoded the other ways (ranked, grounded, free) to report the format, id "
+        "and pick rates of each; default: the preset's; 0 turns the comparison off.",
     )
     max_new_tokens: int = Field(default=GenerationSettings.max_new_tokens, description="Paper: 64.")
     temperature: float = Field(default=GenerationSettings.temperature, description="Paper: 0.05.")
