@@ -24,6 +24,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from recommender.metrics import ndcg_at_k
+
 # the weights tried on valid, the model alone first; ties go to the earlier one (more say for the model)
 ORDER_PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
 
@@ -59,12 +61,14 @@ def in_prompt_order(
     return candidates, [scores[item_id] for item_id in candidates]
 
 
+def target_rank(ranking: Sequence[str], target: str) -> int | None:
+    """The 1-based rank of ``target`` in ``ranking``, None when it is absent (not ranked)."""
+    return next((place for place, item_id in enumerate(ranking, start=1) if item_id == target), None)
+
+
 def target_ndcg(ranking: Sequence[str], target: str) -> float:
-    """1 / log2(2 + place) of ``target`` in ``ranking`` (0-based place), 0 when it is absent."""
-    for place, item_id in enumerate(ranking):
-        if item_id == target:
-            return 1.0 / math.log2(2 + place)
-    return 0.0
+    """The evaluation's NDCG of ``target`` in the whole ``ranking``: 1 / log2(1 + rank), 0 when absent."""
+    return ndcg_at_k([target_rank(ranking, target)], max(len(ranking), 1))
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,15 @@ def choose_order_prior_weight(
         )
     if not targets:
         raise ValueError("no prompts to choose the order prior weight on (answer some valid prompts)")
+    whole = max(1, *(len(ids) for ids in candidates))  # no cut-off: every candidate counts
     ndcg = {
-        check_order_prior_weight(weight): sum(
-            target_ndcg(fused_order(ids, scores, weight), target)
-            for ids, scores, target in zip(candidates, log_probs, targets, strict=True)
+        check_order_prior_weight(weight): ndcg_at_k(
+            [
+                target_rank(fused_order(ids, scores, weight), target)
+                for ids, scores, target in zip(candidates, log_probs, targets, strict=True)
+            ],
+            whole,
         )
-        / len(targets)
         for weight in weights
     }
     best = max(ndcg.values())
