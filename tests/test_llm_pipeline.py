@@ -166,6 +166,8 @@ def test_llm_assets_end_to_end(tmp_path: Path):
         run_config={
             "ops": {
                 "base_lm": {"config": {"epochs": 2.0}},
+                # the ablation variants beside the default's "full" (studies/ablations.yaml renders them)
+                "prompts": {"config": {"variants": ["full", "no_attributes", "no_query_memory"]}},
                 "lora_adapter": {"config": {"max_train_prompts": 8, "batch_size": 4}},
                 "generations": {
                     "config": {"max_prompts_per_split": 5, "compare_prompts": 4, "batch_size": 5}

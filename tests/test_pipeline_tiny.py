@@ -75,6 +75,13 @@ def test_prompts_keep_the_users_products_within_the_token_budget(tiny_home):
     assert with_products / n >= 0.8, f"only {with_products} of {n} prompts keep more than one event"
 
 
+def test_the_default_run_renders_only_the_variant_it_trains_and_answers(tiny_home):
+    """The ablation variants cost as much rendering as the full prompts; the ablations study renders them."""
+    with duckdb.connect(str(tiny_home / "fashionrec.duckdb"), read_only=True) as con:
+        variants = {row[0] for row in con.execute("select distinct variant from prompts").fetchall()}
+    assert variants == {"full"}
+
+
 def test_generations_parse_and_name_catalog_items(tiny_home):
     with duckdb.connect(str(tiny_home / "fashionrec.duckdb"), read_only=True) as con:
         rows = con.execute(
