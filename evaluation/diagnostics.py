@@ -39,7 +39,8 @@ def picks_of(generations: pd.DataFrame) -> pd.Series:
     picks = [item if isinstance(item, str) and item else None for item in generations["item_id"]]
     if "ranked_item_ids" in generations:
         for row, ranked in enumerate(generations["ranked_item_ids"]):
-            if picks[row] is None and ranked is not None and not isinstance(ranked, float) and len(ranked):
+            # a missing ranking reads as None, NaN or pd.NA depending on the frame it came from
+            if picks[row] is None and isinstance(ranked, list | tuple | np.ndarray) and len(ranked):
                 picks[row] = str(ranked[0])
     return pd.Series(picks, index=generations["target_id"].to_numpy(), dtype=object)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from evaluation.controls import CONTROL_COLUMNS, control_generations, control_list_methods, random_order
-from evaluation.diagnostics import DIAGNOSTIC_COLUMNS, llm_diagnostics, llm_picks
+from evaluation.diagnostics import DIAGNOSTIC_COLUMNS, llm_diagnostics, llm_picks, picks_of
 from evaluation.llm_methods import llm_list_methods, llm_method_names, select_adapters
 from evaluation.methods import CONTROL_METHODS
 from recommender.mixup import MixupConfig, mixup_batch
@@ -322,3 +322,15 @@ def test_llm_picks_are_named_as_llm_mixup_and_fall_back_to_a_ranking():
     picks = llm_picks(pd.concat([generations(), ranked]), method_suffix="-alt")
     assert set(picks) == {"llm_mixup-alt", "llm_mixup-no_attributes-alt"}
     assert picks["llm_mixup-alt"]["t1"] == "s0" and picks["llm_mixup-no_attributes-alt"]["t1"] == "s4"
+
+
+def test_a_free_answer_that_names_nothing_has_no_pick_whatever_its_missing_ranking_reads_as():
+    """Free answers that miss the format have neither an id nor a ranking; read back from DuckDB beside
+    a ranked group, the missing ranking is pd.NA (None or NaN in other frames)."""
+    free = pd.concat([generations()] * 4, ignore_index=True).assign(
+        target_id=["t1", "t2", "t3", "t4"],
+        item_id=[None, None, None, "s2"],
+        ranked_item_ids=pd.Series([pd.NA, None, float("nan"), pd.NA], dtype=object),
+    )
+    picks = picks_of(free)
+    assert picks.to_dict() == {"t1": None, "t2": None, "t3": None, "t4": "s2"}
