@@ -9,6 +9,7 @@ one request.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from recommender.generation_settings import RANKED_DECODINGS, GenerationSettings
 from recommender.language_model import DEFAULT_MAX_DEQUANTIZED_BYTES, load_answering_model
 from recommender.llm_output import parse_recommendation
 from recommender.order_prior import fused_order, in_prompt_order
-from recommender.prompts import render_response
+from recommender.prompts import first_places, render_response
 
 
 @dataclass(frozen=True)
@@ -152,15 +153,24 @@ class Recommender:
         """Ranked decoding: each prompt's candidates scored under the model, the best one as the answer
         (its catalog title as the title), with the candidates' order as a prior of ``order_prior_weight``
         (``recommender.order_prior``; 0: the model alone); prompts without candidates are answered by
-        grounded decoding."""
+        grounded decoding.
+
+        An infinite weight is the candidates' order alone, which no score can change, so the model
+        scores nothing (each log-probability is NaN): the service answers a ``w = inf`` variant at the
+        cost of its retrieval, not of a forward pass per candidate list."""
         started = time.perf_counter()
         with_candidates = [i for i, ids in enumerate(shortlists) if ids is not None and len(ids)]
-        ranked = self.ranker.rank_many(
-            [prompts[i] for i in with_candidates], [shortlists[i] for i in with_candidates], progress
+        order_alone = math.isinf(order_prior_weight)
+        ranked = (
+            [in_given_order(shortlists[i]) for i in with_candidates]
+            if order_alone
+            else self.ranker.rank_many(
+                [prompts[i] for i in with_candidates], [shortlists[i] for i in with_candidates], progress
+            ).rankings
         )
         rows: dict[int, GeneratedRecommendation] = {}
         rankings: list[RankedCandidates | None] = [None] * len(prompts)
-        for i, ranking in zip(with_candidates, ranked.rankings, strict=True):
+        for i, ranking in zip(with_candidates, ranked, strict=True):
             rankings[i] = ranking
             rows[i] = self._ranked_answer(ranking)
         rest = [i for i in range(len(prompts)) if i not in rows]
@@ -174,7 +184,8 @@ class Recommender:
             rows.update(zip(rest, fallback.rows, strict=True))
         seconds = time.perf_counter() - started
         run = GenerationRun([rows[i] for i in range(len(prompts))], seconds, rankings)
-        return self.with_order_prior(run, shortlists, order_prior_weight) if order_prior_weight else run
+        fuse = order_prior_weight and not order_alone
+        return self.with_order_prior(run, shortlists, order_prior_weight) if fuse else run
 
     def with_order_prior(
         self, run: GenerationRun, shortlists: Sequence[Sequence[str] | None], weight: float
@@ -260,6 +271,12 @@ class Recommender:
         n_new = (~finished).sum(dim=1).tolist()
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return list(zip(texts, n_new, strict=True))
+
+
+def in_given_order(shortlist: Sequence[str]) -> RankedCandidates:
+    """A shortlist's distinct candidates in its own order, unscored (the order prior at ``w = inf``)."""
+    item_ids = list(first_places(shortlist))
+    return RankedCandidates(item_ids, [math.nan] * len(item_ids))
 
 
 def load_recommender(

@@ -321,3 +321,21 @@ def test_ranked_prior_writes_the_fused_and_the_model_alone_groups_from_one_pass(
     assert "order_prior_valid_target_ndcg" not in fixed.figures
     with pytest.raises(ValueError, match="valid prompts"):
         answer_prompts(rec, sample[3:], group)  # nothing to choose the weight on
+
+
+def test_an_infinite_order_prior_answers_in_the_candidates_order_without_scoring_them(
+    untrained_model, tokenizer, monkeypatch
+):
+    """At w = inf no score can change the order, so the model scores nothing (the service's fast path);
+    a prompt without candidates is still answered by grounded decoding."""
+    rec = recommender(untrained_model, tokenizer, order_prior_weight=math.inf)
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the model scored candidates that could not change the order")
+
+    monkeypatch.setattr(rec.ranker, "rank_many", no_scoring)
+    shortlists = [["418", "4", "418", "41"], None]
+    run = rec.answer(PROMPTS[:2], ["Clothing", "Clothing"], shortlists, "ranked_prior", progress=False)
+    assert run.rankings[0].item_ids == ["418", "4", "41"] and run.rows[0].item_id == "418"
+    assert all(math.isnan(score) for score in run.rankings[0].log_probs)
+    assert run.rankings[1] is None and run.rows[1].format_ok and run.rows[1].id_in_catalog
