@@ -19,6 +19,7 @@ import pandas as pd
 
 from evaluation.llm_methods import generation_groups
 from recommender.generation_settings import DEFAULT_DECODING
+from recommender.mixup import as_id_list
 
 ALL = "all"
 DIAGNOSTIC_COLUMNS = [
@@ -39,9 +40,9 @@ def picks_of(generations: pd.DataFrame) -> pd.Series:
     picks = [item if isinstance(item, str) and item else None for item in generations["item_id"]]
     if "ranked_item_ids" in generations:
         for row, ranked in enumerate(generations["ranked_item_ids"]):
-            # a missing ranking reads as None, NaN or pd.NA depending on the frame it came from
-            if picks[row] is None and isinstance(ranked, list | tuple | np.ndarray) and len(ranked):
-                picks[row] = str(ranked[0])
+            ranked_ids = as_id_list(ranked)  # None for a missing ranking: None, NaN or pd.NA
+            if picks[row] is None and ranked_ids:
+                picks[row] = ranked_ids[0]
     return pd.Series(picks, index=generations["target_id"].to_numpy(), dtype=object)
 
 
