@@ -16,6 +16,7 @@ The ``generations`` asset's ``ranked`` decoding and the service's ranking both c
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class CandidateRanker:
         self.model = model
         self.tokenizer = tokenizer
         self.titles = titles
+        # transformers' causal LMs take `logits_to_keep` since 4.45; an older model class computes all
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
 
     @property
     def device(self) -> torch.device:
@@ -80,11 +84,13 @@ class CandidateRanker:
         answers = self.answer_tokens(item_ids)
         shared = shared_prefix_length(answers)
         prompt_ids = self.tokenizer(prompt)["input_ids"]
-        n_prompt = len(prompt_ids)
         prefix = [*prompt_ids, *answers[0][:shared]]
         device = self.device
-        out = self.model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
-        steps = torch.log_softmax(out.logits[0, n_prompt - 1 :].float(), dim=-1)
+        # only the last prompt position and the shared answer tokens predict scored tokens: the vocabulary
+        # projection of the other ~500 positions would cost a tenth of the prefill for nothing
+        keep = {"logits_to_keep": shared + 1} if self.keeps_logits else {}
+        out = self.model(input_ids=torch.tensor([prefix], device=device), use_cache=True, **keep)
+        steps = torch.log_softmax(out.logits[0, -(shared + 1) :].float(), dim=-1)
         first = steps[-1]
         # the answer tokens every candidate shares count the same for each: the scores stay exact
         common = float(steps[:-1].gather(1, torch.tensor(answers[0][:shared], device=device)[:, None]).sum())
