@@ -8,18 +8,24 @@ Unset caps take the preset's budget (``fashionrec.presets``); every cap is repor
 # `fashionrec` command and `dagster dev` load this module first, and those imports take seconds each.
 # The config defaults come from torch-free modules (training.qlora_config).
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from assets.config import config_fields, or_preset, user_errors
 from assets.resources import PipelineSettings
 from evaluation.leaderboard import png_markdown
+from fashionrec.presets import LLMBudget
 from recommender.prompts import PromptBudget
 from training.adapter_selection import AdapterSelection
-from training.qlora_config import QLoRAConfig
+from training.qlora_config import QLoRAConfig, TuningGrid
 from warehouse.marts import require_tables
+
+if TYPE_CHECKING:
+    from recommender.adapter_scoring import ValidRankingScore
 
 LLM_GROUP = "llm"
 PACKAGED_BASE_MODEL = "smollm2"  # base_model values that are not a Hugging Face id or folder
@@ -119,10 +125,27 @@ class LoraAdapterConfig(dg.Config):
         description="Random sample of train prompts; default the preset's on CPU (48 tiny, 64 demo), "
         "all on a CUDA GPU and at paper scale.",
     )
-    learning_rate: float = Field(
-        default=QLoRAConfig.learning_rate,
-        description="AdamW learning rate; the paper's 2e-5 is for Falcon-7B, 2e-3 suits the small "
-        "domain model.",
+    learning_rate: float | None = Field(
+        default=None,
+        description="One AdamW learning rate, trained without a choice; unset: the preset's grid "
+        f"(learning_rates), or {QLoRAConfig.learning_rate:g} where it has none. The paper's 2e-5 is for "
+        "Falcon-7B; the 135M model needs larger ones.",
+    )
+    learning_rates: list[float] = Field(
+        default=[],
+        description="Learning rates to train, the best on valid NDCG@10 kept (training.adapter_tuning); "
+        "empty: the preset's (none on tiny and demo; 5e-4, 1e-3, 2e-3 at paper scale).",
+    )
+    checkpoints: list[float] = Field(
+        default=[],
+        description="Shares of the schedule's optimizer steps at which each learning rate's adapter is "
+        "scored, e.g. [0.5, 1.0]; empty: the preset's ([1.0] on tiny and demo, [0.5, 1.0] at paper scale).",
+    )
+    selection_prompts: int | None = Field(
+        default=None,
+        description="Valid prompts (with candidates, a seeded sample) that score every point of the grid; "
+        "0: no scoring, which needs a one-point grid; unset: the preset's (0 on tiny and demo, 200 at "
+        "paper scale).",
     )
     lora_r: int = Field(default=QLoRAConfig.lora_r, description="LoRA rank (paper: 16).")
     lora_alpha: int = Field(default=QLoRAConfig.lora_alpha, description="LoRA scaling alpha (paper: 16).")
@@ -139,6 +162,25 @@ class LoraAdapterConfig(dg.Config):
     )
     batch_size: int = Field(default=QLoRAConfig.batch_size, description="Prompts per optimizer step.")
     seed: int = Field(default=0, description="Sampling, shuffling and LoRA initialisation seed.")
+
+    def grid(self, budget: LLMBudget) -> tuple[TuningGrid, int]:
+        """The learning rates and steps to choose from, and how many valid prompts score them."""
+        if self.learning_rate is not None and self.learning_rates:
+            raise ValueError("set learning_rate (one, no choice) or learning_rates (a grid), not both")
+        rates = (
+            (self.learning_rate,)
+            if self.learning_rate is not None
+            else tuple(self.learning_rates) or budget.learning_rates or (QLoRAConfig.learning_rate,)
+        )
+        checkpoints = tuple(self.checkpoints) or budget.checkpoints
+        with user_errors():
+            return TuningGrid(rates, checkpoints), or_preset(self.selection_prompts, budget.selection_prompts)
+
+    def qlora_config(self, longest_prompt: int) -> QLoRAConfig:
+        """QLoRA's settings from this config; the grid sets each run's learning rate."""
+        fields = {name: v for name, v in config_fields(self, QLoRAConfig).items() if name != "learning_rate"}
+        # prompts are already fitted to the prompts asset's budget: the longest one plus the answer reserve
+        return QLoRAConfig(**fields, max_sequence_tokens=longest_prompt + PromptBudget.response_tokens)
 
     def selection(self) -> AdapterSelection:
         """The adapter's name and which train prompts it learns from (its users drawn with ``seed``)."""
@@ -160,39 +202,59 @@ def lora_adapter(
     settings: PipelineSettings,
 ):
     """LoRA adapters (r=16, alpha=16, dropout 0.05) on the 4-bit NF4 base, trained on the train prompts'
-    responses: one epoch, three for the 20 % of prompts with the highest base-model perplexity."""
+    responses: one epoch, three for the 20 % of prompts with the highest base-model perplexity; the
+    learning rate and steps chosen on valid prompts when the config or preset gives a grid."""
+    from recommender.adapter_scoring import SCORE_NAME
     from recommender.language_model import preferred_device, read_base_model_pointer
-    from training.adapter_training import train_adapter
+    from training.adapter_tuning import tune_adapter
 
+    grid, n_scored = config.grid(settings.budgets.llm)
+    base_model = read_base_model_pointer(settings.artifacts.base_model_pointer)
     with duckdb.get_connection() as con, user_errors():
-        require_tables(con, ["prompts"])
-        rows = con.execute(
-            "select target_id, prompt_text, response_text, n_prompt_tokens, user_id, category from prompts "
-            "where split = 'train' and variant = ? order by target_id",
-            [config.variant],
-        ).to_arrow_table()
-        (longest_prompt,) = con.execute(
-            "select coalesce(max(n_prompt_tokens), 0) from prompts where variant = ?", [config.variant]
-        ).fetchone()
+        rows, longest_prompt = _train_prompts(con, config.variant)
+        score = _valid_score(con, config.variant, base_model, n_scored, config.seed) if n_scored else None
     # the preset's sample is a CPU budget: a GPU trains on every prompt unless the config caps it
     on_gpu = preferred_device().type == "cuda"
     cap = or_preset(config.max_train_prompts, None if on_gpu else settings.budgets.llm.max_train_prompts)
     selection = config.selection()
+    out_dir = settings.artifacts.adapter(selection.adapter)
     with user_errors():
-        # prompts are already fitted to the prompts asset's budget: the longest one plus the answer reserve
-        qlora = QLoRAConfig(
-            **config_fields(config, QLoRAConfig),
-            max_sequence_tokens=int(longest_prompt) + PromptBudget.response_tokens,
-        )
-        base_model = read_base_model_pointer(settings.artifacts.base_model_pointer)
-        out_dir = settings.artifacts.adapter(selection.adapter)
-        trained = train_adapter(
-            base_model, rows.to_pylist(), selection, cap, qlora, out_dir, context.log.info
+        qlora = config.qlora_config(longest_prompt)
+        tuned = tune_adapter(
+            base_model, rows, selection, cap, qlora, grid, out_dir, score, SCORE_NAME, context.log.info
         )
     metadata = {
-        **trained.facts(),
+        **tuned.facts(),
         "categories": dg.MetadataValue.json(list(selection.categories) or "all"),
-        "adapter_dir": dg.MetadataValue.path(str(trained.result.adapter_dir)),
-        "loss_curve": loss_curve_markdown(trained.result.loss_plot),
+        "adapter_dir": dg.MetadataValue.path(str(out_dir)),
+        "loss_curve": loss_curve_markdown(tuned.trained.result.loss_plot),
     }
+    if score is not None:
+        metadata["selection_valid_prompts"] = len(score.rows)
+        metadata["hyperparameter_grid"] = dg.MetadataValue.md(tuned.table_markdown())
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _train_prompts(con: duckdb.DuckDBPyConnection, variant: str) -> tuple[list[dict], int]:
+    """The variant's train prompts (ordered) and the longest prompt of the variant, in tokens."""
+    require_tables(con, ["prompts"])
+    rows = con.execute(
+        "select target_id, prompt_text, response_text, n_prompt_tokens, user_id, category from prompts "
+        "where split = 'train' and variant = ? order by target_id",
+        [variant],
+    ).to_arrow_table()
+    (longest,) = con.execute(
+        "select coalesce(max(n_prompt_tokens), 0) from prompts where variant = ?", [variant]
+    ).fetchone()
+    return rows.to_pylist(), int(longest)
+
+
+def _valid_score(
+    con: duckdb.DuckDBPyConnection, variant: str, base_model: str, n: int, seed: int
+) -> "ValidRankingScore":
+    """The valid ranking that scores each point of the grid: ``n`` valid prompts with candidates."""
+    from recommender.adapter_scoring import ValidRankingScore
+    from recommender.generation_table import read_prompts_to_answer
+
+    catalog, valid = read_prompts_to_answer(con, variant, ["valid"])
+    return ValidRankingScore.sample(base_model, catalog, valid, n, seed)

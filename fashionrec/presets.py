@@ -26,6 +26,11 @@ class LLMBudget:
     # here on the catalog) or a local Hugging Face folder
     base_model: str = "smollm2"
     max_valid_prompts: int | None = None  # valid prompts answered (choosing settings); None: as test
+    # the lora_adapter asset's choice (training.adapter_tuning): learning rates to train (empty: the
+    # QLoRA default alone), shares of the steps to score each at, valid prompts scoring them (0: none)
+    learning_rates: tuple[float, ...] = ()
+    checkpoints: tuple[float, ...] = (1.0,)
+    selection_prompts: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,8 @@ DEMO = Preset(
     # SmolLM2-135M on 2 CPU cores: QLoRA ~190 train tokens/s (bf16 compute), ranking ~2 prompts/s with the
     # adapter merged. 64 train prompts of <= 512 tokens (1 + 2 epochs on the hardest 20 %) take ~4
     # minutes; 500 test prompts (an NDCG@10 standard error near 0.013) and 200 valid ones (which choose
-    # the order prior's weight) ~6 more
+    # the order prior's weight) ~6 more. One learning rate and no choice of steps: each further point of
+    # a grid costs another training or ~1 minute of scoring on valid prompts, past make demo's budget
     llm=LLMBudget(
         max_sequence_tokens=512,
         max_train_prompts=64,
@@ -164,7 +170,14 @@ def _paper_scale(name: str) -> Preset:
     return Preset(
         name=name,
         llm=LLMBudget(
-            max_sequence_tokens=1024, max_train_prompts=None, max_prompts_per_split=None, compare_prompts=500
+            max_sequence_tokens=1024,
+            max_train_prompts=None,
+            max_prompts_per_split=None,
+            compare_prompts=500,
+            # the learning rate and steps chosen on valid NDCG@10: six points, three trainings
+            learning_rates=(5e-4, 1e-3, 2e-3),
+            checkpoints=(0.5, 1.0),
+            selection_prompts=200,
         ),
         base_lm=BaseLMBudget(
             vocab_size=8192,

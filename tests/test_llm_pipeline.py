@@ -1,6 +1,7 @@
 """The LLM stage end to end on a small hand-made warehouse: prompts -> base LM -> QLoRA -> constrained
 generation, as Dagster assets writing DuckDB tables."""
 
+import json
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -8,6 +9,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+
+from fashionrec.layout import ArtifactLayout
+from recommender.adapter_scoring import ValidRankingScore
+from recommender.generation_table import read_prompts_to_answer
+from recommender.language_model import read_base_model_pointer
 
 CATEGORIES = {
     "Footwear": ["Sneakers", "Boots", "Sandals"],
@@ -168,7 +174,16 @@ def test_llm_assets_end_to_end(tmp_path: Path):
                 "base_lm": {"config": {"epochs": 2.0}},
                 # the ablation variants beside the default's "full" (studies/ablations.yaml renders them)
                 "prompts": {"config": {"variants": ["full", "no_attributes", "no_query_memory"]}},
-                "lora_adapter": {"config": {"max_train_prompts": 8, "batch_size": 4}},
+                # the learning rate and steps chosen on valid prompts: 2 x 2 points, each scored on 5
+                "lora_adapter": {
+                    "config": {
+                        "max_train_prompts": 8,
+                        "batch_size": 4,
+                        "learning_rates": [1e-4, 5e-3],
+                        "checkpoints": [0.5, 1.0],
+                        "selection_prompts": 5,
+                    }
+                },
                 "generations": {
                     "config": {"max_prompts_per_split": 5, "compare_prompts": 4, "batch_size": 5}
                 },
@@ -212,6 +227,28 @@ def test_llm_assets_end_to_end(tmp_path: Path):
     }
     assert metadata["lora_adapter"]["train_prompts_used"].value == 8
     assert metadata["lora_adapter"]["trainable_parameters"].value > 0
+    # 8 + 2 x 2 hardest prompts in batches of 4: 3 steps, scored at 2 and 3 for each learning rate
+    tuning = json.loads((adapter / "tuning.json").read_text())
+    assert [(p["learning_rate"], p["step"]) for p in tuning["points"]] == [
+        (1e-4, 2),
+        (1e-4, 3),
+        (5e-3, 2),
+        (5e-3, 3),
+    ]
+    chosen = tuning["chosen"]
+    assert chosen["valid_score"] == max(p["valid_score"] for p in tuning["points"])
+    tuned = metadata["lora_adapter"]
+    assert (tuned["learning_rate"].value, tuned["optimizer_steps"].value) == (
+        chosen["learning_rate"],
+        chosen["step"],
+    )
+    assert tuned["selection_valid_prompts"].value == 5 and "hyperparameter_grid" in tuned
+    # the adapter kept is the one that scored so: scored again on the same valid prompts, it scores the same
+    with duckdb.connect(str(tmp_path / "fashionrec.duckdb"), read_only=True) as con:
+        catalog, valid = read_prompts_to_answer(con, "full", ["valid"])
+    base = read_base_model_pointer(ArtifactLayout(tmp_path / "artifacts").base_model_pointer)
+    again = ValidRankingScore.sample(base, catalog, valid, 5, seed=0)(adapter)
+    assert again == pytest.approx(chosen["valid_score"], abs=1e-9)
     assert metadata["generations"]["format_ok_rate"].value == 1.0
     assert metadata["generations"]["compare_grounded_valid_id_rate"].value == 1.0
     assert metadata["generations"]["compare_free_prompts_per_second"].value > 0

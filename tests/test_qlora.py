@@ -2,6 +2,7 @@
 high-perplexity schedule, an adapter saved as safetensors with the selection it learnt from; and the domain
 base model recorded as the base the later stages load."""
 
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -19,9 +20,11 @@ from recommender.language_model import compute_dtype, read_base_model_pointer
 from recommender.prompts import render_response
 from training.adapter_selection import AdapterSelection
 from training.adapter_training import train_adapter
+from training.adapter_tuning import TuningPoint, best_point, tune_adapter
 from training.base_lm import BaseLMConfig, build_domain_base_lm, pretrain_domain_base_lm, pretraining_config
 from training.qlora import (
     QLoRAConfig,
+    checkpoint_steps,
     lora_config,
     perplexity_schedule,
     prepare_qlora_model,
@@ -29,6 +32,7 @@ from training.qlora import (
     train_qlora,
 )
 from training.qlora_batches import IGNORE_INDEX, decision_span, tokenize_examples
+from training.qlora_config import TuningGrid
 
 TINY_BASE = BaseLMConfig(
     vocab_size=512,
@@ -236,3 +240,71 @@ def test_train_adapter_learns_from_its_selection_and_saves_it(base_model, tmp_pa
         "train_prompts": len(expected),
         "train_users": facts["train_users_used"],
     }
+
+
+def test_checkpoint_steps_are_shares_of_the_schedule_without_its_end():
+    assert checkpoint_steps((0.5, 1.0), 12) == [6]
+    assert checkpoint_steps((0.25, 0.5, 0.75), 3) == [1, 2]  # 0.75 * 3 rounds to the end
+    assert checkpoint_steps((0.01,), 10) == [1]  # never step 0
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        checkpoint_steps((1.5,), 10)
+
+
+def test_the_best_valid_score_is_chosen_and_a_tie_goes_to_the_earlier_point():
+    points = [TuningPoint(1e-3, 2, 0.2), TuningPoint(1e-3, 4, 0.3), TuningPoint(2e-3, 2, 0.3)]
+    assert best_point(points) == points[1]
+    assert best_point([TuningPoint(1e-3, 2, float("nan")), points[0]]) == points[0]
+    with pytest.raises(ValueError, match="no finite valid score"):
+        best_point([TuningPoint(1e-3, 2, float("nan"))])
+    with pytest.raises(ValueError, match="repeat"):
+        TuningGrid((1e-3, 1e-3))
+    with pytest.raises(ValueError, match="needs valid prompts"):
+        grid = TuningGrid((1e-3, 2e-3))
+        tune_adapter("base", [], AdapterSelection("full", "full"), None, QLoRAConfig(), grid, Path("-"), None)
+
+
+def test_tuning_keeps_the_adapter_the_valid_score_chose_and_records_the_grid(base_model, tmp_path: Path):
+    prompts, responses = pairs(16)
+    rows = [
+        {"prompt_text": p, "response_text": r, "user_id": f"u{i}", "category": "Clothing"}
+        for i, (p, r) in enumerate(zip(prompts, responses, strict=True))
+    ]
+    scored: dict[Path, bytes] = {}
+
+    def score(adapter_dir: Path) -> float:
+        """A stand-in for the valid ranking that can tell the saved adapters apart: a hash of the
+        weights file, so the test knows which file each score belongs to."""
+        weights = (adapter_dir / "adapter_model.safetensors").read_bytes()
+        scored[adapter_dir] = weights
+        return score_of(weights)
+
+    grid = TuningGrid((1e-3, 5e-3), checkpoints=(0.5, 1.0))
+    config = QLoRAConfig(batch_size=4, max_sequence_tokens=128)
+    out = tmp_path / "lora_adapter" / "full"
+    tuned = tune_adapter(
+        base_model, rows, AdapterSelection("full", "full"), None, config, grid, out, score, log=lambda _: None
+    )
+
+    # 16 + 2 x 3 hardest examples in batches of 4: 6 steps, scored at 3 and 6 for each learning rate
+    assert [(p.learning_rate, p.step) for p in tuned.points] == [(1e-3, 3), (1e-3, 6), (5e-3, 3), (5e-3, 6)]
+    assert len(set(scored.values())) == 4  # four different adapters were scored
+    best = max(tuned.points, key=lambda p: p.valid_score)
+    assert tuned.chosen == best
+    kept = (out / "adapter_model.safetensors").read_bytes()
+    assert kept == next(w for w in scored.values() if score_of(w) == best.valid_score)
+    assert AdapterSelection.load(out) == AdapterSelection("full", "full")
+    assert not (out / "checkpoints").exists() and not out.with_name("full.tuning").exists()
+    record = json.loads((out / "tuning.json").read_text())
+    assert record["chosen"] == {
+        "learning_rate": best.learning_rate,
+        "step": best.step,
+        "valid_score": best.valid_score,
+    }
+    assert len(record["points"]) == 4
+    facts = tuned.facts()
+    assert (facts["learning_rate"], facts["optimizer_steps"]) == (best.learning_rate, best.step)
+    assert facts["optimizer_steps_scheduled"] == 6 and "**" in tuned.table_markdown()
+
+
+def score_of(weights: bytes) -> float:
+    return int.from_bytes(hashlib.sha256(weights).digest()[:4], "big") / 2**32

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -28,9 +29,9 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from tqdm.auto import tqdm
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
-from fashionrec.layout import LOSS_CURVE_PLOT, TRAINING_SUMMARY_FILE
+from fashionrec.layout import ADAPTER_CHECKPOINTS_DIR, LOSS_CURVE_PLOT, TRAINING_SUMMARY_FILE
 from recommender.language_model import load_quantized_model, load_tokenizer, preferred_device
 from training.qlora_batches import (
     ResponseOnlyCollator,
@@ -66,6 +67,8 @@ class QLoRAResult:
     n_parameters: int
     loss_plot: Path
     losses: list[tuple[int, float]] = field(default_factory=list)
+    # the adapter saved at each checkpoint step, the last one (``adapter_dir``) included
+    checkpoints: dict[int, Path] = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -156,6 +159,30 @@ def perplexity_schedule(perplexities: Sequence[float], config: QLoRAConfig) -> P
     return PerplexitySchedule(order=order, high_perplexity=high, threshold=threshold, pass_starts=pass_starts)
 
 
+def checkpoint_steps(fractions: Sequence[float], n_steps: int) -> list[int]:
+    """The optimizer steps (1-based, ascending, distinct) at the ``fractions`` of ``n_steps``, the last one
+    excluded (it is always saved); ValueError for a fraction outside (0, 1]."""
+    bad = [fraction for fraction in fractions if not 0 < fraction <= 1]
+    if bad:
+        raise ValueError(f"checkpoint fractions {bad} must lie in (0, 1]: shares of the training steps")
+    steps = {min(n_steps, max(1, round(fraction * n_steps))) for fraction in fractions}
+    return sorted(steps - {n_steps})
+
+
+class SaveAdapterAt(TrainerCallback):
+    """Saves the LoRA weights after each of ``steps`` in ``folder``/step-<n> (the Trainer's own checkpoints
+    would also write the optimizer state, many times the adapter's size, for nothing)."""
+
+    def __init__(self, steps: Sequence[int], folder: Path) -> None:
+        self.folders = {step: folder / f"step-{step}" for step in steps}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        folder = self.folders.get(state.global_step)
+        if folder is not None and model is not None:
+            model.save_pretrained(folder, safe_serialization=True)
+        return control
+
+
 def lora_config(config: QLoRAConfig) -> LoraConfig:
     target = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
     return LoraConfig(
@@ -224,11 +251,16 @@ def train_qlora(
         seed=config.seed,
         dataloader_num_workers=0,
     )
+    shutil.rmtree(out_dir / ADAPTER_CHECKPOINTS_DIR, ignore_errors=True)  # an earlier run's
+    saver = SaveAdapterAt(
+        checkpoint_steps(config.checkpoint_fractions, n_steps_estimate), out_dir / ADAPTER_CHECKPOINTS_DIR
+    )
     trainer = WeightedLossTrainer(
         model=model,
         args=arguments,
         train_dataset=ScheduledExamples(examples, schedule.order),
         data_collator=ResponseOnlyCollator(tokenizer.pad_token_id),
+        callbacks=[saver],
     )
     started = time.perf_counter()
     trainer.train()
@@ -257,8 +289,10 @@ def train_qlora(
         n_parameters=total,
         loss_plot=loss_plot,
         losses=losses,
+        checkpoints={**saver.folders, trainer.state.global_step: out_dir},
     )
-    summary = {key: value for key, value in asdict(result).items() if key not in {"adapter_dir", "loss_plot"}}
+    paths = {"adapter_dir", "loss_plot", "checkpoints"}
+    summary = {key: value for key, value in asdict(result).items() if key not in paths}
     summary.update(config=asdict(config), base_model=base_model, tokens_per_second=result.tokens_per_second)
     (out_dir / TRAINING_SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     return result

@@ -2,6 +2,7 @@
 
 They live apart from the training code in ``training.qlora`` (which re-exports them) so that the Dagster
 code location reads the defaults of the ``lora_adapter`` asset's config without importing torch or peft.
+``TuningGrid`` is the grid that asset chooses the learning rate and steps from (``training.adapter_tuning``).
 """
 
 from __future__ import annotations
@@ -37,3 +38,28 @@ class QLoRAConfig:
     # recomputing activations saves memory for 7B models on a GPU and only costs time on small ones
     gradient_checkpointing: bool = False
     seed: int = 0
+    # shares of the schedule's optimizer steps at which the adapter is also saved (under the output
+    # folder's ADAPTER_CHECKPOINTS_DIR), to choose the number of steps on valid prompts; the end always is
+    checkpoint_fractions: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class TuningGrid:
+    """Learning rates to train with, and the shares of the schedule's steps to score each one at."""
+
+    learning_rates: tuple[float, ...]
+    checkpoints: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if not self.learning_rates or any(rate <= 0 for rate in self.learning_rates):
+            raise ValueError(f"learning rates {list(self.learning_rates)}: give one or more, each > 0")
+        if not self.checkpoints or any(not 0 < share <= 1 for share in self.checkpoints):
+            raise ValueError(
+                f"checkpoints {list(self.checkpoints)}: give one or more shares of the steps in (0, 1]"
+            )
+        if len(set(self.learning_rates)) < len(self.learning_rates):
+            raise ValueError(f"learning rates {list(self.learning_rates)} repeat a value")
+
+    @property
+    def size(self) -> int:
+        return len(self.learning_rates) * len(set(self.checkpoints))
