@@ -54,6 +54,9 @@ def generate(
     purchases_only: Annotated[
         bool, typer.Option(help="Reshape as an order export: purchases only, thin items (docs/raw-data.md).")
     ] = False,
+    images: Annotated[
+        bool, typer.Option(help="Draw one product image per item under <out>/images (image_path).")
+    ] = True,
 ) -> None:
     """Write deterministic synthetic fashion logs in the raw-data contract."""
     from warehouse.generator import compute_stats, format_stats, to_purchases_only
@@ -61,7 +64,7 @@ def generate(
 
     name = _check_preset(preset or preset_name())
     out_dir = (out or paths().raw_dir).resolve()
-    result = generate_logs(name, out_dir, seed=seed)
+    result = generate_logs(name, out_dir, seed=seed, images=images)
     # measured before the reshape: the properties need the searches, clicks and positions it drops
     measured = "\n" + format_stats(compute_stats(out_dir)) if stats else ""
     n_events = to_purchases_only(out_dir)["events"] if purchases_only else result.n_events

@@ -41,6 +41,7 @@ ITEM_TYPES = {
     "last_seen": pa.date32(),
     "gender": pa.string(),
     "material": pa.string(),
+    "image_path": pa.string(),
 }
 EXTRA_ITEM_TYPES = {"style": pa.string()}  # extra attribute columns are allowed by the contract
 CATEGORIES = {"Luggage & Bags", "Footwear", "Accessories & Jewelry", "Clothing"}

@@ -120,3 +120,16 @@ def test_baselines_are_saved_with_their_training_record(tiny_home):
             assert record["seconds_per_epoch"] > 0, name
     text = json.loads((directory / "text_seq_query" / "config.json").read_text())
     assert text["max_titles"] in {row["max_titles"] for row in text["history"]}
+
+
+def test_the_items_mart_names_every_generated_image(tiny_home):
+    from recommender.item_images import read_item_images
+
+    with duckdb.connect(str(tiny_home / "fashionrec.duckdb"), read_only=True) as con:
+        rows = con.execute("select item_id, image_path from items order by item_id").fetchall()
+        [(in_attributes,)] = con.execute(
+            "select count(*) from items where json_exists(attributes, '$.image_path')"
+        ).fetchall()
+    assert rows and in_attributes == 0  # a named column, not an attribute
+    read = read_item_images(rows, tiny_home / "raw", size=16)
+    assert read.counts() == {"read": len(rows), "without_path": 0, "problems": 0}

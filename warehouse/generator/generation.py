@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from warehouse.generator.behaviour import ACTIONS, SESSION_KINDS, BehaviourParams, Shoppers
 from warehouse.generator.catalog import build_catalog
 from warehouse.generator.fashion_calendar import HOLIDAYS, holiday_occurrences
+from warehouse.generator.item_images import write_item_images
 from warehouse.generator.log_noise import add_log_noise
 from warehouse.generator.presets import PRESETS, GeneratorPreset
 from warehouse.generator.queries import Intents
@@ -51,8 +52,11 @@ def resolve_preset(preset: str | GeneratorPreset) -> GeneratorPreset:
     return PRESETS[preset]
 
 
-def generate(preset: str | GeneratorPreset, out_dir: Path, seed: int = 0) -> GenerationResult:
-    """Write ``events.parquet``, ``items.parquet`` and ``generation_manifest.json`` into ``out_dir``.
+def generate(
+    preset: str | GeneratorPreset, out_dir: Path, seed: int = 0, images: bool = True
+) -> GenerationResult:
+    """Write ``events.parquet``, ``items.parquet`` and ``generation_manifest.json`` into ``out_dir``, and
+    with ``images`` one product image per item under ``out_dir``/images (``item_images``).
 
     The same preset and seed give identical files (on the same library versions).
     """
@@ -114,7 +118,11 @@ def generate(preset: str | GeneratorPreset, out_dir: Path, seed: int = 0) -> Gen
         "behaviour": _jsonable(dataclasses.asdict(BehaviourParams())),
         "ranking": _jsonable(dataclasses.asdict(RankingParams())),
     }
-    write_raw(out_dir, events, catalog.table, manifest)
+    items = catalog.table
+    if images:
+        items = items.append_column("image_path", write_item_images(items, out_dir))
+    manifest["counts"]["images"] = items.num_rows if images else 0
+    write_raw(out_dir, events, items, manifest)
     return GenerationResult(
         out_dir=out_dir,
         preset=spec.name,

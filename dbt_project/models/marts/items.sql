@@ -22,6 +22,7 @@ final as (
         occasion,
         price,
         first_seen,
+        image_path,
         attributes
 
     from catalog

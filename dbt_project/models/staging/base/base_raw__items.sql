@@ -1,7 +1,7 @@
 {#- The columns the items mart names; every other raw column is kept in `attributes`. -#}
 {%- set named_columns = [
     'item_id', 'parent_id', 'title', 'category', 'subcategory', 'brand', 'color', 'size',
-    'season', 'holiday', 'occasion', 'price', 'first_seen'
+    'season', 'holiday', 'occasion', 'price', 'first_seen', 'image_path'
 ] -%}
 
 with
@@ -59,6 +59,7 @@ typed as (
         occasion_text as occasion,
         {{ parse_finite_double('price_text') }} as price,
         {{ parse_date('first_seen_text') }} as first_seen,
+        image_path_text as image_path,
         attributes,
         price_text,
         first_seen_text
@@ -74,7 +75,7 @@ fingerprinted as materialized (
         *,
         {{ row_fingerprint([
             'item_id', 'parent_id', 'title', 'category', 'subcategory', 'brand', 'color', 'size',
-            'season', 'holiday', 'occasion', 'price', 'first_seen', 'attributes'
+            'season', 'holiday', 'occasion', 'price', 'first_seen', 'image_path', 'attributes'
         ]) }} as content_fingerprint
 
     from typed
@@ -100,6 +101,7 @@ final as (
         occasion,
         price,
         first_seen,
+        image_path,
         attributes,
         raw_row,
         nullif(concat_ws('; ',
