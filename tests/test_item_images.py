@@ -104,3 +104,13 @@ def test_a_users_own_image_files_are_read_and_each_bad_one_has_its_reason(tmp_pa
     assert read.without_path == ["i3"]
     reasons = {item_id: reason for item_id, _, reason in read.problems}
     assert reasons["i4"] == MISSING_FILE and reasons["i5"].startswith(UNREADABLE)
+
+
+def test_an_unknown_subcategory_takes_its_categorys_silhouette():
+    from warehouse.generator.item_images import silhouette
+    from warehouse.generator.vocabulary import CATEGORIES
+
+    shapes = [
+        silhouette(ItemLook("F1", category, "Not A Subcategory", None, None)) for category in CATEGORIES
+    ]
+    assert shapes == ["bag", "shoe", "clip", "top"]

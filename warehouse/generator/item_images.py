@@ -22,6 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 from PIL import Image, ImageDraw, ImageFilter
 
+from warehouse.generator.vocabulary import CATEGORIES
+
 IMAGE_SIZE = 64
 IMAGES_DIR = "images"
 BACKGROUND = (242, 242, 240)
@@ -171,7 +173,7 @@ SUBCATEGORY_SILHOUETTE = {
     "Leggings": "pants",
     "Shorts": "shorts",
 }  # fmt: skip
-CATEGORY_SILHOUETTE = {"Luggage & Bags": "bag", "Footwear": "shoe", "Accessories": "clip", "Clothing": "top"}
+CATEGORY_SILHOUETTE = dict(zip(CATEGORIES, ("bag", "shoe", "clip", "top"), strict=True))
 MATERIAL_SURFACE = {
     "Knit": "ribs", "Wool": "ribs", "Cashmere": "ribs", "Fleece": "ribs", "Denim": "twill",
     "Leather": "sheen", "Faux Leather": "sheen", "PU Leather": "sheen", "Satin": "sheen", "Silk": "sheen",
