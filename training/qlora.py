@@ -41,7 +41,7 @@ from training.qlora_batches import (
     tail_token_losses,
     tokenize_examples,
 )
-from training.qlora_config import QLoRAConfig
+from training.qlora_config import QLoRAConfig, check_step_shares
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,7 @@ def perplexity_schedule(perplexities: Sequence[float], config: QLoRAConfig) -> P
 def checkpoint_steps(fractions: Sequence[float], n_steps: int) -> list[int]:
     """The optimizer steps (1-based, ascending, distinct) at the ``fractions`` of ``n_steps``, the last one
     excluded (it is always saved); ValueError for a fraction outside (0, 1]."""
-    bad = [fraction for fraction in fractions if not 0 < fraction <= 1]
-    if bad:
-        raise ValueError(f"checkpoint fractions {bad} must lie in (0, 1]: shares of the training steps")
+    check_step_shares(fractions)
     steps = {min(n_steps, max(1, round(fraction * n_steps))) for fraction in fractions}
     return sorted(steps - {n_steps})
 

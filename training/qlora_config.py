@@ -43,6 +43,13 @@ class QLoRAConfig:
     checkpoint_fractions: tuple[float, ...] = ()
 
 
+def check_step_shares(shares: tuple[float, ...] | list[float]) -> None:
+    """ValueError naming every share of the training steps outside (0, 1]."""
+    bad = [share for share in shares if not 0 < share <= 1]
+    if bad:
+        raise ValueError(f"checkpoint shares {bad} must lie in (0, 1]: shares of the training steps")
+
+
 @dataclass(frozen=True)
 class TuningGrid:
     """Learning rates to train with, and the shares of the schedule's steps to score each one at."""
@@ -53,10 +60,9 @@ class TuningGrid:
     def __post_init__(self) -> None:
         if not self.learning_rates or any(rate <= 0 for rate in self.learning_rates):
             raise ValueError(f"learning rates {list(self.learning_rates)}: give one or more, each > 0")
-        if not self.checkpoints or any(not 0 < share <= 1 for share in self.checkpoints):
-            raise ValueError(
-                f"checkpoints {list(self.checkpoints)}: give one or more shares of the steps in (0, 1]"
-            )
+        if not self.checkpoints:
+            raise ValueError("checkpoints: give one or more shares of the steps in (0, 1]")
+        check_step_shares(self.checkpoints)
         if len(set(self.learning_rates)) < len(self.learning_rates):
             raise ValueError(f"learning rates {list(self.learning_rates)} repeat a value")
 

@@ -119,10 +119,9 @@ def generate(
         "ranking": _jsonable(dataclasses.asdict(RankingParams())),
     }
     items = catalog.table
-    if images:
-        items = items.append_column("image_path", write_item_images(items, out_dir))
-    manifest["counts"]["images"] = items.num_rows if images else 0
-    write_raw(out_dir, events, items, manifest)
+    paths = write_item_images(items, out_dir) if images else pa.nulls(items.num_rows, pa.string())
+    manifest["counts"]["images"] = items.num_rows - paths.null_count
+    write_raw(out_dir, events, items.append_column("image_path", paths), manifest)
     return GenerationResult(
         out_dir=out_dir,
         preset=spec.name,

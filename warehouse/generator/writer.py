@@ -123,8 +123,6 @@ def events_table(
 def write_raw(out_dir: Path, events: pa.Table, items: pa.Table, manifest: dict) -> None:
     """Write events.parquet, items.parquet and generation_manifest.json, each atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if "image_path" not in items.column_names:
-        items = items.append_column("image_path", pa.nulls(items.num_rows, pa.string()))
     for name, table in (("events.parquet", events), ("items.parquet", items.cast(ITEMS_SCHEMA))):
         tmp = out_dir / f".{name}.tmp"
         pq.write_table(table, tmp, compression="zstd")
