@@ -8,6 +8,8 @@ that were read, never dropped in silence and never fatal for the others.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ UNREADABLE = "not an image Pillow can read"
 @dataclass
 class ItemImages:
     images: dict[str, Image.Image] = field(default_factory=dict)  # item id -> RGB image, size x size
+    digests: dict[str, str] = field(default_factory=dict)  # item id -> SHA-256 of its file's bytes
     without_path: list[str] = field(default_factory=list)  # items with no image_path
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (item id, path, reason)
 
@@ -49,9 +52,12 @@ def read_item_images(rows: Iterable[tuple[str, str | None]], raw_dir: Path, size
         if not path.is_file():
             result.problems.append((item_id, image_path, MISSING_FILE))
             continue
+        data = path.read_bytes()
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 result.images[item_id] = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
         except (UnidentifiedImageError, OSError) as error:
             result.problems.append((item_id, image_path, f"{UNREADABLE}: {error}"))
+            continue
+        result.digests[item_id] = hashlib.sha256(data).hexdigest()
     return result
