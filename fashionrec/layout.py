@@ -24,6 +24,7 @@ RAW_DIR = "raw"
 QUERY_MEMORY_TABLE = "query_memory"  # query vector -> its best organic listings
 ITEM_TITLE_VECTORS = "item_title_vectors"  # one title vector per catalog item
 ITEM_ID_VECTORS = "item_id_vectors"  # CORE's item table, one vector per catalog item
+ITEM_IMAGE_VECTORS = "item_image_vectors"  # one image vector per catalog item with a readable image
 
 # --- files inside model folders ---
 WEIGHTS_FILE = "model.safetensors"  # sequence models (CORE, the baselines) and the LSTM title encoder
@@ -47,6 +48,7 @@ ADAPTER_TUNING_FILE = "tuning.json"  # the learning rates and steps tried, each 
 QUERY_MEMORY_MANIFEST = "query_memory.json"  # the encoder and lookup sizes of the query memory
 TITLE_ENCODER_MANIFEST = "title_encoder.json"  # the spec of a trained title encoder
 TITLE_ENCODER_MODEL_DIR = "model"
+IMAGE_TOWER_CONFIG_FILE = "image_tower.json"  # the image tower's shape and its training record
 USER_SHARE_FILE = "user_share.json"  # the training users a model learnt from
 
 # A run name (``users_10``) and an adapter name (``zs_footwear``) name a folder and suffix a method name
@@ -121,6 +123,16 @@ class ArtifactLayout:
         if not table.replace("_", "").isalnum():
             raise ValueError(f"title vector table {table!r} must be letters, digits and '_' only")
         return self.root / f"{table}.json"
+
+    @property
+    def image_encoder(self) -> Path:
+        """The image tower trained against the catalog titles (``training.image_tower``)."""
+        return self.root / "image_encoder"
+
+    @property
+    def image_vectors_manifest(self) -> Path:
+        """The record of the image encoder that wrote ``item_image_vectors``."""
+        return self.root / f"{ITEM_IMAGE_VECTORS}.json"
 
     @property
     def core(self) -> Path:
