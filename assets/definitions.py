@@ -6,6 +6,7 @@ from assets.baselines import baseline_assets
 from assets.dbt import dbt_resource, evaluation_marts, warehouse_models
 from assets.evaluation import evaluation_assets
 from assets.id_vectors import id_vector_assets
+from assets.image_vectors import image_vector_assets
 from assets.llm import llm_assets
 from assets.query_memory import query_memory
 from assets.resources import PipelineSettings, pipeline_resources
@@ -22,6 +23,7 @@ def build_defs(settings: PipelineSettings | None = None) -> Definitions:
             query_memory,
             *title_vector_assets,
             *id_vector_assets,
+            *image_vector_assets,
             *llm_assets,
             *baseline_assets,
             *evaluation_assets,

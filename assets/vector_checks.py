@@ -10,7 +10,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from assets.resources import LanceDBResource, PipelineSettings
-from fashionrec.layout import CONFIG_FILE, ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, QUERY_MEMORY_TABLE
+from fashionrec.layout import (
+    CONFIG_FILE,
+    ITEM_ID_VECTORS,
+    ITEM_IMAGE_VECTORS,
+    ITEM_TITLE_VECTORS,
+    QUERY_MEMORY_TABLE,
+)
 from recommender.vector_audit import check_vector_table
 
 FEATURES_GROUP = "features"
@@ -92,9 +98,25 @@ def item_id_vectors_check(
     return _check(lancedb, ITEM_ID_VECTORS, "item_id", _column(duckdb, CATALOG_ITEMS), dim)
 
 
+@dg.asset_check(
+    asset=ITEM_IMAGE_VECTORS,
+    description="One row per item with an image_path (an unreadable file fails it); the image encoder's "
+    "dimension; unit norm; no NaN. Logs without images: no table, and the check passes.",
+)
+def item_image_vectors_check(
+    duckdb: DuckDBResource, lancedb: LanceDBResource, settings: PipelineSettings
+) -> dg.AssetCheckResult:
+    with_image = _column(duckdb, "select item_id from items where image_path is not null")
+    if not with_image:
+        return dg.AssetCheckResult(passed=True, metadata={"items_with_image_path": 0})
+    dim = recorded_dim(settings.artifacts.image_vectors_manifest, "dim")
+    return _check(lancedb, ITEM_IMAGE_VECTORS, "item_id", with_image, dim)
+
+
 feature_checks = [
     query_memory_vectors_check,
     prompt_candidates_check,
     item_title_vectors_check,
     item_id_vectors_check,
+    item_image_vectors_check,
 ]
