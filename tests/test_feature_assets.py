@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from assets.id_vectors import item_id_vectors
+from assets.image_vectors import image_encoder, item_image_vectors
 from assets.query_memory import query_memory
 from assets.resources import PipelineSettings, pipeline_resources
 from assets.title_vectors import item_title_vectors, title_encoder
 from assets.vector_checks import feature_checks, item_title_vectors_check
-from fashionrec.layout import ITEM_ID_VECTORS, ITEM_TITLE_VECTORS, QUERY_MEMORY_TABLE
+from fashionrec.layout import ITEM_ID_VECTORS, ITEM_IMAGE_VECTORS, ITEM_TITLE_VECTORS, QUERY_MEMORY_TABLE
 from recommender.query_memory import MemorySettings
 from training.core import CoreScorer
 
@@ -28,6 +29,7 @@ QUICK = {
     "ops": {
         "title_encoder": {"config": {"epochs": 1, "max_pairs": 48}},
         "item_id_vectors": {"config": {"epochs": 2}},
+        "image_encoder": {"config": {"epochs": 1}},
     }
 }
 
@@ -41,9 +43,19 @@ def features(tiny_pipeline, tmp_path_factory):
     shutil.copytree(tiny_pipeline.home / "lancedb", home / "lancedb")
     shutil.copytree(tiny_pipeline.home / "artifacts", home / "artifacts")
     # the resources say where and at which scale: no FASHIONREC_* variable is read
-    resources = pipeline_resources(PipelineSettings(home=str(home), raw_dir=str(home / "raw"), preset="tiny"))
+    resources = pipeline_resources(
+        PipelineSettings(home=str(home), raw_dir=str(tiny_pipeline.home / "raw"), preset="tiny")
+    )
     result = dg.materialize(
-        [query_memory, title_encoder, item_title_vectors, item_id_vectors, *feature_checks],
+        [
+            query_memory,
+            title_encoder,
+            item_title_vectors,
+            item_id_vectors,
+            image_encoder,
+            item_image_vectors,
+            *feature_checks,
+        ],
         resources=resources,
         run_config=QUICK,
         instance=dg.DagsterInstance.ephemeral(),
@@ -77,6 +89,8 @@ def test_every_asset_and_check_succeeds(features):
         "title_encoder",
         ITEM_TITLE_VECTORS,
         ITEM_ID_VECTORS,
+        "image_encoder",
+        ITEM_IMAGE_VECTORS,
     }
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert len(checks) == len(feature_checks)
@@ -90,6 +104,7 @@ def test_every_asset_and_check_succeeds(features):
         (QUERY_MEMORY_TABLE, "query_norm", "select count(distinct query_norm) from query_listings", 384),
         (ITEM_TITLE_VECTORS, "item_id", "select count(*) from items", 384),
         (ITEM_ID_VECTORS, "item_id", "select count(*) from items", 64),
+        (ITEM_IMAGE_VECTORS, "item_id", "select count(*) from items where image_path is not null", 384),
     ],
 )
 def test_vector_tables_in_lancedb(features, table, key, expected_rows_sql, dim):

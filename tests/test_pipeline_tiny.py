@@ -26,6 +26,8 @@ GROUPS = {
         "title_encoder",
         "item_title_vectors",
         "item_id_vectors",
+        "image_encoder",
+        "item_image_vectors",
     },
     "llm": {"prompts", "base_lm", "lora_adapter", "generations"},
     "baselines": {f"baseline_{name}" for name in BASELINES},
