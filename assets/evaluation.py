@@ -127,6 +127,7 @@ class EvaluationRunConfig(dg.Config):
                 ITEM_ID_VECTORS,
                 ITEM_TITLE_VECTORS,
                 *(baseline_key(name) for name in BASELINES),
+                "illmrec",
             ],
             description="Top-K lists per method and target: llm_mixup (LLM + mixup retrieval, paper §4.4), "
             "llm_only (the generated id), and the top-K of the scoring baselines (core, popularity and the "

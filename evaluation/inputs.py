@@ -19,7 +19,15 @@ from evaluation.llm_methods import FULL_VARIANT, select_adapters
 from evaluation.methods import GENERATION_METHODS
 from evaluation.settings import EvaluationSettings
 from training.baseline_names import SEQUENCE_BASELINES, parse_run_method
-from warehouse.marts import read_item_events, read_items, read_prompt_inputs, read_splits, table_names
+from training.illmrec_names import METHODS as ILLMREC_METHODS
+from warehouse.marts import (
+    read_item_events,
+    read_item_texts,
+    read_items,
+    read_prompt_inputs,
+    read_splits,
+    table_names,
+)
 
 # a generation group (docs/evaluation.md "The methods"); tables written before adapters lack ``adapter``
 GENERATION_GROUP_COLUMNS = ("variant", "adapter", "constrained")
@@ -38,6 +46,7 @@ class EvaluationInputs:
     # title; None without generations or without a prompts table
     candidates: pd.DataFrame | None = None
     item_titles: pd.Series | None = None
+    item_texts: pd.DataFrame | None = None  # the catalog's words, for I-LLMRec's prompts
 
 
 def needed_tables(settings: EvaluationSettings) -> set[str]:
@@ -46,7 +55,7 @@ def needed_tables(settings: EvaluationSettings) -> set[str]:
     needed = {"splits", "items"}
     if scored & set(GENERATION_METHODS):
         needed.add("generations")
-    if scored & {"core", *SEQUENCE_BASELINES}:
+    if scored & {"core", *SEQUENCE_BASELINES, *ILLMREC_METHODS}:
         needed.add("user_sequences")
     if "text_seq_query" in scored:
         needed.add("prompt_inputs")
@@ -79,6 +88,7 @@ def read_evaluation_inputs(con: duckdb.DuckDBPyConnection, settings: EvaluationS
         prompt_inputs=read_prompt_inputs(con, settings.split) if "prompt_inputs" in needed else None,
         candidates=candidates,
         item_titles=item_titles,
+        item_texts=read_item_texts(con) if set(settings.methods) & set(ILLMREC_METHODS) else None,
     )
 
 

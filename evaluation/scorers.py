@@ -7,7 +7,9 @@ retrieval of its LLM methods.
   run when either changed since (:func:`text_seq_query_scorer`);
 - a baseline run ``<method>-<run_name>`` is the same model trained on a share of the users, in
   ``artifacts/baselines/<method>-<run_name>``;
-- ``popularity`` is counted from the train targets (``evaluation.protocol.popularity_scorer``).
+- ``popularity`` is counted from the train targets (``evaluation.protocol.popularity_scorer``);
+- ``illmrec`` and its ablations ``illmrec-<variant>`` (``artifacts/illmrec/<variant>``) score each
+  target's latest item events with the frozen base LM and the trained heads (``training.illmrec_fit``).
 
 A model that was never trained is a FileNotFoundError that names the step training it; a saved model
 that no longer matches what it was fitted with is a ValueError. The models (torch) are
@@ -25,13 +27,14 @@ import pandas as pd
 
 from evaluation.protocol import popularity_scorer
 from evaluation.settings import EvaluationSettings
-from fashionrec.layout import CONFIG_FILE, ITEM_TITLE_VECTORS, ArtifactLayout
+from fashionrec.layout import CONFIG_FILE, ITEM_IMAGE_VECTORS, ITEM_TITLE_VECTORS, ArtifactLayout
 from recommender.encoder_specs import build_encoder
 from recommender.encoders import TextEncoder
 from recommender.ranking import ScoreBatch
 from recommender.retrieval import VectorCatalog
 from recommender.vector_store import table_exists
 from training.baseline_names import BASELINES, baseline_key, parse_run_method, train_step_hint
+from training.illmrec_names import VARIANT_OF
 from training.sequence_data import build_examples
 from training.text_seq_query import TextSeqQueryConfig, text_scorer, user_texts
 
@@ -67,6 +70,7 @@ def score_methods(
                 f"{error}. Train it with `fashionrec run 'key:{baseline_key(method)}'` (or every baseline: "
                 "`fashionrec run 'group:baselines'`), or leave it out of methods"
             ) from error
+    scorers.update(illmrec_scorers(settings, layout, db, inputs))
     for name in settings.baseline_runs:
         method, run_name = parse_run_method(name)
         path = baselines / name
@@ -76,6 +80,39 @@ def score_methods(
                 f"{train_step_hint(method, run_name)}, or leave it out of baseline_runs"
             )
         scorers[name] = saved_scorer(method, path, name, db, inputs, settings.split)
+    return scorers
+
+
+def illmrec_scorers(
+    settings: EvaluationSettings, layout: ArtifactLayout, db: lancedb.DBConnection, inputs: EvaluationInputs
+) -> dict[str, ScoreBatch]:
+    """The run's I-LLMRec methods (``illmrec``, ``illmrec-<variant>``), each from its saved model. Logs
+    without item images train none (the ``illmrec`` asset says so): the methods are then left out; a
+    missing model with images present is a FileNotFoundError naming the step."""
+    chosen = [name for name in settings.methods if name in VARIANT_OF]
+    if not chosen or not table_exists(db, ITEM_IMAGE_VECTORS):
+        return {}
+    from training.illmrec_fit import load_ranker, ranker_scorer
+    from training.illmrec_training import split_histories
+
+    scorers: dict[str, ScoreBatch] = {}
+    for name in chosen:
+        variant = VARIANT_OF[name]
+        try:
+            ranker = load_ranker(layout.illmrec(variant), db, inputs.item_texts)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"{error}{'' if variant == 'full' else f' with config {{variants: [{variant}]}}'}, or leave "
+                f"{name} out of methods"
+            ) from error
+        histories = split_histories(
+            inputs.user_sequences,
+            inputs.splits,
+            ranker.features.item_ids,
+            settings.split,
+            ranker.heads.config.max_history,
+        )
+        scorers[name] = ranker_scorer(ranker, histories, name)
     return scorers
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from evaluation.llm_methods import check_retrieval_options
-from evaluation.methods import DEFAULT_METHODS, GENERATION_METHODS
+from evaluation.methods import DEFAULT_METHODS, GENERATION_METHODS, KNOWN_METHODS
 from recommender.generation_settings import DEFAULT_DECODING, check_decoding
 from training.baseline_names import parse_run_method
 
@@ -47,9 +47,9 @@ class EvaluationSettings:
 
     def check(self) -> None:
         """ValueError for a method, retrieval option, split or baseline run the evaluation cannot score."""
-        unknown = sorted(set(self.methods) - set(DEFAULT_METHODS))
+        unknown = sorted(set(self.methods) - set(KNOWN_METHODS))
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; choose from {list(DEFAULT_METHODS)}")
+            raise ValueError(f"unknown method(s) {unknown}; choose from {list(KNOWN_METHODS)}")
         check_retrieval_options(self.retrieval_ablations, self.method_suffix)
         check_decoding(self.preferred_decoding)
         if self.split not in SPLITS:

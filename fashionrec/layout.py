@@ -134,6 +134,10 @@ class ArtifactLayout:
         """The record of the image encoder that wrote ``item_image_vectors``."""
         return self.root / f"{ITEM_IMAGE_VECTORS}.json"
 
+    def illmrec(self, variant: str) -> Path:
+        """An I-LLMRec model (``training.illmrec``): ``illmrec/<variant>`` (``full`` or an ablation)."""
+        return self.root / "illmrec" / variant
+
     @property
     def core(self) -> Path:
         """The default CORE model, whose item table is ``item_id_vectors``."""

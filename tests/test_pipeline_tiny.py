@@ -29,7 +29,7 @@ GROUPS = {
         "image_encoder",
         "item_image_vectors",
     },
-    "llm": {"prompts", "base_lm", "lora_adapter", "generations"},
+    "llm": {"prompts", "base_lm", "lora_adapter", "generations", "illmrec"},
     "baselines": {f"baseline_{name}" for name in BASELINES},
     "evaluation": {
         "recommendations",
@@ -107,8 +107,22 @@ def test_leaderboard_has_every_default_method(tiny_home):
         values = con.execute(
             "select min(value), max(value) from eval_metrics where metric = 'ndcg@10'"
         ).fetchone()
-    assert {"llm_mixup", "llm_only", "core", "popularity", *BASELINES} <= methods
+    assert {"llm_mixup", "llm_only", "core", "popularity", *BASELINES, "illmrec"} <= methods
     assert 0.0 <= values[0] <= values[1] <= 1.0
+
+
+def test_illmrec_is_trained_on_the_item_images_with_its_record(tiny_pipeline):
+    facts = tiny_pipeline.metadata("illmrec")
+    assert facts["trained"] is True and facts["variants"] == ["full"]
+    assert facts["full/train_targets"] == 96  # the tiny preset's sample of train purchases
+    assert 0.0 <= facts["full/valid_ndcg@10_by_epoch"][0] <= 1.0
+    record = json.loads((tiny_pipeline.home / "artifacts" / "illmrec" / "full" / "illmrec.json").read_text())
+    assert record["feature_tables"] == {
+        "cf": "item_id_vectors",
+        "image": "item_image_vectors",
+        "text": "item_title_vectors",
+    }
+    assert record["items_with_vector"]["image"] > 0 and len(record["loss_by_step"]) == 96 // 16
 
 
 def test_baselines_are_saved_with_their_training_record(tiny_home):

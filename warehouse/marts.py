@@ -67,6 +67,14 @@ def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("select item_id, category, parent_id from items order by item_id").df()
 
 
+def read_item_texts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every catalog item with the words that describe it (title, brand, subcategory, color), by item id:
+    what I-LLMRec writes of a history item and asks about the next one."""
+    return con.execute(
+        "select item_id, category, title, brand, subcategory, color from items order by item_id"
+    ).df()
+
+
 def read_prompt_inputs(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
     """The ``prompt_inputs`` rows of ``split`` as the text models read them: each target (the columns of
     the evaluation's targets) with the user's latest query and history before it, ordered by target."""
