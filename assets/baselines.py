@@ -6,7 +6,8 @@ own):
 
 - ``gru4rec``, ``sasrec``, ``bert4rec``, ``nextitnet``: ID models with RecBole's default hyperparameters,
   trained on CORE's train-split examples with early stopping on valid NDCG@10;
-- ``llm2sasrec``: SASRec with its item table initialised from the title vectors (PCA);
+- ``llm2sasrec``, ``llm2bert4rec``: SASRec and BERT4Rec with their item table initialised from the title
+  vectors (PCA);
 - ``llmseqsim``: title-embedding similarity; the history aggregation is chosen on valid;
 - ``text_seq_query``: the user's latest query and item titles as one text, encoded with the title
   encoder; how many titles is chosen on valid.
@@ -63,6 +64,8 @@ _DESCRIPTIONS = {
     "nextitnet": "NextItNet (RecBole defaults: embedding 64, kernel 3, dilations [1,4] x 5 blocks, CE).",
     "llm2sasrec": "LLM2SASRec (Harte et al. 2023): SASRec whose item table starts from PCA-reduced title "
     "vectors.",
+    "llm2bert4rec": "LLM2BERT4Rec (Harte et al. 2023): BERT4Rec whose item table starts from PCA-reduced "
+    "title vectors.",
     "llmseqsim": "LLMSeqSim (Harte et al. 2023): cosine of the history's mean title vector to item title "
     "vectors; aggregation chosen on valid.",
     "text_seq_query": "Recformer-w/-query stand-in: latest query + item titles as one text, encoded with the "
@@ -111,10 +114,10 @@ class BaselinesConfig(UserShareConfig):
     )
     title_vectors_table: str = Field(
         default="",
-        description="LanceDB table of title vectors that llm2sasrec, llmseqsim and text_seq_query read; "
-        "empty = item_title_vectors. text_seq_query on a share of the users needs the table of a title "
-        "encoder trained on that share (item_title_vectors with title_encoder_run and table, e.g. "
-        "item_title_vectors_users_10).",
+        description="LanceDB table of title vectors that llm2sasrec, llm2bert4rec, llmseqsim and "
+        "text_seq_query read; empty = item_title_vectors. text_seq_query on a share of the users needs "
+        "the table of a title encoder trained on that share (item_title_vectors with title_encoder_run "
+        "and table, e.g. item_title_vectors_users_10).",
     )
 
 

@@ -23,14 +23,16 @@ def baselines_command(
         typer.Option(
             exists=True,
             dir_okay=False,
-            help=".item file: its items join the ranking; a title column enables llm2sasrec and llmseqsim.",
+            help=".item file: its items join the ranking; a title column enables llm2sasrec, "
+            "llm2bert4rec and llmseqsim.",
         ),
     ] = None,
     methods: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: popularity, gru4rec, sasrec, bert4rec, nextitnet, llm2sasrec, llmseqsim "
-            "(default: the four ID models, plus the two text ones when --item has titles)."
+            help="Comma-separated: popularity, gru4rec, sasrec, bert4rec, nextitnet, llm2sasrec, "
+            "llm2bert4rec, llmseqsim (default: the four ID models, plus the three text ones when --item "
+            "has titles)."
         ),
     ] = None,
     epochs: Annotated[

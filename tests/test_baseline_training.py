@@ -72,7 +72,8 @@ def test_a_run_name_applies_only_to_the_models_that_learn_from_the_training_user
     assert str(error.value) == (
         "['llmseqsim'] learn nothing from train examples (they choose a setting on valid targets), so "
         "run_name / train_user_fraction do not apply; select only ['gru4rec', 'sasrec', 'bert4rec', "
-        "'nextitnet', 'llm2sasrec', 'text_seq_query'], e.g. `fashionrec run 'key:baseline_sasrec'`"
+        "'nextitnet', 'llm2sasrec', 'llm2bert4rec', 'text_seq_query'], e.g. "
+        "`fashionrec run 'key:baseline_sasrec'`"
     )
 
 

@@ -39,7 +39,7 @@ from training.sequential import (
 )
 from training.user_share import UserShare, in_user_fraction
 
-ID_MODELS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec")
+ID_MODELS = ("gru4rec", "sasrec", "bert4rec", "nextitnet", "llm2sasrec", "llm2bert4rec")
 N_ITEMS, WINDOW = 12, 5
 
 

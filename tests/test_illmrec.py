@@ -116,7 +116,7 @@ def test_the_ire_loss_falls_and_the_ranking_learns_the_history():
     losses = []
     for _ in range(400):
         histories, targets = examples(16)
-        negatives = (targets + rng.integers(1, n_items, size=16)) % n_items
+        negatives = (targets[:, None] + rng.integers(1, n_items, size=(16, 1))) % n_items
         states, _ = model.user_states(lm, collate([prompt(h) for h in histories], 1), images)
         loss = model.ire_loss(
             states,

@@ -18,7 +18,8 @@ from recommender.ranking import catalog_by_category
 from recommender.retrieval import VectorCatalog
 from training import text_seq_query
 from training.baselines import SequenceData, train_baseline
-from training.llm2sasrec import pca_item_table, text_initialised_sasrec
+from training.bert4rec import Bert4RecConfig
+from training.llm2sasrec import Llm2Bert4RecModel, Llm2SasRecModel, pca_item_table, text_initialised_model
 from training.llmseqsim import LlmSeqSimConfig, fit_llmseqsim, llmseqsim_model, title_vocabulary
 from training.sasrec import SasRecConfig
 from training.sequence_data import CategoryCatalog, ItemVocabulary, build_examples
@@ -132,11 +133,16 @@ def test_pca_table_keeps_the_title_geometry_at_sasrecs_scale():
     same = np.equal.outer(np.arange(len(ids) - 1) // PER_CLUSTER, np.arange(len(ids) - 1) // PER_CLUSTER)
     assert cosine[same].mean() > 0.8 and cosine[~same].mean() < 0.3  # clusters survive the projection
 
-    model, _ = text_initialised_sasrec(vocabulary, vectors, found, config)
-    assert model.model_name == "LLM2SASRec"
     with_text = slice(2, 2 + len(ids) - 1)  # rows without text are random draws
-    np.testing.assert_allclose(model.item_embedding.weight[with_text].detach().numpy(), table[with_text])
-    assert torch.all(model.item_embedding.weight[0] == 0)
+    for model_class, model_config in [
+        (Llm2SasRecModel, config),
+        (Llm2Bert4RecModel, Bert4RecConfig(hidden_size=8)),
+    ]:
+        model, _ = text_initialised_model(model_class, vocabulary, vectors, found, model_config)
+        weights = model.item_embedding.weight.detach().numpy()
+        np.testing.assert_allclose(weights[with_text], table[with_text])
+        assert np.all(weights[0] == 0)
+    assert model.model_name == "LLM2BERT4Rec" and len(weights) == len(vocabulary) + 1  # + the mask row
 
 
 def test_llm2sasrec_trains_from_the_title_table(tmp_path):

@@ -13,7 +13,8 @@ from fashionrec.layout import RUN_NAME, split_run_method
 from training.user_share import UserShare
 
 ID_BASELINES = ("gru4rec", "sasrec", "bert4rec", "nextitnet")
-TEXT_ID_BASELINES = ("llm2sasrec", "llmseqsim")  # sequence models that need item_title_vectors
+TEXT_INITIALISED = ("llm2sasrec", "llm2bert4rec")  # ID models whose item table starts from title vectors
+TEXT_ID_BASELINES = (*TEXT_INITIALISED, "llmseqsim")  # sequence models that need item_title_vectors
 SEQUENCE_BASELINES = ID_BASELINES + TEXT_ID_BASELINES
 TEXT_BASELINES = ("text_seq_query",)
 BASELINES = SEQUENCE_BASELINES + TEXT_BASELINES
@@ -22,7 +23,7 @@ TITLE_VECTOR_BASELINES = TEXT_ID_BASELINES + TEXT_BASELINES  # those that read a
 # The models that learn from the training users, so a share of them changes them: CORE (the
 # item_id_vectors asset) and the ID models from train examples, text_seq_query through its title encoder
 # (fine-tuned on train query-title pairs). llmseqsim only chooses an aggregation on valid targets.
-USER_SHARE_METHODS = ("core", *ID_BASELINES, "llm2sasrec", "text_seq_query")
+USER_SHARE_METHODS = ("core", *ID_BASELINES, *TEXT_INITIALISED, "text_seq_query")
 
 
 def baseline_key(method: str) -> str:

@@ -1,7 +1,8 @@
 """The sequential baselines of the evaluation (docs/evaluation.md, "The methods"), trained like CORE.
 
 Method names are those of docs/evaluation.md: ``gru4rec``, ``sasrec``, ``bert4rec``, ``nextitnet`` (ID
-models with RecBole's default hyperparameters), ``llm2sasrec`` (SASRec with a text-initialised item table)
+models with RecBole's default hyperparameters), ``llm2sasrec`` and ``llm2bert4rec`` (SASRec and BERT4Rec with
+a text-initialised item table)
 and ``llmseqsim`` (text-embedding similarity, nothing trained) are sequence models scored through
 ``training.sequential``; ``text_seq_query`` (``training.text_seq_query``) scores encoded user texts.
 
@@ -33,9 +34,10 @@ from training.baseline_names import ID_BASELINES as ID_BASELINES
 from training.baseline_names import SEQUENCE_BASELINES as SEQUENCE_BASELINES
 from training.baseline_names import TEXT_BASELINES as TEXT_BASELINES
 from training.baseline_names import TEXT_ID_BASELINES as TEXT_ID_BASELINES
+from training.baseline_names import TEXT_INITIALISED as TEXT_INITIALISED
 from training.bert4rec import Bert4RecConfig, Bert4RecModel
 from training.gru4rec import Gru4RecConfig, Gru4RecModel
-from training.llm2sasrec import Llm2SasRecModel, text_initialised_sasrec
+from training.llm2sasrec import Llm2Bert4RecModel, Llm2SasRecModel, text_initialised_model
 from training.llmseqsim import LlmSeqSimConfig, LlmSeqSimModel, fit_llmseqsim, title_vocabulary
 from training.nextitnet import NextItNetConfig, NextItNetModel
 from training.sasrec import SasRecConfig, SasRecModel
@@ -66,6 +68,7 @@ MODEL_TYPES: dict[str, tuple[type[WindowConfig], type[SequentialRecommender]]] =
     "bert4rec": (Bert4RecConfig, Bert4RecModel),
     "nextitnet": (NextItNetConfig, NextItNetModel),
     "llm2sasrec": (SasRecConfig, Llm2SasRecModel),
+    "llm2bert4rec": (Bert4RecConfig, Llm2Bert4RecModel),
     "llmseqsim": (LlmSeqSimConfig, LlmSeqSimModel),
 }
 
@@ -206,7 +209,8 @@ def train_baseline(
     its checkpoint record (e.g. how LLM2SASRec's table was initialised).
 
     ``settings`` override the defaults per preset (``epochs``, ``stopping_step``, ``train_batch_size``...);
-    ``title_vectors`` (the ``item_title_vectors`` table) is required by ``llm2sasrec`` and ``llmseqsim``.
+    ``title_vectors`` (the ``item_title_vectors`` table) is required by ``llm2sasrec``, ``llm2bert4rec`` and
+    ``llmseqsim``.
     """
     config = baseline_config(name, settings)
     table = getattr(config, "item_table", data.item_table)
@@ -219,11 +223,13 @@ def train_baseline(
         return _fit_llmseqsim(data, cast(LlmSeqSimConfig, config), _require_titles(name, title_vectors), log)
     train_config = cast(SequentialConfig, config)
     extra: dict[str, Any] = {}
-    if name == "llm2sasrec":
+    if name in TEXT_INITIALISED:
         vectors, found = _require_titles(name, title_vectors).vectors_of(data.vocabulary.item_ids.tolist())
 
         def build() -> SequentialRecommender:
-            model, init = text_initialised_sasrec(data.vocabulary, vectors, found, cast(SasRecConfig, config))
+            model, init = text_initialised_model(
+                MODEL_TYPES[name][1], data.vocabulary, vectors, found, config
+            )
             extra["text_initialisation"] = {
                 "source": "item_title_vectors, PCA",
                 "items_with_text": init.items_with_text,

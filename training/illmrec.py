@@ -48,13 +48,14 @@ class IllmrecConfig:
     adaptor_hidden: int = 512  # the authors' adaptor width
     projection_dim: int = 128
     ila_weight: float = 1.0
+    negatives: int = 1  # random in-category negatives per target and feature (the paper: 1)
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(FEATURES)
         if unknown or not self.features:
             raise ValueError(f"features must be a non-empty subset of {FEATURES}, got {self.features}")
-        if self.max_history < 1:
-            raise ValueError("max_history must be at least 1")
+        if self.max_history < 1 or self.negatives < 1:
+            raise ValueError("max_history and negatives must be at least 1")
 
     @classmethod
     def of_variant(cls, variant: str, **fields) -> IllmrecConfig:
@@ -142,16 +143,15 @@ class IllmrecHeads(nn.Module):
     def ire_loss(
         self, states: torch.Tensor, positives: dict[str, torch.Tensor], negatives: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        """BCE on each feature's positive and negative item (``[B, dim]`` raw vectors), summed over the
-        features."""
+        """BCE on each feature's positive (``[B, dim]`` raw vectors) and negatives (``[B, k, dim]``), the
+        positives and the negatives weighted alike, summed over the features."""
         loss = torch.zeros((), device=states.device)
+        bce = nn.functional.binary_cross_entropy_with_logits
         for name in self.config.features:
             user = self.user[name](states)
             pos = (user * self.item_embeddings(name, positives[name])).sum(-1)
-            neg = (user * self.item_embeddings(name, negatives[name])).sum(-1)
-            loss = loss + nn.functional.binary_cross_entropy_with_logits(
-                torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
-            )
+            neg = (user[:, None, :] * self.item_embeddings(name, negatives[name])).sum(-1)
+            loss = loss + bce(pos, torch.ones_like(pos)) + bce(neg, torch.zeros_like(neg))
         return loss
 
 

@@ -168,19 +168,19 @@ def _answers(
 
 
 def _negatives(
-    target_rows: np.ndarray, categories: np.ndarray, catalog: Mapping[str, np.ndarray], rng
+    target_rows: np.ndarray, categories: np.ndarray, catalog: Mapping[str, np.ndarray], k: int, rng
 ) -> np.ndarray:
-    """One random item of each target's category other than the target (the target itself when the
-    category holds nothing else)."""
-    out = np.empty(len(target_rows), dtype=np.int64)
+    """``[len(target_rows), k]`` random items of each target's category other than the target (the
+    target itself when the category holds nothing else)."""
+    out = np.empty((len(target_rows), k), dtype=np.int64)
     for i, (row, category) in enumerate(zip(target_rows, categories, strict=True)):
         rows = catalog[str(category)]
-        pick = rows[int(rng.integers(len(rows)))]
-        if pick == row and len(rows) > 1:
-            pick = rows[
-                (int(np.flatnonzero(rows == row)[0]) + 1 + int(rng.integers(len(rows) - 1))) % len(rows)
-            ]
-        out[i] = pick
+        if len(rows) < 2:
+            out[i] = row
+            continue
+        place = int(np.flatnonzero(rows == row)[0])
+        draws = rng.integers(len(rows) - 1, size=k)
+        out[i] = rows[draws + (draws >= place)]  # every row but the target's, uniformly
     return out
 
 
@@ -236,7 +236,7 @@ def train_illmrec(
             batch = collate([ranker.encoder.encode(train.rows[i], answers[i]) for i in index], ranker.pad_id)
             states, ila = heads.user_states(lm, batch, ranker.image_vectors)
             targets = train.target_rows[index]
-            negatives = _negatives(targets, train.categories[index], catalog, rng)
+            negatives = _negatives(targets, train.categories[index], catalog, config.negatives, rng)
             loss = heads.ire_loss(
                 states,
                 {name: features.tensor(name)[targets] for name in config.features},

@@ -1,6 +1,7 @@
-"""LLM2SASRec: SASRec whose item embedding table starts from the items' language-model embeddings instead
-of random vectors ("LLM2Sequential" in Harte et al., "Leveraging Large Language Models for Sequential
-Recommendation", RecSys 2023; docs/evaluation.md, "The methods").
+"""LLM2SASRec and LLM2BERT4Rec: SASRec and BERT4Rec whose item embedding table starts from the items'
+language-model embeddings instead of random vectors ("LLM2Sequential" in Harte et al., "Leveraging Large
+Language Models for Sequential Recommendation", RecSys 2023, which reports both; docs/evaluation.md,
+"The methods").
 
 The paper reduces each item's LLM embedding to the sequential model's hidden size with PCA and uses the
 result as the initial item table; training then proceeds exactly as for SASRec. Here the language-model
@@ -12,7 +13,8 @@ RecBole's optimiser settings expect: only the *directions* come from the text.
 Rows without a text vector keep SASRec's random initialisation: padding (zero), the shared cold row
 (unseen items still share one learned vector, as in every ID model here), and vocabulary items missing
 from the title table. Principal components beyond what the data holds (fewer items than the hidden size)
-are random as well. The saved model is a plain SASRec checkpoint (model name ``LLM2SASRec``).
+are random as well. The saved models are plain SASRec and BERT4Rec checkpoints (model names ``LLM2SASRec``,
+``LLM2BERT4Rec``); BERT4Rec's extra mask row keeps its random initialisation.
 """
 
 from __future__ import annotations
@@ -22,14 +24,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from training.bert4rec import Bert4RecModel
 from training.sasrec import SasRecConfig, SasRecModel
 from training.sequence_data import FIRST_ITEM_INDEX, PAD_INDEX, ItemVocabulary
+from training.sequential import SequentialRecommender
 
 
 class Llm2SasRecModel(SasRecModel):
     """SASRec with a text-initialised item table; same network, its own name in checkpoints."""
 
     model_name = "LLM2SASRec"
+
+
+class Llm2Bert4RecModel(Bert4RecModel):
+    """BERT4Rec with a text-initialised item table; same network, its own name in checkpoints."""
+
+    model_name = "LLM2BERT4Rec"
 
 
 @dataclass(frozen=True)
@@ -75,13 +85,18 @@ def pca_item_table(
     return table, TextInitialisation(int(found.sum()), components, explained)
 
 
-def text_initialised_sasrec(
-    vocabulary: ItemVocabulary, title_vectors: np.ndarray, found: np.ndarray, config: SasRecConfig
-) -> tuple[Llm2SasRecModel, TextInitialisation]:
-    """A fresh LLM2SASRec model: SASRec's initialisation, then the PCA title table as its item table."""
-    model = Llm2SasRecModel(len(vocabulary), config)
+def text_initialised_model(
+    model_class: type[SequentialRecommender],
+    vocabulary: ItemVocabulary,
+    title_vectors: np.ndarray,
+    found: np.ndarray,
+    config,
+) -> tuple[SequentialRecommender, TextInitialisation]:
+    """A fresh ``model_class`` (``Llm2SasRecModel``, ``Llm2Bert4RecModel``): its own initialisation, then
+    the PCA title table as the vocabulary's rows of its item table."""
+    model = model_class(len(vocabulary), config)  # type: ignore[call-arg]
     table, record = pca_item_table(vocabulary, title_vectors, found, config, config.seed)
     with torch.no_grad():
-        model.item_embedding.weight.copy_(torch.from_numpy(table))
+        model.item_embedding.weight[: len(vocabulary)].copy_(torch.from_numpy(table))
         model.item_embedding.weight[PAD_INDEX].zero_()
     return model, record
