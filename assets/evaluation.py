@@ -47,8 +47,9 @@ class EvaluationRunConfig(dg.Config):
         default=list(DEFAULT_METHODS),
         description="Methods to score: llm_mixup, llm_only, memory_first, memory_random (the LLM's "
         "controls: the prompt's candidates in source or random order, with llm_mixup's retrieval), core, "
-        "popularity, gru4rec, sasrec, bert4rec, nextitnet, llm2sasrec, llmseqsim, text_seq_query "
-        "(ablations follow generations).",
+        "popularity, gru4rec, sasrec, bert4rec, nextitnet, llm2sasrec, llm2bert4rec, llmseqsim, "
+        "text_seq_query, illmrec (and its ablations illmrec-image, illmrec-image_ila, "
+        "illmrec-image_ila_cf, once trained); the LLM's ablations follow generations.",
     )
     preferred_decoding: str = Field(
         default=DEFAULT_DECODING,

@@ -38,10 +38,10 @@ class IllmrecAssetConfig(dg.Config):
     max_train_targets: int | None = Field(default=None, description="Train purchases sampled; 0 = all.")
     max_history: int | None = Field(default=None, description="Latest item events per prompt.")
     learning_rate: float = Field(default=1e-3, description="AdamW rate of the heads (the paper: 1e-3).")
-    item_text: str = Field(
-        default="title",
+    item_text: str | None = Field(
+        default=None,
         description="History lines: 'title' ({Title: ..., Visual representation: <i_vis>}, the authors' "
-        "format) or 'none' (the image token alone).",
+        "format) or 'none' (the image token alone). Default: the preset's.",
     )
 
 
@@ -101,7 +101,7 @@ def illmrec(
             model = IllmrecConfig.of_variant(
                 variant,
                 max_history=or_preset(config.max_history, budget.max_history),
-                item_text=config.item_text,
+                item_text=or_preset(config.item_text, budget.item_text),
             )
             _, record = fit_and_save(
                 base_model,
