@@ -154,14 +154,7 @@ def item_image_vectors(
     context.log.info(f"{ITEM_IMAGE_VECTORS}: {written.encoded} of {written.rows} images encoded")
     save_encoder_manifest(settings.artifacts.image_vectors_manifest, encoder, lancedb_version=written.version)
     return dg.MaterializeResult(
-        metadata={
-            **written.metadata(),
-            **image_problems_metadata(read),
-            "table": ITEM_IMAGE_VECTORS,
-            "dagster/row_count": written.rows,
-            "encoder": encoder.spec,
-            "dim": encoder.dim,
-        }
+        metadata={**written.encoded_metadata(encoder.spec, encoder.dim), **image_problems_metadata(read)}
     )
 
 

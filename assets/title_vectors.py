@@ -197,15 +197,7 @@ def item_title_vectors(
     )
     context.log.info(f"{table}: {written.encoded} of {written.rows} titles encoded, the rest unchanged")
     save_encoder_manifest(manifest, encoder, lancedb_version=written.version, user_share=user_share)
-    return dg.MaterializeResult(
-        metadata={
-            **written.metadata(),
-            "table": table,
-            "dagster/row_count": written.rows,
-            "encoder": encoder.spec,
-            "dim": encoder.dim,
-        }
-    )
+    return dg.MaterializeResult(metadata=written.encoded_metadata(encoder.spec, encoder.dim))
 
 
 title_vector_assets = [title_encoder, item_title_vectors]

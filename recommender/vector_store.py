@@ -79,6 +79,17 @@ class WriteResult:
             "encoded_per_second": round(per_second, 1) if math.isfinite(per_second) else 0.0,
         }
 
+    def encoded_metadata(self, spec: str, dim: int) -> dict[str, float | int | str | bool]:
+        """:meth:`metadata` of a table an encoder wrote, with the encoder's spec and width and the row
+        count the Dagster UI shows."""
+        return {
+            **self.metadata(),
+            "table": self.table,
+            "dagster/row_count": self.rows,
+            "encoder": spec,
+            "dim": dim,
+        }
+
 
 def table_exists(db: lancedb.DBConnection, name: str) -> bool:
     token = None
