@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -27,11 +28,14 @@ import lancedb
 import numpy as np
 import torch
 
-from fashionrec.settings import paths
-from training.illmrec_fit import load_ranker
-from training.illmrec_prompts import PromptEncoder
-from training.illmrec_training import split_histories
-from warehouse.marts import read_item_events, read_item_texts, read_splits
+# the repository first: bench/warehouse.py would otherwise stand in for the warehouse package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fashionrec.settings import paths  # noqa: E402
+from training.illmrec_fit import load_ranker  # noqa: E402
+from training.illmrec_prompts import PromptEncoder  # noqa: E402
+from training.illmrec_training import split_histories  # noqa: E402
+from warehouse.marts import read_item_events, read_item_texts, read_splits  # noqa: E402
 
 
 def prefill_per_second(lm, tokenizer, texts: list[str], batch_size: int) -> float:
