@@ -71,7 +71,7 @@ class PromptEncoder:
             raise ValueError(f"unknown item_text {item_text!r}; choose from {', '.join(ITEM_TEXTS)}")
         self.tokenizer = tokenizer
         self.item_text = item_text
-        self.titles = list(titles)
+        self.titles = [title if isinstance(title, str) else "" for title in titles]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.placeholder_id = int(pad if placeholder_id is None else placeholder_id)
         self.eos_id = int(tokenizer.eos_token_id if tokenizer.eos_token_id is not None else pad)

@@ -67,12 +67,16 @@ def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("select item_id, category, parent_id from items order by item_id").df()
 
 
+ITEM_TEXT_COLUMNS = ("title", "brand", "subcategory", "color")
+
+
 def read_item_texts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every catalog item with the words that describe it (title, brand, subcategory, color), by item id:
-    what I-LLMRec writes of a history item and asks about the next one."""
-    return con.execute(
-        "select item_id, category, title, brand, subcategory, color from items order by item_id"
-    ).df()
+    what I-LLMRec writes of a history item and asks about the next one. A column the ``items`` table
+    lacks (a hand-made or older warehouse) reads as NULL."""
+    present = {row[0] for row in con.execute("select * from items limit 0").description}
+    words = ", ".join(c if c in present else f"null::varchar as {c}" for c in ITEM_TEXT_COLUMNS)
+    return con.execute(f"select item_id, category, {words} from items order by item_id").df()
 
 
 def read_prompt_inputs(con: duckdb.DuckDBPyConnection, split: str) -> pd.DataFrame:
