@@ -16,6 +16,7 @@ torch and open_clip are imported when an encoder is built, not with this module.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,8 +117,9 @@ def pixels(images: Sequence[Image.Image], size: int) -> torch.Tensor:
     return batch / 127.5 - 1.0
 
 
-class _BatchedImages:
-    """Batching and progress shared by the image encoders; subclasses encode one batch."""
+class _BatchedImages(ABC):
+    """Batching and progress shared by the image encoders (as ``recommender.encoders.BatchedEncoder`` is
+    for the text ones); subclasses encode one batch."""
 
     spec: str
     dim: int
@@ -125,11 +127,13 @@ class _BatchedImages:
     show_progress: bool
     _fingerprint: str | None = None
 
+    @abstractmethod
     def _encode_batch(self, images: list[Image.Image]) -> torch.Tensor:
-        raise NotImplementedError  # each encoder's own forward pass
+        """Each encoder's own forward pass over one batch."""
 
+    @abstractmethod
     def _weights_module(self) -> torch.nn.Module:
-        raise NotImplementedError  # the module whose weights make the vectors
+        """The module whose weights make the vectors (its fingerprint names them)."""
 
     @property
     def fingerprint(self) -> str:
