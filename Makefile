@@ -31,7 +31,7 @@ demo: env
 		|| $(RUN) fashionrec generate --preset demo --stats
 	$(RUN) fashionrec run 'group:warehouse'
 	$(RUN) fashionrec tables
-	$(RUN) fashionrec run 'not group:warehouse'
+	$(RUN) fashionrec run 'not group:warehouse' --parallel 2 --steps
 	$(RUN) fashionrec report
 
 test: export FASHIONREC_PRESET = tiny

@@ -6,7 +6,8 @@
   ``QLoRAConfig`` or ``GenerationSettings`` is built from the asset config, not copied field by field;
 - :func:`or_preset`: a config field left unset (None) takes the preset's value;
 - :func:`user_errors`: a ``ValueError`` from the library (a bad name, an empty selection) becomes a
-  ``dagster.Failure`` whose message the UI and ``fashionrec run`` show as it is.
+  ``dagster.Failure`` whose message the UI and ``fashionrec run`` show as it is;
+- :data:`CRITICAL_PATH`: the op tags of the steps on the run's longest path.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ import dagster as dg
 from pydantic import Field
 
 from training.user_share import UserShare
+
+# Under the multiprocess executor (`fashionrec run --parallel`) the ready step of highest priority starts
+# first. The LLM chain (base_lm, query_memory -> prompts -> lora_adapter -> generations) is the longest
+# path of a run, about half of `make demo`; started first, it runs while the other steps share the rest.
+CRITICAL_PATH = {"dagster/priority": "10"}
 
 
 @contextmanager

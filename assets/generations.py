@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from assets.config import config_fields, or_preset, user_errors
+from assets.config import CRITICAL_PATH, config_fields, or_preset, user_errors
 from assets.language_model import LLM_GROUP
 from assets.resources import PipelineSettings
 from recommender.generation_settings import DEFAULT_DECODING, GenerationSettings
@@ -96,7 +96,10 @@ class GenerationsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name=LLM_GROUP, deps=["prompts", "lora_adapter", "base_lm", "items"], kinds={"duckdb", "pytorch"}
+    group_name=LLM_GROUP,
+    deps=["prompts", "lora_adapter", "base_lm", "items"],
+    kinds={"duckdb", "pytorch"},
+    op_tags=CRITICAL_PATH,
 )
 def generations(
     context: dg.AssetExecutionContext,

@@ -15,7 +15,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from assets.config import config_fields, or_preset, user_errors
+from assets.config import CRITICAL_PATH, config_fields, or_preset, user_errors
 from assets.resources import PipelineSettings
 from evaluation.leaderboard import png_markdown
 from fashionrec.presets import LLMBudget
@@ -56,7 +56,7 @@ class BaseLMAssetConfig(dg.Config):
     )
 
 
-@dg.asset(group_name=LLM_GROUP, deps=["items", "prompt_inputs"], kinds={"pytorch"})
+@dg.asset(group_name=LLM_GROUP, deps=["items", "prompt_inputs"], kinds={"pytorch"}, op_tags=CRITICAL_PATH)
 def base_lm(
     context: dg.AssetExecutionContext,
     config: BaseLMAssetConfig,
@@ -194,7 +194,7 @@ class LoraAdapterConfig(dg.Config):
             )
 
 
-@dg.asset(group_name=LLM_GROUP, deps=["prompts", "base_lm"], kinds={"pytorch"})
+@dg.asset(group_name=LLM_GROUP, deps=["prompts", "base_lm"], kinds={"pytorch"}, op_tags=CRITICAL_PATH)
 def lora_adapter(
     context: dg.AssetExecutionContext,
     config: LoraAdapterConfig,

@@ -8,7 +8,7 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from assets.config import user_errors
+from assets.config import CRITICAL_PATH, user_errors
 from assets.language_model import LLM_GROUP
 from assets.resources import PipelineSettings
 from recommender.prompt_table import example_prompt, prompts_summary, prompts_table
@@ -55,7 +55,10 @@ class PromptsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name=LLM_GROUP, deps=["prompt_inputs", "items", "prompt_candidates", "base_lm"], kinds={"duckdb"}
+    group_name=LLM_GROUP,
+    deps=["prompt_inputs", "items", "prompt_candidates", "base_lm"],
+    kinds={"duckdb"},
+    op_tags=CRITICAL_PATH,
 )
 def prompts(
     context: dg.AssetExecutionContext,

@@ -9,7 +9,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from assets.config import user_errors
+from assets.config import CRITICAL_PATH, user_errors
 from assets.resources import LanceDBResource, PipelineSettings
 from assets.vector_checks import FEATURES_GROUP
 from fashionrec.layout import QUERY_MEMORY_TABLE
@@ -109,6 +109,7 @@ def configured_fallback(config: QueryMemoryConfig, train_splits, items) -> Fallb
         ),
     ],
     can_subset=False,
+    op_tags=CRITICAL_PATH,
 )
 def query_memory(
     context: dg.AssetExecutionContext,

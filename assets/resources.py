@@ -8,10 +8,13 @@ passes its own resources needs no environment at all.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import duckdb
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
@@ -24,20 +27,45 @@ if TYPE_CHECKING:
 
 
 class WarehouseDuckDB(DuckDBResource):
-    """dagster-duckdb's resource, whose connection is closed when the block raises too.
+    """dagster-duckdb's resource, waiting for the warehouse while another process writes it, and closing
+    its connection when the block raises too.
 
-    ``DuckDBResource.get_connection`` closes its connection only after a block that succeeds, so a step
-    that failed inside one left the warehouse open in the process until garbage collection, and the next
-    connection with another configuration (a read-only one, say) was refused.
+    DuckDB lets one process at a time open a file for writing; a second is refused at once ("Could not
+    set lock on file"). Under the multiprocess executor (``fashionrec run --parallel``) two steps may
+    reach for the warehouse together, so a refused connection is retried, with jitter, until
+    ``lock_wait_seconds`` have passed (dagster-duckdb's own retry gives up after ~100 s, and its
+    connection stays open when the block raises). Every asset holds its connection only to read its
+    inputs or write its table, never while it trains, so the wait is seconds.
     """
+
+    lock_wait_seconds: float = 900.0
 
     @contextmanager
     def get_connection(self) -> Iterator:
-        with super().get_connection() as con:
-            try:
-                yield con
-            finally:
-                con.close()  # closing twice (again by the parent on success) is harmless
+        con = connect_when_free(self.database, self.connection_config, self.lock_wait_seconds)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def connect_when_free(database: str, config: dict, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to ``database``, retried while another process holds its lock; raises
+    the lock error, naming the wait, once ``wait_seconds`` are spent."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(database, read_only=False, config=config)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() + delay > deadline:
+                raise duckdb.IOException(
+                    f"{error} (waited {wait_seconds:.0f} s for the other process to close it)"
+                ) from error
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 2.0)
 
 
 class PipelineSettings(ConfigurableResource):

@@ -107,13 +107,24 @@ def run(
             "`ops: {lora_adapter: {config: {adapter: users_10, train_user_fraction: 0.1}}}`.",
         ),
     ] = None,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Steps run at once, each in its own process (Dagster's multiprocess executor); "
+            "1 runs every step in this process.",
+        ),
+    ] = 1,
+    steps: Annotated[bool, typer.Option("--steps", help="Print each step's seconds after the run.")] = False,
 ) -> None:
     """Materialize assets (and run their checks) with the same definitions the UI shows."""
     from cli.runs import RunConfigError, load_run_config, materialize_selection
 
     try:
         run_config = load_run_config(config) if config else None
-        summary = materialize_selection(selection, log_level=log_level, run_config=run_config)
+        summary = materialize_selection(
+            selection, log_level=log_level, run_config=run_config, parallel=parallel
+        )
     except RunConfigError as error:
         raise typer.BadParameter(str(error), param_hint="--config") from error
     for name in summary.materialized:
@@ -123,6 +134,8 @@ def run(
         f"run {summary.run_id}: {len(summary.materialized)} assets, "
         f"{summary.checks_passed} checks passed, {len(summary.checks_failed)} failed"
     )
+    if steps:
+        typer.echo(summary.step_table())
     for failed in summary.checks_failed:
         typer.echo(f"  check failed: {failed}", err=True)
     for failure in summary.step_failures:

@@ -20,8 +20,11 @@ from dagster import (
     DagsterInvalidConfigError,
     ExecuteInProcessResult,
     JobDefinition,
+    JobExecutionResult,
+    execute_job,
     validate_run_config,
 )
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from fashionrec.settings import paths
 
@@ -41,6 +44,21 @@ class RunSummary:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     step_failures: list[str] = field(default_factory=list)  # "step: what went wrong", for the terminal
+    # each step's (start, end) in seconds since the run's first step started, from the instance's record
+    step_times: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def wall_seconds(self) -> float:
+        return max((end for _, end in self.step_times.values()), default=0.0)
+
+    def step_table(self) -> str:
+        """One line per step, the longest first: its seconds and its start within the run."""
+        rows = sorted(self.step_times.items(), key=lambda item: item[1][0] - item[1][1])
+        width = max((len(step) for step in self.step_times), default=0)
+        lines = [
+            f"  {step:<{width}}  {end - start:7.1f} s  (from {start:6.1f} s)" for step, (start, end) in rows
+        ]
+        return "\n".join([*lines, f"  {'all steps':<{width}}  {self.wall_seconds:7.1f} s wall"])
 
 
 def persistent_instance() -> DagsterInstance:
@@ -107,31 +125,88 @@ def materialize_selection(
     log_level: str = "INFO",
     run_config: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
+    parallel: int = 1,
 ) -> RunSummary:
     """Materialize the selected assets (and run their checks) with the definitions the UI shows.
 
     ``run_config`` is Dagster's (``ops: {op: {config: ...}}``), checked before the run starts; the
     console logger is set to ``log_level`` unless it sets loggers itself. ``tags`` label the run in the UI.
+    ``parallel`` > 1 runs each step in its own process, that many at once (:func:`multiprocess_config`);
+    that needs a persistent ``instance`` (``DAGSTER_HOME``, or ``dagster.instance_for_test``).
     """
     from assets.definitions import build_defs
 
+    if parallel < 1:
+        raise RunConfigError(f"parallel must be 1 or more, not {parallel}")
     defs = build_defs()  # resources follow this process's FASHIONREC_HOME
     keys = resolve_selection(selection)
     job = defs.resolve_implicit_global_asset_job_def()
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
-    if run_config:
+    if parallel > 1:
+        config.setdefault("execution", multiprocess_config(parallel))
+    if run_config or parallel > 1:
         check_run_config(job, keys, config)
-    result: ExecuteInProcessResult = job.execute_in_process(
-        instance=instance or persistent_instance(),
-        asset_selection=keys,
-        raise_on_error=False,
-        run_config=config,
-        tags=dict(tags or {}),
-    )
-    return summarize(result)
+    instance = instance or persistent_instance()
+    if parallel == 1:
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=keys,
+            raise_on_error=False,
+            run_config=config,
+            tags=dict(tags or {}),
+        )
+    else:
+        # each step's process loads the code location as `dagster dev` does, from the module's `defs`
+        # (dagster.reconstructable takes a job-making function, and refuses the implicit job's name)
+        where = ReconstructableRepository.for_module("assets.definitions", "defs", os.getcwd())
+        result = execute_job(
+            where.get_reconstructable_job(job.name),
+            instance=instance,
+            asset_selection=keys,
+            raise_on_error=False,
+            run_config=config,
+            tags=dict(tags or {}),
+        )
+    summary = summarize(result)
+    summary.step_times = step_times(instance, result.run_id)
+    return summary
 
 
-def summarize(result: ExecuteInProcessResult) -> RunSummary:
+def step_times(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each finished step's (start, end), in seconds since the run's first step started."""
+    stats = [s for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time]
+    origin = min((s.start_time for s in stats), default=0.0)
+    return {s.step_key: (s.start_time - origin, s.end_time - origin) for s in stats}
+
+
+# The environment the forkserver of this process started with: Python starts one forkserver per
+# process, and the steps it forks see its environment, not the caller's of a later run.
+_forkserver_environment: dict[str, str] | None = None
+
+
+def multiprocess_config(processes: int) -> dict[str, Any]:
+    """Run config for Dagster's multiprocess executor: ``processes`` steps at once, each in a process
+    forked from a server that has imported the code location once (a spawned step spends ~5 s importing
+    dagster-dbt, pandas and the definitions before its work). Steps tagged ``assets.config.CRITICAL_PATH``
+    start first. Every step may run beside any other: DuckDB steps wait for the warehouse's lock
+    (``assets.resources.WarehouseDuckDB``, dbt's profile retries too), LanceDB tables have one writer
+    each, and on 2 cores and 24 GiB the largest step (QLoRA, ~12 GB) fits beside any other.
+
+    A second parallel run in the same process with other ``FASHIONREC_*`` settings (a test, a study over
+    several homes) spawns its steps instead, since the forkserver's preloaded definitions and
+    environment are those of the first."""
+    global _forkserver_environment
+    environment = {name: value for name, value in os.environ.items() if name.startswith("FASHIONREC_")}
+    if _forkserver_environment is None:
+        _forkserver_environment = environment
+    if environment == _forkserver_environment:
+        start = {"forkserver": {"preload_modules": ["dagster", "assets.definitions"]}}
+    else:
+        start = {"spawn": {}}
+    return {"config": {"multiprocess": {"max_concurrent": processes, "start_method": start}}}
+
+
+def summarize(result: ExecuteInProcessResult | JobExecutionResult) -> RunSummary:
     summary = RunSummary(run_id=result.run_id, success=result.success)
     for event in result.get_asset_materialization_events():
         mat = event.materialization
