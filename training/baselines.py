@@ -36,6 +36,7 @@ from training.baseline_names import TEXT_BASELINES as TEXT_BASELINES
 from training.baseline_names import TEXT_ID_BASELINES as TEXT_ID_BASELINES
 from training.baseline_names import TEXT_INITIALISED as TEXT_INITIALISED
 from training.bert4rec import Bert4RecConfig, Bert4RecModel
+from training.distributed import position
 from training.gru4rec import Gru4RecConfig, Gru4RecModel
 from training.llm2sasrec import Llm2Bert4RecModel, Llm2SasRecModel, text_initialised_model
 from training.llmseqsim import LlmSeqSimConfig, LlmSeqSimModel, fit_llmseqsim, title_vocabulary
@@ -268,7 +269,9 @@ def train_and_save_baseline(
     start = time.perf_counter()
     result, extra = train_baseline(name, data, settings, title_vectors, log=log)
     train_seconds = time.perf_counter() - start
-    save_sequential(result, directory, {**record, **extra})
+    rank, processes = position()  # under torchrun every process trains, rank 0 saves
+    if rank == 0:
+        save_sequential(result, directory, {**record, **extra, "processes": processes})
     trained = result.best_epoch > 0  # llmseqsim is fitted on valid, not trained
     return {
         "path": directory,
@@ -281,6 +284,7 @@ def train_and_save_baseline(
         "best_epoch": result.best_epoch,
         "seconds_per_epoch": round(result.seconds_per_epoch, 3),
         "train_seconds": round(train_seconds, 2),
+        "processes": processes,
         **{f"valid_{k}": round(v, 4) for k, v in result.best_valid.items()},
         **extra,
         "history": result.history,

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recommender.metrics import ndcg_at_k, ranking_metrics
+from training.distributed import ShardedLoss, summed
 from training.sequence_checkpoint import ModelBuilder, load_sequential, read_record, save_sequential
 from training.sequence_data import COLD_INDEX, PAD_INDEX, CategoryCatalog, ItemVocabulary, SequenceExamples
 from training.sequence_model import (
@@ -138,6 +139,10 @@ def batch_pieces(batch: torch.Tensor, lengths: np.ndarray, config: SequentialCon
     return [piece for piece in torch.tensor_split(ordered, config.length_pieces) if len(piece)]
 
 
+def _silent(message: str) -> None:
+    """The log of a rank other than 0: rank 0 says it once for all."""
+
+
 def validate(
     model: SequentialRecommender, valid: SequenceExamples, catalog: CategoryCatalog
 ) -> dict[str, float]:
@@ -187,6 +192,10 @@ def train_sequential(
     cold_prob = config.cold_replace_prob if _ranks_cold_row(catalog) else 0.0
 
     inputs, targets = torch.as_tensor(train.inputs), torch.as_tensor(train.targets)
+    # under torchrun each rank runs its share of every batch (training.distributed); alone, all of it
+    sharded = ShardedLoss(model)
+    main = sharded.rank == 0
+    log = log if main else _silent
     best_state, best_score, best_epoch, best_valid = None, -math.inf, 0, {}
     history: list[dict[str, float]] = []
     epochs_without_gain = 0
@@ -196,18 +205,22 @@ def train_sequential(
         start = time.perf_counter()
         total = 0.0
         batches = shuffled_batches(train.lengths, config, generator)
-        for idx in tqdm(batches, desc=f"{name} epoch {epoch}", unit="batch", leave=False):
+        for idx in tqdm(batches, desc=f"{name} epoch {epoch}", unit="batch", leave=False, disable=not main):
             optimizer.zero_grad(set_to_none=True)
-            for piece in batch_pieces(idx, train.lengths, config):
+            mine, counts = sharded.share(idx)
+            pieces = batch_pieces(mine, train.lengths, config)
+            for number, piece in enumerate(pieces, start=1):
                 seq, tgt = trim_padding(inputs[piece]).to(device), targets[piece].to(device)
                 if cold_prob > 0:
                     seq = as_cold(seq, rare, cold_prob)
                     tgt = as_cold(tgt, rare, cold_prob)
-                loss = model.loss(seq, tgt) * (len(piece) / len(idx))
-                loss.backward()
+                with sharded.accumulating(last_piece=number == len(pieces)):
+                    loss = sharded(seq, tgt) * (len(piece) / len(idx) if counts else 0.0)
+                    (loss * sharded.backward_scale).backward()
                 total += loss.item() * len(idx)
             optimizer.step()
             model.after_step()
+        total = summed(total)
         epoch_seconds.append(time.perf_counter() - start)
         metrics = validate(model, valid, catalog)
         score = round(metrics.pop("_score", -total), config.metric_decimal_place)
