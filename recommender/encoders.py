@@ -95,8 +95,11 @@ class BatchedEncoder(ABC):
         return self._fingerprint
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors ``[len(texts), dim]``; each distinct string is encoded once."""
+        """Unit-length float32 vectors ``[len(texts), dim]``; each distinct string is encoded once, in
+        bfloat16 mixed precision where the hardware has it (``recommender.precision.fast_autocast``)."""
         import torch
+
+        from recommender.precision import fast_autocast
 
         texts = list(texts)
         for i, text in enumerate(texts):
@@ -114,7 +117,8 @@ class BatchedEncoder(ABC):
             unit="batch",
             disable=not self.show_progress or len(starts) < 2,
         )
-        with torch.inference_mode():
+        device = next(self._weights_module().parameters()).device
+        with torch.inference_mode(), fast_autocast(device):
             for start in bar:
                 rows = order[start : start + self.batch_size]
                 out[rows] = self._encode_batch([str(unique[i]) for i in rows])

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from fashionrec.layout import TITLE_ENCODER_MANIFEST, TITLE_ENCODER_MODEL_DIR, USER_SHARE_FILE
 from recommender.encoders import SentenceTransformerEncoder, TextEncoder, default_device, default_minilm_path
 from recommender.lstm_encoder import LstmTextEncoder, LstmTitleConfig
+from recommender.precision import fast_autocast
 from training.title_pairs import NO_PAIRS, QUERY_PAIRS, mine_hard_negatives, title_pairs, title_recall
 from training.user_share import EVERY_USER, UserShare, count_train_users
 
@@ -217,16 +218,17 @@ def train_title_encoder(
             range(0, len(order), batch_size), desc=f"title epoch {epoch}", unit="batch", leave=False
         ):
             batch = order[offset : offset + batch_size]
-            loss = _pair_loss(
-                trainable,
-                queries,
-                titles,
-                pair_query[batch],
-                pair_title[batch],
-                neg_title[batch],
-                neg_query[batch],
-                config.margin,
-            )
+            with fast_autocast(torch.device(device)):  # bf16 products where native, weights in float32
+                loss = _pair_loss(
+                    trainable,
+                    queries,
+                    titles,
+                    pair_query[batch],
+                    pair_title[batch],
+                    neg_title[batch],
+                    neg_query[batch],
+                    config.margin,
+                )
             if loss is None:
                 continue
             optimizer.zero_grad(set_to_none=True)
