@@ -53,7 +53,7 @@ class RunSummary:
 
     def step_table(self) -> str:
         """One line per step, the longest first: its seconds and its start within the run."""
-        rows = sorted(self.step_times.items(), key=lambda item: item[1][0] - item[1][1])
+        rows = sorted(self.step_times.items(), key=lambda item: -(item[1][1] - item[1][0]))
         width = max((len(step) for step in self.step_times), default=0)
         lines = [
             f"  {step:<{width}}  {end - start:7.1f} s  (from {start:6.1f} s)" for step, (start, end) in rows
@@ -147,26 +147,20 @@ def materialize_selection(
     if run_config or parallel > 1:
         check_run_config(job, keys, config)
     instance = instance or persistent_instance()
+    how = {
+        "instance": instance,
+        "asset_selection": keys,
+        "raise_on_error": False,
+        "run_config": config,
+        "tags": dict(tags or {}),
+    }
     if parallel == 1:
-        result = job.execute_in_process(
-            instance=instance,
-            asset_selection=keys,
-            raise_on_error=False,
-            run_config=config,
-            tags=dict(tags or {}),
-        )
+        result = job.execute_in_process(**how)
     else:
         # each step's process loads the code location as `dagster dev` does, from the module's `defs`
         # (dagster.reconstructable takes a job-making function, and refuses the implicit job's name)
         where = ReconstructableRepository.for_module("assets.definitions", "defs", os.getcwd())
-        result = execute_job(
-            where.get_reconstructable_job(job.name),
-            instance=instance,
-            asset_selection=keys,
-            raise_on_error=False,
-            run_config=config,
-            tags=dict(tags or {}),
-        )
+        result = execute_job(where.get_reconstructable_job(job.name), **how)
     summary = summarize(result)
     summary.step_times = step_times(instance, result.run_id)
     return summary

@@ -52,18 +52,13 @@ def is_main() -> bool:
     return position()[0] == 0
 
 
-def rank_device() -> torch.device:
-    """This rank's GPU under torchrun on CUDA, else the default device."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
 def summed(value: float) -> float:
     """``value`` added up over the ranks (itself outside a process group)."""
     if position()[1] == 1:
         return value
-    total = torch.tensor([value], dtype=torch.float64)
+    # nccl reduces tensors on this rank's GPU only, gloo on the CPU
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    total = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     return float(total.item())
 
