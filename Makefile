@@ -11,7 +11,7 @@ export DO_NOT_TRACK ?= 1
 # short OpenMP busy-wait, so torch in two processes on the same cores does not stall (cli/main.py)
 export GOMP_SPINCOUNT ?= 1000
 
-.PHONY: demo test ui bench env lint clean
+.PHONY: demo test ui bench env java lint clean
 
 .uv/bin/uv:
 	$(PYTHON) -m venv .uv
@@ -22,6 +22,11 @@ export GOMP_SPINCOUNT ?= 1000
 	touch $@
 
 env: .venv/.synced
+
+# The dbt target `spark` (docs/spark.md) runs Spark, which needs a Java runtime: Debian's, when none is on PATH.
+SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo)
+java:
+	@command -v java >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jre-headless; }
 
 # Fresh clone -> environment -> demo logs -> the warehouse and its row counts -> every other asset
 # -> the leaderboard.
@@ -35,7 +40,7 @@ demo: env
 	$(RUN) fashionrec report
 
 test: export FASHIONREC_PRESET = tiny
-test: env
+test: env java
 	$(RUN) pytest -q
 
 # The Dagster UI on the same code location and instance that `fashionrec run` uses.

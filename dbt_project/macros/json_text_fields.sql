@@ -33,3 +33,20 @@
     json_merge_patch('{}', {{ json_column }}, '{{ tojson(patch) }}')::json
 {%- endmacro %}
 
+{#- Spark has no JSON type: the members come back as a JSON object of text values ({"weight": "1.5"}). -#}
+{% macro spark__json_extra_fields(json_column, keys) -%}
+    to_json(map_filter(
+        from_json({{ json_column }}, 'map<string, string>'),
+        (name, value) -> value is not null and not array_contains(array('{{ keys | join("', '") }}'), name)
+    ))
+{%- endmacro %}
+
+
+{#- Spark: a JSON value read into a string field keeps its JSON text, as DuckDB's VARCHAR fields do. -#}
+{% macro spark__json_text_fields(json_column, field_names) -%}
+    from_json({{ json_column }}, 'struct<
+        {%- for name in field_names -%}
+            `{{ name }}`: string{{ ", " if not loop.last }}
+        {%- endfor -%}
+    >')
+{%- endmacro %}

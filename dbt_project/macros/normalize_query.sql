@@ -14,3 +14,11 @@
         ''
     )
 {%- endmacro %}
+
+{#- Java's \p{Punct} is ASCII punctuation, as POSIX [[:punct:]] is. -#}
+{% macro spark__normalize_query(query) -%}
+    nullif(
+        trim(regexp_replace(regexp_replace(lower({{ query }}), '\\p{Punct}', ' '), '\\s+', ' ')),
+        ''
+    )
+{%- endmacro %}

@@ -76,3 +76,46 @@
         ) }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+    Spark reads a Parquet file inline, with the file's own row number (_metadata.row_index). CSV and
+    JSON lines go through a temporary view of the session (register_raw_files, run at the start of
+    every dbt command), because Spark's SQL cannot give a CSV reader options inline; their row
+    number is the scan order (monotonically_increasing_id grows with the file offset). Models
+    reading raw files are tables on Spark: a permanent view may not stand on a temporary one.
+    Timestamps are written with microseconds: to_json's default format would cut them to milliseconds.
+-#}
+{% macro spark__read_raw_rows(relation, multiline_csv) -%}
+    {%- set location = raw_file_location(relation) -%}
+    {%- set view = raw_file_view(relation) -%}
+    {%- if not location -%}
+        {#- a table in the catalog, or a unit test's input -#}
+        select
+            row_number() over (order by monotonically_increasing_id()) as source_row_number,
+            to_json(struct(raw_source.*), map('ignoreNullFields', 'false', 'timestampFormat', "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")) as raw_row,
+            true as is_json_object
+        from {{ relation }} as raw_source
+    {%- elif location.lower().endswith('.parquet') -%}
+        select
+            _metadata.row_index + 1 as source_row_number,
+            to_json(struct(*), map('ignoreNullFields', 'false', 'timestampFormat', "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")) as raw_row,
+            true as is_json_object
+        from parquet.`{{ location | replace('`', '``') }}`
+    {%- elif location.lower().endswith('.csv') -%}
+        select
+            row_number() over (order by monotonically_increasing_id()) as source_row_number,
+            to_json(struct(raw_source.*), map('ignoreNullFields', 'false', 'timestampFormat', "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")) as raw_row,
+            true as is_json_object
+        from {{ view }} as raw_source
+    {%- else -%}
+        {#- JSON lines: one text row per line; DuckDB's reader skips blank lines, so this does too -#}
+        select
+            row_number() over (order by monotonically_increasing_id()) as source_row_number,
+            case when get_json_object(value, '$') is not null then value end as raw_row,
+            coalesce(startswith(ltrim(value), '{') and from_json(value, 'map<string, string>') is not null, false)
+                as is_json_object
+        from {{ view }}
+        where trim(value) <> ''
+    {%- endif -%}
+{%- endmacro %}

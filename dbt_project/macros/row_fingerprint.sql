@@ -11,3 +11,15 @@
 {% macro duckdb__row_fingerprint(expressions) -%}
     hash({{ expressions | join(', ') }})
 {%- endmacro %}
+
+{#-
+    Spark's hashes skip NULL arguments, so (NULL, 'x') and ('x', NULL) would hash alike: the values are
+    hashed as a JSON object with one key per position, in which a NULL is an absent key.
+-#}
+{% macro spark__row_fingerprint(expressions) -%}
+    xxhash64(to_json(named_struct(
+        {%- for expression in expressions -%}
+            'c{{ loop.index }}', {{ expression }}{{ ", " if not loop.last }}
+        {%- endfor -%}
+    )))
+{%- endmacro %}

@@ -67,7 +67,7 @@ fallback_candidates as (
         events.session_key,
         events.ts,
         1 as sort_group,
-        cast(null as varchar) as search_key
+        cast(null as {{ dbt.type_string() }}) as search_key
 
     from events
     left join linked_by_search_id
@@ -92,7 +92,7 @@ linked_by_session as (
 
     select
         event_id,
-        last_value(search_key ignore nulls) over (
+        {{ last_non_null("search_key") }} over (
             partition by session_key
             order by ts, sort_group, event_id
             rows between unbounded preceding and current row

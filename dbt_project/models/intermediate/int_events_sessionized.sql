@@ -65,7 +65,7 @@ derived_sessions as (
             ) over (
                 partition by user_id order by ts, event_id
                 rows between unbounded preceding and current row
-            ) as varchar
+            ) as {{ dbt.type_string() }}
         ) as session_name
 
     from unlogged_gaps

@@ -98,10 +98,10 @@ latest_queries as (
     select
         user_id,
         seq_no,
-        last_value(case when action = 'search' then query end ignore nulls) over (
+        {{ last_non_null("case when action = 'search' then query end") }} over (
             partition by user_id order by seq_no rows between unbounded preceding and 1 preceding
         ) as latest_query,
-        last_value(case when action = 'search' then ts end ignore nulls) over (
+        {{ last_non_null("case when action = 'search' then ts end") }} over (
             partition by user_id order by seq_no rows between unbounded preceding and 1 preceding
         ) as latest_query_ts
 

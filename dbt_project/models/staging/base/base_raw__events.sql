@@ -69,7 +69,7 @@ typed as (
 ),
 
 -- Materialized: three CTEs below read it, and inlining it would parse the raw JSON three times.
-fingerprinted as materialized (
+fingerprinted as {{ cte_materialized() }} (
 
     select
         *,
