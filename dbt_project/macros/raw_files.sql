@@ -6,12 +6,9 @@
 {% macro raw_file_location(relation) -%}
     {%- set location = relation.external if relation.external is defined else none -%}
     {%- if not location and execute and graph.sources is defined -%}
-        {%- for node in graph.sources.values() -%}
-            {%- if node.source_name == 'raw' and node.name == relation.identifier -%}
-                {%- set location = node.config.get('external_location') -%}
-                {{ return(location | trim | replace("'", "")) }}
-            {%- endif -%}
-        {%- endfor -%}
+        {%- set nodes = graph.sources.values() | selectattr('source_name', 'equalto', 'raw')
+                        | selectattr('name', 'equalto', relation.identifier) | list -%}
+        {%- set location = nodes[0].config.get('external_location') if nodes else none -%}
     {%- endif -%}
     {{ return((location or '') | trim | replace("'", "")) }}
 {%- endmacro %}

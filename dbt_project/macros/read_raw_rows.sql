@@ -85,37 +85,33 @@
     number is the scan order (monotonically_increasing_id grows with the file offset). Models
     reading raw files are tables on Spark: a permanent view may not stand on a temporary one.
     Timestamps are written with microseconds: to_json's default format would cut them to milliseconds.
+    Row numbers are bigint on every path, as DuckDB's are (Spark's row_number() is an int).
 -#}
 {% macro spark__read_raw_rows(relation, multiline_csv) -%}
     {%- set location = raw_file_location(relation) -%}
-    {%- set view = raw_file_view(relation) -%}
-    {%- if not location -%}
-        {#- a table in the catalog, or a unit test's input -#}
+    {%- set as_json = "to_json(struct(raw_source.*), map('ignoreNullFields', 'false', "
+                      ~ "'timestampFormat', \"yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX\"))" -%}
+    {%- if location.lower().endswith('.parquet') -%}
         select
-            row_number() over (order by monotonically_increasing_id()) as source_row_number,
-            to_json(struct(raw_source.*), map('ignoreNullFields', 'false', 'timestampFormat', "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")) as raw_row,
+            raw_source._metadata.row_index + 1 as source_row_number,
+            {{ as_json }} as raw_row,
             true as is_json_object
-        from {{ relation }} as raw_source
-    {%- elif location.lower().endswith('.parquet') -%}
+        from parquet.`{{ location | replace('`', '``') }}` as raw_source
+    {%- elif not location or location.lower().endswith('.csv') -%}
+        {#- a CSV file's view; or a table in the catalog, or a unit test's input -#}
         select
-            _metadata.row_index + 1 as source_row_number,
-            to_json(struct(*), map('ignoreNullFields', 'false', 'timestampFormat', "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")) as raw_row,
+            cast(row_number() over (order by monotonically_increasing_id()) as bigint) as source_row_number,
+            {{ as_json }} as raw_row,
             true as is_json_object
-        from parquet.`{{ location | replace('`', '``') }}`
-    {%- elif location.lower().endswith('.csv') -%}
-        select
-            row_number() over (order by monotonically_increasing_id()) as source_row_number,
-            to_json(struct(raw_source.*), map('ignoreNullFields', 'false', 'timestampFormat', "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")) as raw_row,
-            true as is_json_object
-        from {{ view }} as raw_source
+        from {{ raw_file_view(relation) if location else relation }} as raw_source
     {%- else -%}
         {#- JSON lines: one text row per line; DuckDB's reader skips blank lines, so this does too -#}
         select
-            row_number() over (order by monotonically_increasing_id()) as source_row_number,
+            cast(row_number() over (order by monotonically_increasing_id()) as bigint) as source_row_number,
             case when get_json_object(value, '$') is not null then value end as raw_row,
             coalesce(startswith(ltrim(value), '{') and from_json(value, 'map<string, string>') is not null, false)
                 as is_json_object
-        from {{ view }}
+        from {{ raw_file_view(relation) }}
         where trim(value) <> ''
     {%- endif -%}
 {%- endmacro %}
