@@ -10,8 +10,9 @@ from typing import Any
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from assets.resources import PipelineSettings
+from assets.resources import PipelineSettings, WarehouseDuckDB
 from fashionrec.settings import DBT_PROJECT_DIR, paths
+from warehouse import spark_tables
 from warehouse.raw_files import dbt_env
 
 WAREHOUSE_GROUP = "warehouse"
@@ -67,13 +68,14 @@ class GroupTranslator(DagsterDbtTranslator):
         return self.group
 
 
-def _build(context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
+def _build(context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings, target: str):
+    """``dbt build`` of the context's models on the profile's output ``target``; the invocation."""
     # dbt reads the raw-file locations and the DuckDB path from the environment (profiles.yml,
     # sources): the dbt process gets those of the settings resource.
     where = settings.paths
     where.home.mkdir(parents=True, exist_ok=True)
     os.environ.update(dbt_env(where.home, where.raw_dir))
-    yield from dbt.cli(["build"], context=context).stream()
+    return dbt.cli(["build", "--target", target], context=context)
 
 
 # The evaluation marts read tables that the Python evaluation assets write, so they are a separate
@@ -87,9 +89,23 @@ EVALUATION_MODELS = "tag:evaluation"
     exclude=EVALUATION_MODELS,
     dagster_dbt_translator=GroupTranslator(WAREHOUSE_GROUP),
 )
-def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
-    """dbt build: staging, quarantine, intermediate and marts, with their tests as asset checks."""
-    yield from _build(context, dbt, settings)
+def warehouse_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings, duckdb: WarehouseDuckDB
+):
+    """dbt build: staging, quarantine, intermediate and marts, with their tests as asset checks, on the
+    settings' engine. A Spark build is then published to the steps after it as DuckDB views over its
+    Parquet tables (``warehouse.spark_tables``)."""
+    invocation = _build(context, dbt, settings, settings.warehouse_engine)
+    yield from invocation.stream()
+    if settings.warehouse_engine == "spark":
+        built = list(
+            spark_tables.built_models(
+                invocation.get_artifact("run_results.json"), invocation.get_artifact("manifest.json")
+            )
+        )
+        with duckdb.get_connection() as con:
+            published = spark_tables.publish(con, settings.paths, built)
+        context.log.info(f"Spark's tables published as DuckDB views: {', '.join(published)}")
 
 
 @dbt_assets(
@@ -99,8 +115,9 @@ def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settin
     dagster_dbt_translator=GroupTranslator("evaluation"),
 )
 def evaluation_marts(context: AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
-    """dbt build of the analyst marts over the evaluation tables (leaderboard, slices, run history)."""
-    yield from _build(context, dbt, settings)
+    """dbt build of the analyst marts over the evaluation tables (leaderboard, slices, run history). Always
+    on DuckDB, whatever engine built the warehouse: the evaluation steps write their tables there."""
+    yield from _build(context, dbt, settings, "duckdb").stream()
 
 
 def dbt_resource() -> DbtCliResource:

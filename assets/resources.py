@@ -20,7 +20,14 @@ from dagster_duckdb import DuckDBResource
 
 from fashionrec.layout import ArtifactLayout, ReportLayout
 from fashionrec.presets import Preset, get_preset
-from fashionrec.settings import Paths, paths, preset_name
+from fashionrec.settings import (
+    DEFAULT_WAREHOUSE_ENGINE,
+    Paths,
+    check_warehouse_engine,
+    paths,
+    preset_name,
+    warehouse_engine,
+)
 
 if TYPE_CHECKING:
     import lancedb
@@ -69,17 +76,27 @@ def connect_when_free(database: str, config: dict, wait_seconds: float) -> duckd
 
 
 class PipelineSettings(ConfigurableResource):
-    """Where the pipeline reads and writes, and the preset whose budgets unset config fields take."""
+    """Where the pipeline reads and writes, the preset whose budgets unset config fields take, and the
+    engine (dbt target) that builds the warehouse."""
 
     home: str
     raw_dir: str
     preset: str
+    warehouse: str = DEFAULT_WAREHOUSE_ENGINE
 
     @classmethod
     def from_env(cls) -> PipelineSettings:
-        """``FASHIONREC_HOME``, ``FASHIONREC_RAW_DIR`` and ``FASHIONREC_PRESET`` as they are now."""
+        """``FASHIONREC_HOME``, ``FASHIONREC_RAW_DIR``, ``FASHIONREC_PRESET`` and ``FASHIONREC_WAREHOUSE`` as
+        they are now."""
         now = paths()
-        return cls(home=str(now.home), raw_dir=str(now.raw_dir), preset=preset_name())
+        return cls(
+            home=str(now.home), raw_dir=str(now.raw_dir), preset=preset_name(), warehouse=warehouse_engine()
+        )
+
+    @property
+    def warehouse_engine(self) -> str:
+        """``warehouse``, checked: ``duckdb`` or ``spark``."""
+        return check_warehouse_engine(self.warehouse)
 
     @property
     def paths(self) -> Paths:

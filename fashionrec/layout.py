@@ -19,6 +19,8 @@ ARTIFACTS_DIR = "artifacts"  # model checkpoints (safetensors), tokenizers, adap
 REPORTS_DIR = "reports"  # leaderboards, plots, study tables, benchmark outputs
 DAGSTER_HOME_DIR = "dagster_home"
 RAW_DIR = "raw"
+SPARK_DIR = "spark"  # the Spark target's catalog (metastore_db/) and tables (tables/), docs/spark.md
+SPARK_TABLES_DIR = "tables"  # under SPARK_DIR: Spark's warehouse folder, <schema>.db/<table>/*.parquet
 
 # --- LanceDB tables ---
 QUERY_MEMORY_TABLE = "query_memory"  # query vector -> its best organic listings

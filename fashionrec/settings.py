@@ -1,9 +1,10 @@
 """Where fashionrec reads and writes, and at which scale, from environment variables.
 
-``FASHIONREC_HOME`` (default ``warehouse/``), ``FASHIONREC_RAW_DIR`` (default ``$FASHIONREC_HOME/raw``) and
-``FASHIONREC_PRESET`` (default ``demo``) are read when asked for, not at import time, so a test or a CLI
-call that sets them before running sees its own directory. The names under the home are
-``fashionrec.layout``'s. Imports nothing of the project but its two neighbours.
+``FASHIONREC_HOME`` (default ``warehouse/``), ``FASHIONREC_RAW_DIR`` (default ``$FASHIONREC_HOME/raw``),
+``FASHIONREC_PRESET`` (default ``demo``) and ``FASHIONREC_WAREHOUSE`` (the dbt target, default ``duckdb``)
+are read when asked for, not at import time, so a test or a CLI call that sets them before running sees its
+own directory. The names under the home are ``fashionrec.layout``'s. Imports nothing of the project but its
+two neighbours.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from fashionrec.layout import (
     LANCEDB_DIR,
     RAW_DIR,
     REPORTS_DIR,
+    SPARK_DIR,
+    SPARK_TABLES_DIR,
     ArtifactLayout,
     ReportLayout,
 )
@@ -46,6 +49,20 @@ class Paths:
         return self.home / DUCKDB_FILE
 
     @property
+    def spark_dir(self) -> Path:
+        """The Spark target's catalog (a Derby metastore) and its warehouse folder."""
+        return self.home / SPARK_DIR
+
+    @property
+    def spark_tables(self) -> Path:
+        """Spark's warehouse folder: a table ``<schema>.<name>`` is Parquet under ``<schema>.db/<name>/``."""
+        return self.spark_dir / SPARK_TABLES_DIR
+
+    def spark_table(self, schema: str, name: str) -> Path:
+        """The folder of the Spark table ``schema.name`` (Hive's layout for a managed table)."""
+        return self.spark_tables / f"{schema}.db" / name
+
+    @property
     def lancedb_dir(self) -> Path:
         return self.home / LANCEDB_DIR
 
@@ -69,6 +86,26 @@ def paths() -> Paths:
     return Paths.under(
         os.environ.get("FASHIONREC_HOME") or PROJECT_ROOT / "warehouse", os.environ.get("FASHIONREC_RAW_DIR")
     )
+
+
+# The dbt targets (profiles.yml outputs) that build the warehouse.
+WAREHOUSE_ENGINES = ("duckdb", "spark")
+DEFAULT_WAREHOUSE_ENGINE = "duckdb"
+
+
+def check_warehouse_engine(name: str) -> str:
+    """``name`` when it is one of :data:`WAREHOUSE_ENGINES`; ValueError otherwise."""
+    if name not in WAREHOUSE_ENGINES:
+        raise ValueError(f"warehouse engine {name!r} is none of {', '.join(WAREHOUSE_ENGINES)}")
+    return name
+
+
+def warehouse_engine() -> str:
+    """The engine that builds the warehouse, ``FASHIONREC_WAREHOUSE`` (default ``duckdb``)."""
+    try:
+        return check_warehouse_engine(os.environ.get("FASHIONREC_WAREHOUSE") or DEFAULT_WAREHOUSE_ENGINE)
+    except ValueError as error:
+        raise ValueError(f"FASHIONREC_WAREHOUSE: {error}") from None
 
 
 def preset_name() -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fashionrec.settings import Paths
+
 RAW_ENTITIES = ("events", "items")
 RAW_EXTENSIONS = (".parquet", ".csv", ".jsonl", ".json")
 
@@ -82,8 +84,12 @@ def dbt_env(home: Path, raw_dir: Path, *, require_files: bool = True) -> dict[st
                 files[entity] = _resolve_entity(raw_path, entity)
             except FileNotFoundError:
                 files[entity] = raw_path / f"{entity}.parquet"
+    where = Paths.under(home, raw_path)
     return {
-        "FASHIONREC_HOME": str(Path(home).expanduser().resolve()),
+        "FASHIONREC_HOME": str(where.home),
+        # the Spark target's catalog and tables (profiles.yml); a DuckDB build ignores them
+        "FASHIONREC_SPARK_DIR": str(where.spark_dir),
+        "FASHIONREC_SPARK_TABLES": str(where.spark_tables),
         "FASHIONREC_RAW_DIR": str(raw_path),
         "FASHIONREC_RAW_EVENTS": str(files["events"]),
         "FASHIONREC_RAW_ITEMS": str(files["items"]),
