@@ -7,6 +7,8 @@ Unset caps take the preset's budget (``fashionrec.presets``); every cap is repor
 # torch, transformers, peft and bitsandbytes are imported inside the assets that run them: every
 # `fashionrec` command and `dagster dev` load this module first, and those imports take seconds each.
 # The config defaults come from torch-free modules (training.qlora_config).
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ from warehouse.marts import require_tables
 
 if TYPE_CHECKING:
     from recommender.adapter_scoring import ValidRankingScore
+    from training.adapter_tuning import AdapterTuning
 
 LLM_GROUP = "llm"
 PACKAGED_BASE_MODEL = "smollm2"  # base_model values that are not a Hugging Face id or folder
@@ -204,25 +207,8 @@ def lora_adapter(
     """LoRA adapters (r=16, alpha=16, dropout 0.05) on the 4-bit NF4 base, trained on the train prompts'
     responses: one epoch, three for the 20 % of prompts with the highest base-model perplexity; the
     learning rate and steps chosen on valid prompts when the config or preset gives a grid."""
-    from recommender.adapter_scoring import SCORE_NAME
-    from recommender.language_model import preferred_device, read_base_model_pointer
-    from training.adapter_tuning import tune_adapter
-
-    grid, n_scored = config.grid(settings.budgets.llm)
-    base_model = read_base_model_pointer(settings.artifacts.base_model_pointer)
-    with duckdb.get_connection() as con, user_errors():
-        rows, longest_prompt = _train_prompts(con, config.variant)
-        score = _valid_score(con, config.variant, base_model, n_scored, config.seed) if n_scored else None
-    # the preset's sample is a CPU budget: a GPU trains on every prompt unless the config caps it
-    on_gpu = preferred_device().type == "cuda"
-    cap = or_preset(config.max_train_prompts, None if on_gpu else settings.budgets.llm.max_train_prompts)
-    selection = config.selection()
+    tuned, selection, score = fit_lora_adapter(config, settings, duckdb.get_connection, context.log.info)
     out_dir = settings.artifacts.adapter(selection.adapter)
-    with user_errors():
-        qlora = config.qlora_config(longest_prompt)
-        tuned = tune_adapter(
-            base_model, rows, selection, cap, qlora, grid, out_dir, score, SCORE_NAME, context.log.info
-        )
     metadata = {
         **tuned.facts(),
         "categories": dg.MetadataValue.json(list(selection.categories) or "all"),
@@ -233,6 +219,36 @@ def lora_adapter(
         metadata["selection_valid_prompts"] = len(score.rows)
         metadata["hyperparameter_grid"] = dg.MetadataValue.md(tuned.table_markdown())
     return dg.MaterializeResult(metadata=metadata)
+
+
+def fit_lora_adapter(
+    config: LoraAdapterConfig,
+    settings: PipelineSettings,
+    connection: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+    log: Callable[[str], None],
+) -> "tuple[AdapterTuning, AdapterSelection, ValidRankingScore | None]":
+    """Train (and choose) ``config``'s adapter as the ``lora_adapter`` asset does, into its folder; the
+    tuning, the selection and the valid score that chose. ``connection`` opens the warehouse (for the
+    prompts and the valid prompts only: none is held while training). Also what ``torchrun -m
+    cli.torchrun_lora`` runs in each process."""
+    from recommender.adapter_scoring import SCORE_NAME
+    from recommender.language_model import preferred_device, read_base_model_pointer
+    from training.adapter_tuning import tune_adapter
+
+    grid, n_scored = config.grid(settings.budgets.llm)
+    base_model = read_base_model_pointer(settings.artifacts.base_model_pointer)
+    with connection() as con, user_errors():
+        rows, longest_prompt = _train_prompts(con, config.variant)
+        score = _valid_score(con, config.variant, base_model, n_scored, config.seed) if n_scored else None
+    # the preset's sample is a CPU budget: a GPU trains on every prompt unless the config caps it
+    on_gpu = preferred_device().type == "cuda"
+    cap = or_preset(config.max_train_prompts, None if on_gpu else settings.budgets.llm.max_train_prompts)
+    selection = config.selection()
+    out_dir = settings.artifacts.adapter(selection.adapter)
+    with user_errors():
+        qlora = config.qlora_config(longest_prompt)
+        tuned = tune_adapter(base_model, rows, selection, cap, qlora, grid, out_dir, score, SCORE_NAME, log)
+    return tuned, selection, score
 
 
 def _train_prompts(con: duckdb.DuckDBPyConnection, variant: str) -> tuple[list[dict], int]:

@@ -8,6 +8,7 @@ which base model it chose in a small pointer file (``fashionrec.layout``); every
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ from recommender.precision import compute_dtype
 
 
 def preferred_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """A GPU when there is one (under torchrun the one of this process, ``LOCAL_RANK``), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def four_bit_config(device: torch.device) -> BitsAndBytesConfig:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from training import distributed
 from training.adapter_selection import AdapterSelection
 from training.qlora import QLoRAConfig, QLoRAResult, train_qlora
 
@@ -69,5 +70,6 @@ def train_adapter(
     prompts = [row["prompt_text"] for row in chosen]
     result = train_qlora(base_model, prompts, [row["response_text"] for row in chosen], out_dir, config)
     trained = replace(selection, counts={"train_prompts": len(chosen), "train_users": n_users})
-    trained.save(result.adapter_dir)  # the generations asset checks the variant against it
+    if distributed.is_main():  # under torchrun the first process saves (training.qlora)
+        trained.save(result.adapter_dir)  # the generations asset checks the variant against it
     return AdapterTraining(trained, result, config, base_model, len(rows), cap)

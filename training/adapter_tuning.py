@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fashionrec.layout import ADAPTER_CHECKPOINTS_DIR, ADAPTER_TUNING_FILE, ADAPTER_WEIGHTS_FILE
+from training import distributed
 from training.adapter_selection import AdapterSelection
 from training.adapter_training import AdapterTraining, train_adapter
 from training.qlora_config import QLoRAConfig, TuningGrid
@@ -108,8 +109,12 @@ def tune_adapter(
         )
         return AdapterTuning(trained, [], None, score_name)
 
+    # Under torchrun every process trains and scores every point (the same scores: each chooses alike);
+    # the first one alone writes the folders.
+    main = distributed.is_main()
     scratch = out_dir.with_name(out_dir.name + SCRATCH_SUFFIX)
-    shutil.rmtree(scratch, ignore_errors=True)
+    if main:
+        shutil.rmtree(scratch, ignore_errors=True)
     fractions = tuple(sorted(set(grid.checkpoints)))
     runs: dict[float, AdapterTraining] = {}
     points: list[TuningPoint] = []
@@ -126,8 +131,10 @@ def tune_adapter(
             saved[point] = steps[step]
     chosen = best_point(points)
     run = runs[chosen.learning_rate]
-    _keep(run.result.adapter_dir, saved[chosen], out_dir)
-    shutil.rmtree(scratch, ignore_errors=True)
+    distributed.barrier()  # every process has scored the checkpoints before they move
+    if main:
+        _keep(run.result.adapter_dir, saved[chosen], out_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
     kept = replace(
         run.result, adapter_dir=out_dir, loss_plot=out_dir / run.result.loss_plot.name, checkpoints={}
     )
@@ -138,7 +145,9 @@ def tune_adapter(
         "points": [asdict(point) for point in points],
         "chosen": asdict(chosen),
     }
-    (out_dir / ADAPTER_TUNING_FILE).write_text(json.dumps(record, indent=2))
+    if main:
+        (out_dir / ADAPTER_TUNING_FILE).write_text(json.dumps(record, indent=2))
+    distributed.barrier()
     return tuning
 
 

@@ -1,6 +1,6 @@
 """Data-parallel training under ``torchrun`` for the trainer loop written here (the sequence models',
-``training.sequential``); the QLoRA trainer is transformers' ``Trainer``, which reads torchrun's
-environment itself and shards its batches with a ``DistributedSampler``.
+``training.sequential``), and the group that transformers' ``Trainer`` joins for QLoRA
+(``training.qlora``), which shards the batches itself.
 
 ``torchrun --nproc-per-node N`` starts N copies of one program and gives each ``RANK``, ``WORLD_SIZE``
 and a rendezvous address. :func:`join` makes them one process group (gloo on CPU, nccl on CUDA, one GPU
@@ -50,6 +50,12 @@ def position() -> tuple[int, int]:
 
 def is_main() -> bool:
     return position()[0] == 0
+
+
+def barrier() -> None:
+    """Wait for every process of the group (a no-op outside one)."""
+    if position()[1] > 1:
+        dist.barrier()
 
 
 def summed(value: float) -> float:

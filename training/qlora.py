@@ -33,6 +33,7 @@ from transformers import TrainerCallback, TrainingArguments
 
 from fashionrec.layout import ADAPTER_CHECKPOINTS_DIR, LOSS_CURVE_PLOT, TRAINING_SUMMARY_FILE
 from recommender.language_model import load_quantized_model, load_tokenizer, preferred_device
+from training import distributed
 from training.qlora_batches import (
     ResponseOnlyCollator,
     ScheduledExamples,
@@ -176,7 +177,8 @@ class SaveAdapterAt(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         folder = self.folders.get(state.global_step)
-        if folder is not None and model is not None:
+        # under torchrun every process holds the same weights: the first one saves them
+        if folder is not None and model is not None and state.is_world_process_zero:
             model.save_pretrained(folder, safe_serialization=True)
         return control
 
@@ -207,10 +209,23 @@ def train_qlora(
     config: QLoRAConfig | None = None,
     device: torch.device | None = None,
 ) -> QLoRAResult:
-    """Fine-tune LoRA adapters on (prompt, response) pairs; save them as safetensors in ``out_dir``."""
+    """Fine-tune LoRA adapters on (prompt, response) pairs; save them as safetensors in ``out_dir``.
+
+    Under ``torchrun --nproc-per-node N`` (``training.distributed``: gloo on CPU, nccl with one GPU per
+    process) the Trainer runs data-parallel: each process takes ``batch_size / N`` of every step's prompts
+    and the loss is scaled to the whole step's weights (``WeightedLossTrainer``), so N processes take
+    the steps of one. Each process loads the model on its own device and scores the perplexities of all
+    prompts (the schedule must be the same everywhere); the first one saves, and the others wait for it.
+    """
     config = config or QLoRAConfig()
     if not prompts:
         raise ValueError("no training prompts: the prompts table has no train rows for this variant")
+    distributed.join()
+    rank, world = distributed.position()
+    if config.batch_size % world:
+        raise ValueError(
+            f"batch_size {config.batch_size} must be a multiple of the {world} torchrun processes"
+        )
     device = device or preferred_device()
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(base_model)
@@ -232,7 +247,11 @@ def train_qlora(
         output_dir=scratch.name,
         num_train_epochs=1,  # the epochs are unrolled in the schedule
         train_sampling_strategy="sequential",
+        # Under torchrun each step's batch is drawn whole and split among the processes (accelerate's
+        # split_batches): the steps are those of one process, but for a short last step, which accelerate
+        # fills up with prompts from the start of the schedule (every process must take every step).
         per_device_train_batch_size=config.batch_size,
+        accelerator_config={"split_batches": True},
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type,
@@ -248,8 +267,11 @@ def train_qlora(
         remove_unused_columns=False,
         seed=config.seed,
         dataloader_num_workers=0,
+        # every LoRA weight takes part in every step
+        ddp_find_unused_parameters=False,
     )
-    shutil.rmtree(out_dir / ADAPTER_CHECKPOINTS_DIR, ignore_errors=True)  # an earlier run's
+    if rank == 0:
+        shutil.rmtree(out_dir / ADAPTER_CHECKPOINTS_DIR, ignore_errors=True)  # an earlier run's
     saver = SaveAdapterAt(
         checkpoint_steps(config.checkpoint_fractions, n_steps_estimate), out_dir / ADAPTER_CHECKPOINTS_DIR
     )
@@ -265,12 +287,15 @@ def train_qlora(
     seconds = time.perf_counter() - started
     scratch.cleanup()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir, safe_serialization=True)
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     steps_per_example = 1 / (config.batch_size * config.gradient_accumulation_steps)
     pass_steps = [start * steps_per_example for start in schedule.pass_starts[1:]]
-    loss_plot = save_loss_plot(losses, out_dir / LOSS_CURVE_PLOT, "QLoRA fine-tuning", pass_steps)
+    loss_plot = out_dir / LOSS_CURVE_PLOT
+    if rank == 0:
+        save_loss_plot(losses, loss_plot, "QLoRA fine-tuning", pass_steps)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(_stored_parameter_count(p) for p in model.parameters())
     result = QLoRAResult(
@@ -291,8 +316,15 @@ def train_qlora(
     )
     paths = {"adapter_dir", "loss_plot", "checkpoints"}
     summary = {key: value for key, value in asdict(result).items() if key not in paths}
-    summary.update(config=asdict(config), base_model=base_model, tokens_per_second=result.tokens_per_second)
-    (out_dir / TRAINING_SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    summary.update(
+        config=asdict(config),
+        base_model=base_model,
+        tokens_per_second=result.tokens_per_second,
+        processes=world,
+    )
+    if rank == 0:
+        (out_dir / TRAINING_SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    distributed.barrier()  # the adapter is on disk for every process
     return result
 
 

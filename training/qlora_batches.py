@@ -167,22 +167,35 @@ def tail_token_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], ta
     )
 
 
-def weighted_response_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Weighted cross-entropy over the supervised tail of a left-padded batch; the mean is over the
-    weights, so a batch's loss is per decision-token-equivalent."""
+def weighted_response_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted cross-entropy over the supervised tail of a left-padded batch, as its weighted sum and the
+    sum of the weights: the loss is their ratio, per decision-token-equivalent."""
     labels = batch["labels"]
     supervised = (labels != IGNORE_INDEX).any(dim=0).nonzero()
     tail = labels.shape[1] - int(supervised[0]) if supervised.numel() else 1
     weights = batch["loss_weights"][:, -tail:]
     losses = tail_token_losses(model, batch, tail)
-    return (losses * weights).sum() / weights.sum().clamp(min=1e-6)
+    return (losses * weights).sum(), weights.sum().detach()
 
 
 class WeightedLossTrainer(Trainer):
-    """transformers' Trainer with :func:`weighted_response_loss` instead of the model's own loss."""
+    """transformers' Trainer with :func:`weighted_response_loss` instead of the model's own loss.
+
+    Under torchrun each process holds a share of the global batch, and DistributedDataParallel averages
+    the processes' gradients. So that a step of N processes is the step of one process on the whole
+    batch, each process divides its weighted sum by the weights of the whole batch (summed over the
+    processes), times N; the mean of the N losses that the Trainer logs is then the whole batch's loss.
+    """
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = weighted_response_loss(model, inputs)
+        weighted, weight = weighted_response_loss(model, inputs)
+        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        if world > 1:
+            weight = weight.clone()
+            torch.distributed.all_reduce(weight)
+        loss = weighted / weight.clamp(min=1e-6) * world
         return (loss, None) if return_outputs else loss
 
 
