@@ -38,6 +38,19 @@ CONFIG = QLoRAConfig(
 )
 
 
+# a 2-layer Llama, pretrained for an epoch on the task's text in a few seconds (also tests/test_qlora.py's)
+TINY_BASE = BaseLMConfig(
+    vocab_size=512,
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    block_size=64,
+    epochs=1.0,
+    batch_size=8,
+)
+
+
 def pairs(n: int) -> tuple[list[str], list[str]]:
     prompts = [
         f"User search keyword <black dress {i:02d}>, then click product\n### Response:\n" for i in range(n)
@@ -50,17 +63,7 @@ def pairs(n: int) -> tuple[list[str], list[str]]:
 def build_base(out: Path) -> Path:
     """A 2-layer Llama pretrained for an epoch on the task's text, saved in ``out`` (a few seconds)."""
     prompts, responses = pairs(40)
-    shape = BaseLMConfig(
-        vocab_size=512,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        block_size=64,
-        epochs=1.0,
-        batch_size=8,
-    )
-    build_domain_base_lm(prompts + responses, out, shape)
+    build_domain_base_lm(prompts + responses, out, TINY_BASE)
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,22 +64,18 @@ def test_two_processes_take_the_step_of_one(alone_and_two, model: str):
     assert moved > 1e-3, "the steps did not change the weights: equal weights would prove nothing"
 
 
-def test_the_baselines_train_under_torchrun_from_the_warehouse(tiny_pipeline, tmp_path: Path):
-    """`torchrun --nproc-per-node 2 -m training.torchrun_baselines sasrec` on a copy of the tiny home:
-    rank 0 saves the model where the asset does, and it loads and scores as the asset's."""
-    import shutil
-
-    from training.baselines import load_baseline
-    from training.sequential import read_record
-
+def _tiny_home_copy(tiny_pipeline, tmp_path: Path) -> Path:
     home = tmp_path / "home"
     shutil.copytree(tiny_pipeline.home, home, ignore=shutil.ignore_patterns("dagster_home", "lancedb"))
-    saved = home / "artifacts" / "baselines" / "sasrec"
-    shutil.rmtree(saved)
+    return home
+
+
+def _torchrun(home: Path, module: str, *arguments: str) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m module arguments`` on ``home`` at the tiny preset; it must succeed."""
     env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_PRESET": "tiny", "OMP_NUM_THREADS": "1"}
     env.pop("FASHIONREC_RAW_DIR", None)
     done = subprocess.run(
-        [*TORCHRUN_2, "-m", "training.torchrun_baselines", "sasrec"],
+        [*TORCHRUN_2, "-m", module, *arguments],
         env=env,
         capture_output=True,
         text=True,
@@ -86,6 +83,19 @@ def test_the_baselines_train_under_torchrun_from_the_warehouse(tiny_pipeline, tm
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_the_baselines_train_under_torchrun_from_the_warehouse(tiny_pipeline, tmp_path: Path):
+    """`torchrun --nproc-per-node 2 -m training.torchrun_baselines sasrec` on a copy of the tiny home:
+    rank 0 saves the model where the asset does, and it loads and scores as the asset's."""
+    from training.baselines import load_baseline
+    from training.sequential import read_record
+
+    home = _tiny_home_copy(tiny_pipeline, tmp_path)
+    saved = home / "artifacts" / "baselines" / "sasrec"
+    shutil.rmtree(saved)
+    done = _torchrun(home, "training.torchrun_baselines", "sasrec")
     assert "training sasrec in 2 process(es)" in done.stdout
     record = read_record(saved)
     assert record["processes"] == 2 and record["method"] == "sasrec"
@@ -135,27 +145,14 @@ def test_two_processes_take_the_qlora_steps_of_one(tmp_path: Path):
 def test_the_lora_adapter_trains_under_torchrun_from_the_warehouse(tiny_pipeline, tmp_path: Path):
     """`torchrun --nproc-per-node 2 -m cli.torchrun_lora` on a copy of the tiny home: the first process
     saves the adapter where the asset does, with its selection and the number of processes."""
-    import shutil
-
     from fashionrec.layout import ADAPTER_WEIGHTS_FILE, TRAINING_SUMMARY_FILE
     from fashionrec.settings import Paths
     from training.adapter_selection import AdapterSelection
 
-    home = tmp_path / "home"
-    shutil.copytree(tiny_pipeline.home, home, ignore=shutil.ignore_patterns("dagster_home", "lancedb"))
+    home = _tiny_home_copy(tiny_pipeline, tmp_path)
     adapter = Paths.under(home).artifacts.adapter("full")
     shutil.rmtree(adapter)
-    env = {**os.environ, "FASHIONREC_HOME": str(home), "FASHIONREC_PRESET": "tiny", "OMP_NUM_THREADS": "1"}
-    env.pop("FASHIONREC_RAW_DIR", None)
-    done = subprocess.run(
-        [*TORCHRUN_2, "-m", "cli.torchrun_lora", "--config", json.dumps({"max_train_prompts": 8})],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = _torchrun(home, "cli.torchrun_lora", "--config", json.dumps({"max_train_prompts": 8}))
     assert "QLoRA in 2 process(es)" in done.stdout
     summary = json.loads((adapter / TRAINING_SUMMARY_FILE).read_text())
     assert summary["processes"] == 2 and summary["n_examples"] == 8

@@ -12,6 +12,7 @@ import pytest
 import torch
 from peft import get_peft_model
 from peft.tuners.lora import LoraLayer
+from qlora_steps import TINY_BASE
 from safetensors.torch import load_file
 
 from fashionrec.layout import ArtifactLayout
@@ -34,16 +35,6 @@ from training.qlora import (
 from training.qlora_batches import IGNORE_INDEX, decision_span, tokenize_examples
 from training.qlora_config import TuningGrid
 
-TINY_BASE = BaseLMConfig(
-    vocab_size=512,
-    hidden_size=128,
-    intermediate_size=256,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    block_size=64,
-    epochs=1.0,
-    batch_size=8,
-)
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
