@@ -98,13 +98,9 @@ def warehouse_models(
     invocation = _build(context, dbt, settings, settings.warehouse_engine)
     yield from invocation.stream()
     if settings.warehouse_engine == "spark":
-        built = list(
-            spark_tables.built_models(
-                invocation.get_artifact("run_results.json"), invocation.get_artifact("manifest.json")
-            )
-        )
+        artifacts = (invocation.get_artifact(name) for name in ("run_results.json", "manifest.json"))
         with duckdb.get_connection() as con:
-            published = spark_tables.publish(con, settings.paths, built)
+            published = spark_tables.publish_build(con, settings.paths, *artifacts)
         context.log.info(f"Spark's tables published as DuckDB views: {', '.join(published)}")
 
 

@@ -60,11 +60,11 @@ DBT_BUILD = textwrap.dedent("""
     published = 0.0
     if result.success and engine == "spark":
         start = time.perf_counter()
-        artifacts = {name: json.loads((home / "dbt_target" / f"{name}.json").read_text())
-                     for name in ("run_results", "manifest")}
-        built = list(spark_tables.built_models(artifacts["run_results"], artifacts["manifest"]))
-        with duckdb.connect(str(Paths.under(home).duckdb_path)) as con:
-            spark_tables.publish(con, Paths.under(home, raw_dir), built)
+        artifacts = [json.loads((home / "dbt_target" / f"{name}.json").read_text())
+                     for name in ("run_results", "manifest")]
+        where = Paths.under(home, raw_dir)
+        with duckdb.connect(str(where.duckdb_path)) as con:
+            spark_tables.publish_build(con, where, *artifacts)
         published = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "publish_seconds": published, "success": bool(result.success),
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -30,6 +30,13 @@ from fashionrec.settings import Paths
 DUCKDB_SCHEMA = "main"
 
 
+def publish_build(
+    con: duckdb.DuckDBPyConnection, where: Paths, run_results: Mapping[str, Any], manifest: Mapping[str, Any]
+) -> list[str]:
+    """:func:`publish` every model of one Spark dbt command, from that command's artifacts."""
+    return publish(con, where, list(built_models(run_results, manifest)))
+
+
 def built_models(run_results: Mapping[str, Any], manifest: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """``(schema, table)`` of every model a dbt command built successfully, from its run results and
     manifest (the artifacts of that command, so the schema is the Spark target's)."""
